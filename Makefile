@@ -1,0 +1,61 @@
+# fieldterm: every target sets itself up from a clean checkout on Debian (run as root).
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+BENCH_VENV := .venv-bench
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+ARGS ?=
+
+.PHONY: help setup system-deps test lint demo bench fuzz hil hil-image clean
+
+help:
+	@echo "make demo   - the whole system on this machine (broker, regional service, kiosk agent, scanner)"
+	@echo "make test   - set up and run the whole test suite (lint, types, unit, end-to-end)"
+	@echo "make bench  - benchmarks (MRZ vs PyPI mrz, sealed queries vs plaintext echo, index vs PostgreSQL)"
+	@echo "make fuzz   - longer fuzz runs of the MRZ parser and the scanner framers"
+	@echo "make hil    - hardware-in-the-loop on emulated Raspberry Pi / aarch64 (QEMU)"
+
+# Debian packages the tests and the demo run for real: the broker and PostgreSQL.
+system-deps:
+	@bash scripts/system-deps.sh
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+setup: system-deps $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check firmware host_tools tests
+	$(BIN)/mypy
+
+test: setup lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+demo: setup
+	$(BIN)/python -m host_tools.demo $(ARGS)
+
+$(BENCH_VENV)/.installed: pyproject.toml
+	@test -x $(BENCH_VENV)/bin/python || $(PY) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install -q --upgrade pip
+	$(BENCH_VENV)/bin/pip install -q -e '.[bench]'
+	@touch $@
+
+bench: system-deps $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/fieldterm bench all $(ARGS)
+
+fuzz: setup
+	$(BIN)/python -m tests.fuzz.run --seconds $${FUZZ_SECONDS:-300}
+
+hil-image: setup
+	$(BIN)/python -m host_tools.hil.image $(ARGS)
+
+hil: setup
+	$(BIN)/python -m host_tools.hil.rig $(ARGS)
+
+clean:
+	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

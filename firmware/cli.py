@@ -1,0 +1,99 @@
+"""The ``fieldterm`` command.
+
+Subcommands register themselves through the ``fieldterm.commands`` entry-point group
+(see pyproject.toml). Each entry point is a ``register(subparsers)`` function that adds
+its parser and sets ``func`` to a handler ``(args) -> int``. Registration must be cheap:
+heavy imports happen inside handlers. This keeps the terminal's command core free of any
+import of host tools while one command still serves the kiosk, the laptop and the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
+
+from firmware import __version__
+from firmware.errors import BadDataError, FieldtermError, SetupError
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_TIMEOUT = 3
+EXIT_SETUP = 4
+EXIT_BAD_DATA = 65  # EX_DATAERR
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fieldterm",
+        description=(
+            "Field terminal for border crossings: read a passport MRZ, check it against the "
+            "stolen and lost travel document list over sealed MQTT, and provision terminals."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"fieldterm {__version__}")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more log output (repeatable)"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for ep in sorted(entry_points(group="fieldterm.commands"), key=lambda e: e.name):
+        try:
+            register = ep.load()
+        except ImportError as exc:
+            # A part that cannot load on this machine (for example a missing extra) must not
+            # take the whole command down; say which part and why.
+            log.debug("subcommand %s unavailable: %s", ep.name, exc)
+            stub = sub.add_parser(ep.name, help=f"(unavailable here: {exc})")
+            stub.set_defaults(func=_unavailable(ep.name, exc))
+            continue
+        register(sub)
+    return parser
+
+
+def _unavailable(name: str, exc: Exception) -> Callable[[argparse.Namespace], int]:
+    def run(_args: argparse.Namespace) -> int:
+        print(f"fieldterm {name}: not available on this machine: {exc}", file=sys.stderr)
+        return EXIT_SETUP
+
+    return run
+
+
+def configure_logging(verbosity: int) -> None:
+    level = logging.WARNING - 10 * min(verbosity, 2)
+    env = os.environ.get("FIELDTERM_LOG_LEVEL")
+    if env:
+        level = getattr(logging, env.upper(), level)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.verbose)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except SetupError as exc:
+        print(f"fieldterm {args.command}: {exc}", file=sys.stderr)
+        return EXIT_SETUP
+    except BadDataError as exc:
+        print(f"fieldterm {args.command}: {exc}", file=sys.stderr)
+        return EXIT_BAD_DATA
+    except FieldtermError as exc:
+        print(f"fieldterm {args.command}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
