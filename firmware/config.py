@@ -93,7 +93,9 @@ class Section:
             raise self._err(key, f"expected a string, got {v!r}")
         return v
 
-    def integer(self, key: str, default: Any = None, *, lo: int | None = None, hi: int | None = None) -> int:
+    def integer(
+        self, key: str, default: Any = None, *, lo: int | None = None, hi: int | None = None
+    ) -> int:
         v = self._get(key, default if default is not None else _REQUIRED)
         try:
             iv = int(v)
@@ -105,7 +107,9 @@ class Section:
             raise self._err(key, f"{iv} is out of range [{lo}, {hi}]")
         return iv
 
-    def number(self, key: str, default: Any = None, *, lo: float | None = None, hi: float | None = None) -> float:
+    def number(
+        self, key: str, default: Any = None, *, lo: float | None = None, hi: float | None = None
+    ) -> float:
         v = self._get(key, default if default is not None else _REQUIRED)
         try:
             fv = float(v)
@@ -121,7 +125,16 @@ class Section:
         v = self._get(key, default if default is not None else _REQUIRED)
         if isinstance(v, bool):
             return v
-        if isinstance(v, str) and v.lower() in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
+        if isinstance(v, str) and v.lower() in {
+            "1",
+            "true",
+            "yes",
+            "on",
+            "0",
+            "false",
+            "no",
+            "off",
+        }:
             return v.lower() in {"1", "true", "yes", "on"}
         raise self._err(key, f"expected true or false, got {v!r}")
 

@@ -66,7 +66,9 @@ def make_root(cn: str, *, days: int = 3650, key: PrivateKey | None = None) -> Is
     return Issuer(cert, key)
 
 
-def make_intermediate(root: Issuer, cn: str, *, days: int = 1825, key: PrivateKey | None = None) -> Issuer:
+def make_intermediate(
+    root: Issuer, cn: str, *, days: int = 1825, key: PrivateKey | None = None
+) -> Issuer:
     key = key or new_key()
     now = utcnow()
     cert = (
@@ -84,7 +86,8 @@ def make_intermediate(root: Issuer, cn: str, *, days: int = 1825, key: PrivateKe
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(root.key.public_key()), critical=False
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(root.key.public_key()),
+            critical=False,
         )
         .sign(root.key, hashes.SHA256())
     )
@@ -163,7 +166,9 @@ def make_crl(
 
 def key_pem(key: PrivateKey, passphrase: bytes | None = None) -> bytes:
     enc: serialization.KeySerializationEncryption = (
-        serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption()
+        serialization.BestAvailableEncryption(passphrase)
+        if passphrase
+        else serialization.NoEncryption()
     )
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc)
 

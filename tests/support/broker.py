@@ -23,7 +23,9 @@ def mosquitto_binary() -> str:
     for cand in (shutil.which("mosquitto"), "/usr/sbin/mosquitto"):
         if cand and os.access(cand, os.X_OK):
             return cand
-    raise RuntimeError("mosquitto is not installed: run 'make system-deps' (apt-get install mosquitto)")
+    raise RuntimeError(
+        "mosquitto is not installed: run 'make system-deps' (apt-get install mosquitto)"
+    )
 
 
 def free_port() -> int:
@@ -116,7 +118,9 @@ class Mosquitto:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"mosquitto exited with {self.proc.returncode}: {self.logs()[-2000:]}")
+                raise RuntimeError(
+                    f"mosquitto exited with {self.proc.returncode}: {self.logs()[-2000:]}"
+                )
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
                     return

@@ -36,7 +36,9 @@ def make_test_pki(directory: Path) -> TestPki:
     # The chain file holds intermediate + root so that peers verify to the root.
     cafile.write_bytes(pki.cert_pem(inter.cert) + pki.cert_pem(root.cert))
     bkey = pki.new_key()
-    bcert = pki.issue(inter, "broker", bkey.public_key(), server=True, hosts=["127.0.0.1", "localhost"])
+    bcert = pki.issue(
+        inter, "broker", bkey.public_key(), server=True, hosts=["127.0.0.1", "localhost"]
+    )
     (directory / "broker.crt").write_bytes(pki.cert_pem(bcert) + pki.cert_pem(inter.cert))
     (directory / "broker.key").write_bytes(pki.key_pem(bkey))
     (directory / "broker.key").chmod(0o600)
