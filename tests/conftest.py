@@ -1,0 +1,20 @@
+"""Shared fixtures: a throwaway PKI and a real Mosquitto with mutual TLS on 127.0.0.1."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.broker import Mosquitto
+from tests.support.pki import TestPki, make_test_pki
+
+
+@pytest.fixture
+def test_pki(tmp_path) -> TestPki:
+    return make_test_pki(tmp_path / "pki")
+
+
+@pytest.fixture
+def mtls_broker(tmp_path, test_pki):
+    """A Mosquitto requiring client certificates; no ACL (tests that need ACLs pass their own)."""
+    with Mosquitto(tmp_path / "broker", tls=test_pki.broker_tls) as broker:
+        yield broker
