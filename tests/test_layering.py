@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
@@ -71,7 +72,7 @@ def test_rule_checker_catches_a_violation(tmp_path, monkeypatch):
     fake = tmp_path / "firmware"
     fake.mkdir()
     (fake / "bad.py").write_text("import host_tools.sltd\nfrom RPi import GPIO\n")
-    monkeypatch.setattr(__import__(__name__), "ROOT", tmp_path)
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
     assert _violations("firmware", ("host_tools",)) == ["firmware/bad.py:1 imports host_tools.sltd"]
 
 
