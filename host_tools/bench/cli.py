@@ -20,7 +20,7 @@ BENCHMARKS = {
 }
 
 
-def register(sub: argparse._SubParsersAction) -> None:  
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bench",
         help="run benchmarks (ratios against baselines measured in the same run)",

@@ -1,0 +1,1 @@
+"""Simulators: the document scanner (:mod:`host_tools.sim.scanner`); the fleet simulator."""
