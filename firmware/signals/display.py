@@ -1,0 +1,213 @@
+"""The display: screens built from the catalogue, shown by a backend.
+
+``render_screen(state, lang, **details)`` makes a frozen :class:`Screen`; a display
+backend only draws it. Backends: ``console`` (a boxed, coloured rendering that also names
+the light pattern in words), ``mock`` (records ``(t, screen)``), and ``ssd1306``/``sh1106``
+I2C OLEDs through luma.oled with a TrueType font that covers Cyrillic.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import unicodedata
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from firmware.errors import SetupError
+from firmware.signals.catalogue import text
+from firmware.signals.patterns import PATTERNS
+
+_RESULT_KEYS = {
+    "clear": "title.clear",
+    "possible_match": "title.possible_match",
+    "unknown": "title.unknown",
+    "rescan": "title.rescan",
+}
+
+
+@dataclass(frozen=True)
+class Screen:
+    state: str
+    title: str
+    lines: tuple[str, ...]
+    language: str
+
+
+def render_screen(
+    state: str,
+    lang: str,
+    *,
+    seq: int | None = None,
+    reason: str | None = None,
+    late: bool = False,
+    pending: Iterable[int] = (),
+    notices: Iterable[tuple[int, str]] = (),
+    record: dict[str, Any] | None = None,
+) -> Screen:
+    """The screen for ``state`` in ``lang``; details add the scan number, reason, notices."""
+    lines: list[str] = []
+    key = state if state in PATTERNS else "fault"
+    title = text(f"title.{key}", lang)
+    if key in {
+        "idle",
+        "querying",
+        "clear",
+        "possible_match",
+        "unknown",
+        "rescan",
+        "offline",
+        "fault",
+    }:
+        line_key = f"line.{key}"
+        lines.append(text(line_key, lang))
+    if seq is not None and key not in {"idle", "offline"}:
+        lines.append(text("line.late" if late else "line.scan", lang, seq=seq))
+    if key == "possible_match":
+        if record:
+            lines.append(
+                text(
+                    "line.record",
+                    lang,
+                    status=record.get("status", "?"),
+                    country=record.get("reporting_country", "?"),
+                    reference=record.get("reference", "?"),
+                )
+            )
+        lines.append(text("line.ack", lang))
+    if reason and key in {"rescan", "unknown", "fault"}:
+        lines.append(text("line.reason", lang, reason=reason))
+    for nseq, nstate in notices:
+        result = text(_RESULT_KEYS.get(nstate, "title.unknown"), lang)
+        lines.append(text("line.notice", lang, seq=nseq, result=result))
+    pend = tuple(pending)
+    if pend:
+        lines.append(text("line.pending", lang, scans=", ".join(f"#{p}" for p in pend)))
+    return Screen(state=state, title=title, lines=tuple(lines), language=lang)
+
+
+class Display:
+    """Draws screens. Backends implement ``show``; ``close`` is idempotent."""
+
+    def show(self, screen: Screen) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> Display:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class MockDisplay(Display):
+    """Records ``(t, screen)`` for every screen shown."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.history: list[tuple[float, Screen]] = []
+        self.closed = False
+
+    def show(self, screen: Screen) -> None:
+        self.history.append((self.clock(), screen))
+
+    @property
+    def states(self) -> list[str]:
+        return [s.state for _, s in self.history]
+
+    def close(self) -> None:
+        self.closed = True
+
+
+_ANSI = {
+    "clear": "\x1b[1;37;42m",
+    "possible_match": "\x1b[1;37;41m",
+    "unknown": "\x1b[1;30;43m",
+    "rescan": "\x1b[1;30;43m",
+    "fault": "\x1b[1;37;41m",
+}
+_RESET = "\x1b[0m"
+
+
+def _width(s: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in s)
+
+
+class ConsoleDisplay(Display):
+    """A boxed rendering on a terminal: colour where the terminal has it, words always."""
+
+    def __init__(
+        self, stream: TextIO | None = None, *, colour: bool | None = None, width: int = 60
+    ):
+        self.stream = stream or sys.stdout
+        self.colour = self.stream.isatty() if colour is None else colour
+        self.width = width  # inner width of the box
+
+    def show(self, screen: Screen) -> None:
+        w = self.width
+        pattern = PATTERNS.get(screen.state)
+        title = f" {screen.title} "
+        if self.colour and screen.state in _ANSI:
+            title = _ANSI[screen.state] + title + _RESET
+        out = ["+" + "-" * w + "+"]
+
+        def row(shown: str, visible: str) -> str:
+            return "| " + shown + " " * max(0, w - 2 - _width(visible)) + " |"
+
+        out.append(row(title, f" {screen.title} "))
+        for line in screen.lines:
+            out.append(row(line, line))
+        if pattern is not None:
+            sig = f"signal: {pattern.describe()}"
+            out.append(row(sig, sig))
+        out.append("+" + "-" * w + "+")
+        self.stream.write("\n".join(out) + "\n")
+        self.stream.flush()
+
+
+class OledDisplay(Display):
+    """An SSD1306/SH1106 128x64 OLED on I2C through luma.oled (the ``pi`` extra)."""
+
+    def __init__(
+        self,
+        model: str = "ssd1306",
+        *,
+        bus: int = 1,
+        address: int = 0x3C,
+        font: str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    ) -> None:
+        try:
+            from luma.core.interface.serial import i2c  # noqa: PLC0415
+            from luma.oled import device as devices  # noqa: PLC0415
+            from PIL import ImageFont  # noqa: PLC0415
+        except ImportError as exc:
+            raise SetupError(
+                f"display {model!r} needs luma.oled: pip install 'fieldterm[pi]' ({exc})"
+            ) from exc
+        try:
+            self._device = getattr(devices, model)(i2c(port=bus, address=address))
+            self._title_font = ImageFont.truetype(font, 16)
+            self._font = ImageFont.truetype(font, 10)
+        except (OSError, Exception) as exc:
+            raise SetupError(
+                f"display {model!r} on I2C bus {bus} address {address:#04x} failed: {exc}; "
+                "check dtparam=i2c_arm=on, the wiring and i2cdetect"
+            ) from exc
+
+    def show(self, screen: Screen) -> None:
+        from luma.core.render import canvas  # noqa: PLC0415
+
+        with canvas(self._device) as draw:
+            draw.text((0, 0), screen.title, font=self._title_font, fill="white")
+            for i, line in enumerate(screen.lines[:4]):
+                draw.text((0, 20 + 11 * i), line, font=self._font, fill="white")
+
+    def close(self) -> None:
+        try:
+            self._device.clear()
+            self._device.cleanup()
+        except Exception:  # noqa: S110 - closing a display that is already gone
+            pass
