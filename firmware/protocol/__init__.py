@@ -1,0 +1,1 @@
+"""Wire protocol: topics, document keys, envelopes, sessions (shared core)."""

@@ -1,0 +1,114 @@
+"""A throwaway PostgreSQL cluster on 127.0.0.1 (benchmarks and tests of the PG store).
+
+    with PgCluster(tmp_dir) as pg:
+        url = pg.url          # postgresql://postgres@127.0.0.1:PORT/postgres
+
+initdb runs in a temp directory; as root, the server runs as the ``postgres`` system user
+(``runuser``), since PostgreSQL refuses to run as root. Only the process started here is
+stopped (``pg_ctl stop`` on its own data directory).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from firmware.errors import SetupError
+from host_tools.mosquitto import free_port
+
+
+def pg_bindir() -> Path:
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).parent
+    cands = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not cands:
+        raise SetupError("PostgreSQL is not installed (apt-get install postgresql)")
+    return Path(cands[-1]).parent
+
+
+class PgCluster:
+    """initdb + pg_ctl start on a free port; ``settings`` go into postgresql.conf."""
+
+    def __init__(self, workdir: str | Path, settings: dict[str, str] | None = None):
+        self.dir = Path(workdir)
+        self.data = self.dir / "data"
+        self.port = free_port()
+        self.settings = {
+            "listen_addresses": "'127.0.0.1'",
+            "unix_socket_directories": f"'{self.dir}'",
+            "fsync": "off",
+            "synchronous_commit": "off",
+            "full_page_writes": "off",
+            "jit": "off",
+            **(settings or {}),
+        }
+        self.bindir = pg_bindir()
+        self._as_postgres = os.geteuid() == 0
+        self.started = False
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *cmd: str) -> None:
+        argv = [str(self.bindir / cmd[0]), *cmd[1:]]
+        if self._as_postgres:
+            argv = ["runuser", "-u", "postgres", "--", *argv]
+        res = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+        if res.returncode:
+            raise SetupError(f"{cmd[0]} failed ({res.returncode}): {res.stderr[-1500:]}")
+
+    def start(self) -> PgCluster:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if self._as_postgres:
+            shutil.chown(self.dir, "postgres", "postgres")
+            # the postgres user must be able to reach the directory
+            for parent in self.dir.parents:
+                if parent == Path("/"):
+                    break
+                mode = parent.stat().st_mode
+                if not mode & 0o001:
+                    os.chmod(parent, mode | 0o001)
+        self._run(
+            "initdb",
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        )
+        with open(self.data / "postgresql.conf", "a") as fh:
+            fh.write(f"port = {self.port}\n")
+            for k, v in self.settings.items():
+                fh.write(f"{k} = {v}\n")
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.dir / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
+        self.started = True
+        return self
+
+    def stop(self) -> None:
+        if self.started:
+            self.started = False
+            self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def __enter__(self) -> PgCluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
