@@ -66,4 +66,9 @@ class FramingError(BadDataError):
 
 
 class EnvelopeError(BadDataError):
-    """A protocol message that fails to parse, authenticate or pass replay checks."""
+    """A protocol message that fails to parse, authenticate or pass replay checks.
+
+    ``reason`` (optional) is a short machine-readable code, e.g. ``"aead"`` or ``"window"``.
+    """
+
+    reason: str | None = None

@@ -12,6 +12,7 @@ if [ "${FIELDTERM_HIL:-auto}" != "off" ]; then
   [ -e /usr/bin/qemu-aarch64-static ] || need+=(qemu-user-static binfmt-support)
   command -v mke2fs >/dev/null || need+=(e2fsprogs)
   command -v fdtput >/dev/null || need+=(device-tree-compiler)
+  command -v socat >/dev/null || need+=(socat)   # guestfwd helper: one per guest connection
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then

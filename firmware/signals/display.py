@@ -168,6 +168,27 @@ class ConsoleDisplay(Display):
         self.stream.flush()
 
 
+def _wrap(line: str, font: Any, width: int) -> list[str]:
+    """Split ``line`` at spaces into rows no wider than ``width`` pixels (a long word is cut)."""
+    rows: list[str] = []
+    current = ""
+    for word in line.split():
+        candidate = f"{current} {word}" if current else word
+        if current and font.getlength(candidate) > width:
+            rows.append(current)
+            candidate = word
+        while font.getlength(candidate) > width and len(candidate) > 1:
+            cut = len(candidate) - 1
+            while cut > 1 and font.getlength(candidate[:cut]) > width:
+                cut -= 1
+            rows.append(candidate[:cut])
+            candidate = candidate[cut:]
+        current = candidate
+    if current:
+        rows.append(current)
+    return rows or [""]
+
+
 class OledDisplay(Display):
     """An SSD1306/SH1106 128x64 OLED on I2C through luma.oled (the ``pi`` extra)."""
 
@@ -200,10 +221,12 @@ class OledDisplay(Display):
     def show(self, screen: Screen) -> None:
         from luma.core.render import canvas  # noqa: PLC0415
 
+        width = int(getattr(self._device, "width", 128))
+        rows = [r for line in screen.lines for r in _wrap(line, self._font, width)]
         with canvas(self._device) as draw:
             draw.text((0, 0), screen.title, font=self._title_font, fill="white")
-            for i, line in enumerate(screen.lines[:4]):
-                draw.text((0, 20 + 11 * i), line, font=self._font, fill="white")
+            for i, row in enumerate(rows[:4]):  # 64 px: a 16 px title and four 11 px rows
+                draw.text((0, 20 + 11 * i), row, font=self._font, fill="white")
 
     def close(self) -> None:
         try:

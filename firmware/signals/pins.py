@@ -12,6 +12,8 @@ from firmware.errors import ConfigError
 
 @dataclass(frozen=True)
 class Pins:
+    """BCM GPIO numbers of the signal outputs and the button (frozen, all distinct)."""
+
     green: int
     amber: int
     red: int
@@ -30,7 +32,11 @@ class Pins:
         for name, pin in (overrides or {}).items():
             if name not in values:
                 raise ConfigError(f"unknown pin name {name!r}", field=f"signals.pins.{name}")
-            values[name] = int(pin)
+            if isinstance(pin, bool) or not isinstance(pin, int) or not 0 <= pin <= 27:
+                raise ConfigError(
+                    f"expected a BCM GPIO number 0-27, got {pin!r}", field=f"signals.pins.{name}"
+                )
+            values[name] = pin
         if len(set(values.values())) != len(values):
             raise ConfigError("two signals share one pin", field="signals.pins")
         return cls(**values)

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from firmware.errors import SetupError
 
 PrivateKey = ec.EllipticCurvePrivateKey
 
@@ -143,9 +145,17 @@ def issue(
 
 
 def make_crl(
-    issuer: Issuer, revoked_serials: Iterable[int], *, days: int = 30, number: int = 1
+    issuer: Issuer,
+    revoked_serials: Iterable[int],
+    *,
+    days: int = 30,
+    number: int = 1,
+    now: dt.datetime | None = None,
+    revoked_at: Mapping[int, dt.datetime] | None = None,
 ) -> x509.CertificateRevocationList:
-    now = utcnow()
+    """A CRL listing ``revoked_serials`` (dated from ``revoked_at`` where known)."""
+    now = now or utcnow()
+    dates = revoked_at or {}
     b = (
         x509.CertificateRevocationListBuilder()
         .issuer_name(issuer.cert.subject)
@@ -159,7 +169,10 @@ def make_crl(
     )
     for serial in revoked_serials:
         b = b.add_revoked_certificate(
-            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now).build()
+            x509.RevokedCertificateBuilder()
+            .serial_number(serial)
+            .revocation_date(dates.get(serial, now))
+            .build()
         )
     return b.sign(issuer.key, hashes.SHA256())
 
@@ -179,3 +192,54 @@ def cert_pem(cert: x509.Certificate) -> bytes:
 
 def crl_pem(crl: x509.CertificateRevocationList) -> bytes:
     return crl.public_bytes(serialization.Encoding.PEM)
+
+
+def load_key(pem: bytes, passphrase: bytes | None, source: str) -> PrivateKey:
+    """Load a P-256 private key; a missing or wrong passphrase is a :class:`SetupError`
+    that says what to do."""
+    try:
+        key = serialization.load_pem_private_key(pem, passphrase or None)
+    except TypeError as exc:
+        if passphrase:
+            raise SetupError(
+                f"{source} is not encrypted but a passphrase was given: drop --passphrase-file"
+            ) from exc
+        raise SetupError(
+            f"{source} is encrypted: give the region passphrase with --passphrase-file FILE "
+            "(or FIELDTERM_PASSPHRASE_FILE)"
+        ) from exc
+    except ValueError as exc:
+        if passphrase:
+            raise SetupError(
+                f"wrong passphrase for {source}: check the file given with --passphrase-file "
+                "(it must hold the passphrase used at 'init')"
+            ) from exc
+        raise SetupError(f"{source} is not a readable private key: {exc}") from exc
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise SetupError(f"{source}: expected an EC P-256 private key")
+    return key
+
+
+def load_csr(pem: bytes, source: str) -> x509.CertificateSigningRequest:
+    """Load and verify a CSR made on a device: P-256 key, valid self-signature."""
+    try:
+        csr = x509.load_pem_x509_csr(pem)
+    except ValueError as exc:
+        raise SetupError(
+            f"{source} is not a PEM certificate request: make one on the device with "
+            "'openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 ...'"
+        ) from exc
+    if not csr.is_signature_valid:
+        raise SetupError(f"{source}: the request's signature does not verify: make a new one")
+    key = csr.public_key()
+    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+        raise SetupError(
+            f"{source}: the request's key must be EC P-256 (the broker's TLS accepts that "
+            "everywhere): make a new key with curve P-256"
+        )
+    return csr
+
+
+def csr_common_name(csr: x509.CertificateSigningRequest) -> str | None:
+    names = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(names[0].value) if names else None

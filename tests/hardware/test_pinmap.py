@@ -5,6 +5,9 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
+import pytest
+
+from firmware.errors import ConfigError
 from firmware.signals.pins import Pins
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,3 +30,11 @@ def test_defaults_come_from_pinmap_and_are_distinct():
 def test_example_config_agrees_with_pinmap():
     example = tomllib.loads((ROOT / "hardware/terminal.example.toml").read_text())
     assert example["signals"]["pins"] == Pins.defaults().as_dict()
+
+
+def test_pin_overrides_are_validated_with_the_field_name():
+    assert Pins.with_overrides({"red": 5}).red == 5
+    for bad in ({"red": 40}, {"red": "22"}, {"red": True}, {"violet": 5}, {"red": 17}):
+        with pytest.raises(ConfigError) as err:
+            Pins.with_overrides(bad)
+        assert "signals.pins" in str(err.value) or "signals.pins" in getattr(err.value, "field", "")

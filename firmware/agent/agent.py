@@ -1,0 +1,272 @@
+"""The terminal agent: wires scanner, MRZ engine, query client, outbox, audit log,
+signals, status and systemd into one process (``fieldterm agent``).
+
+Threads: the scanner reader and the MQTT network loop deliver events into
+:class:`~firmware.agent.core.AgentCore`, whose loop runs in the thread that calls
+:meth:`Agent.run` (the main thread under ``fieldterm agent``). The loop pings the systemd
+watchdog only while it is turning, so a stuck agent is restarted by systemd.
+
+Shutdown (SIGTERM, SIGINT or :meth:`Agent.request_stop`): the loop ends, the scanner is
+closed, the goodbye status is published, signals are switched off (LEDs dark, buzzer
+silent, display cleared), the outbox is checkpointed, ``STOPPING=1`` is sent. Pending
+queries stay in the outbox for the next start.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from firmware.agent.audit import AuditLog, load_audit_key
+from firmware.agent.config import I2C_DISPLAYS, AgentConfig
+from firmware.agent.core import AgentCore
+from firmware.agent.events import EventLog
+from firmware.agent.officer import OfficerSignals
+from firmware.agent.outbox import Outbox
+from firmware.agent.states import TerminalStateMachine
+from firmware.agent.status import StatusPublisher, offline_payload, status_topic
+from firmware.agent.systemd import SystemdNotifier
+from firmware.errors import SetupError
+
+log = logging.getLogger(__name__)
+
+Will = tuple[str, bytes, int, bool]
+ClientFactory = Callable[[AgentConfig, Will, Callable[[bool], None]], Any]
+
+
+def default_client_factory(cfg: AgentConfig, will: Will, on_link: Callable[[bool], None]) -> Any:
+    """The real sealed-query client, with the status last will and link callbacks."""
+    try:
+        from firmware.client.client import QueryClient  # noqa: PLC0415
+    except ImportError as exc:
+        raise SetupError(f"the sealed query client is not installed: {exc}") from exc
+    return QueryClient(cfg.client, will=will, on_link=on_link)
+
+
+def process_age() -> float | None:
+    """Seconds since this process started (Linux /proc), for the start-up time figure."""
+    try:
+        with open("/proc/self/stat") as fh:
+            start_ticks = int(fh.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as fh:
+            uptime = float(fh.read().split()[0])
+        return round(uptime - start_ticks / os.sysconf("SC_CLK_TCK"), 3)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def open_signals(cfg: AgentConfig, clock: Callable[[], float]) -> OfficerSignals:
+    """The configured LED/buzzer panel, display and button (no silent fall-back to a mock)."""
+    from firmware.signals import (  # noqa: PLC0415
+        open_button,
+        open_display,
+        open_panel,
+        render_screen,
+    )
+
+    sc = cfg.signals
+    panel = open_panel(sc.backend, dict(sc.pins), clock, buzzer=sc.buzzer)
+    # I2C displays take their bus and address; the recording mock takes the clock.
+    opts: dict[str, Any] = {"clock": clock} if sc.display == "mock" else {}
+    if sc.display in I2C_DISPLAYS:
+        opts = {"bus": sc.i2c_bus, "address": sc.i2c_address}
+    display = open_display(sc.display, **opts)
+    button = open_button(sc.backend, dict(sc.pins), clock)
+    return OfficerSignals(panel, display, button, language=cfg.language, render=render_screen)
+
+
+class Agent:
+    """One terminal agent. ``start()``, then ``run()`` until stopped, then ``close()``."""
+
+    def __init__(
+        self,
+        cfg: AgentConfig,
+        *,
+        signals: OfficerSignals | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        notifier: SystemdNotifier | None = None,
+        client_factory: ClientFactory | None = None,
+        dockey: Any = None,
+    ):
+        """``client_factory(cfg, will, on_link)`` and ``dockey`` (a module with
+        ``DocumentKey`` and ``keyed_hash64``) default to the real query client and
+        :mod:`firmware.protocol.dockey`; tests may pass their own."""
+        self.cfg = cfg
+        self.clock = clock
+        self.wall = wall
+        self.notifier = notifier or SystemdNotifier()
+        self._signals = signals
+        self._client_factory = client_factory or default_client_factory
+        self._dockey = dockey
+        self._stop = threading.Event()
+        self._closed = False
+        self.core: AgentCore | None = None
+        self.client: Any = None
+        self.scanner: Any = None
+        self.outbox: Outbox | None = None
+        self.audit: AuditLog | None = None
+        self.events: EventLog | None = None
+        self.status: StatusPublisher | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def start(self) -> Agent:
+        from firmware.scanner.port import ScannerReader  # noqa: PLC0415
+
+        if self._dockey is None:
+            from firmware.protocol import dockey  # noqa: PLC0415
+
+            self._dockey = dockey
+        DocumentKey, keyed_hash64 = self._dockey.DocumentKey, self._dockey.keyed_hash64
+
+        a = self.cfg.agent
+        audit_key = load_audit_key(a.audit_key)
+        a.state_dir.mkdir(parents=True, exist_ok=True)
+        self.outbox = Outbox(a.outbox_path)
+        self.audit = AuditLog(a.audit_path, audit_key, wall=self.wall)
+        self.events = EventLog(a.events_file, self.wall)
+        if self._signals is None:
+            self._signals = open_signals(self.cfg, self.clock)
+        machine = TerminalStateMachine(
+            self.clock,
+            query_timeout=self.cfg.query_timeout,
+            result_hold=a.result_hold,
+            unknown_hold=a.unknown_hold,
+            rescan_hold=a.rescan_hold,
+            notice_hold=a.notice_hold,
+        )
+        self.client, publish = self._open_client()
+        topic = status_topic(self.cfg.region, self.cfg.terminal_id)
+        self.status = StatusPublisher(publish, topic, self.cfg.terminal_id, wall=self.wall)
+        self.core = AgentCore(
+            machine=machine,
+            outbox=self.outbox,
+            audit=self.audit,
+            query=self.client,
+            signals=self._signals,
+            dockey_from_mrz=DocumentKey.from_mrz,
+            dockey_make=DocumentKey,
+            dockey_hash=lambda dk: keyed_hash64(audit_key, dk),
+            status=self.status,
+            events=self.events,
+            clock=self.clock,
+            wall=self.wall,
+            retry_interval=a.retry_interval,
+            status_interval=a.status_interval,
+        )
+        self.core.restore()
+        self.scanner = ScannerReader(
+            self.cfg.scanner, self.core.on_document, self.clock, mrz_mode=a.mrz_mode
+        )
+        self.scanner.start()
+        self._start_console_keys()
+        self._start_client()
+        age = process_age()
+        self.events.write("ready", process_age_s=age, pid=os.getpid())
+        self.notifier.ready(status="waiting for documents")
+        log.info(
+            "agent ready (terminal %s, %.3f s after process start)",
+            self.cfg.terminal_id,
+            age or -1.0,
+        )
+        return self
+
+    def run(self) -> int:
+        """The main loop: events, timers, watchdog. Returns when stopped."""
+        assert self.core is not None, "start() first"
+        interval = self.notifier.watchdog_interval
+        last_ping = float("-inf")
+        while not self._stop.is_set():
+            if not self.core.run_once(timeout=0.05):
+                break
+            now = time.monotonic()
+            if interval is not None and now - last_ping >= interval:
+                self.notifier.watchdog()
+                last_ping = now
+        return 0
+
+    def request_stop(self) -> None:
+        """Safe from a signal handler or another thread."""
+        self._stop.set()
+        if self.core is not None:
+            self.core.stop()
+
+    def acknowledge(self) -> None:
+        """An acknowledgement from outside the button (SIGUSR1)."""
+        if self._signals is not None:
+            self._signals.request_ack()
+
+    def close(self) -> None:
+        """Stop everything in a safe order; signals end dark. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self.notifier.stopping()
+        for what, fn in (
+            ("scanner", getattr(self.scanner, "close", None)),
+            ("status", self._goodbye),
+            ("client", getattr(self.client, "close", None)),
+            ("signals", getattr(self._signals, "off", None)),
+            ("outbox", getattr(self.outbox, "close", None)),
+            ("audit", getattr(self.audit, "close", None)),
+            ("events", getattr(self.events, "close", None)),
+            ("notifier", self.notifier.close),
+        ):
+            if fn is None:
+                continue
+            try:
+                fn()
+            except Exception:
+                log.exception("closing %s failed", what)
+
+    def __enter__(self) -> Agent:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the query client -------------------------------------------------------------------
+    def _open_client(self) -> tuple[Any, Callable[[str, bytes, int, bool], Any]]:
+        """The sealed-query client, with the status last will and link callbacks."""
+        topic = status_topic(self.cfg.region, self.cfg.terminal_id)
+        client = self._client_factory(
+            self.cfg,
+            (topic, offline_payload(self.cfg.terminal_id), 1, True),
+            lambda up: self.core.on_link(up) if self.core else None,
+        )
+
+        def publish(topic: str, payload: bytes, qos: int, retain: bool) -> Any:
+            return client.publish(topic, payload, qos=qos, retain=retain)
+
+        return client, publish
+
+    def _start_client(self) -> None:
+        start = getattr(self.client, "start", None)
+        if start is not None:
+            start()
+        connected = getattr(self.client, "connected", None)
+        if callable(connected):
+            connected = connected()
+        if connected and self.core is not None:
+            self.core.on_link(True)
+
+    def _start_console_keys(self) -> None:
+        """Console backend on a terminal: Enter acknowledges (the console's "button")."""
+        if self.cfg.signals.backend != "console" or not sys.stdin.isatty():
+            return
+
+        def read_keys() -> None:
+            for _line in sys.stdin:
+                self.acknowledge()
+
+        threading.Thread(target=read_keys, name="console-keys", daemon=True).start()
+        log.warning("console signals: press Enter to acknowledge a possible match")
+
+    def _goodbye(self) -> None:
+        if self.status is not None and self.core is not None and self.core.machine.link_up:
+            self.status.goodbye()

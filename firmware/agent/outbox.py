@@ -1,0 +1,202 @@
+"""The outbox: every accepted scan is on disk before its query is sent.
+
+SQLite in WAL mode with ``synchronous=FULL``, so a ``COMMIT`` is fsynced (the WAL is
+flushed to the device) before :meth:`Outbox.add` returns; only then may the query go to
+the broker. A row leaves only in :meth:`Outbox.resolve`, when a final verdict has been
+recorded in the audit log. After a power cut, :meth:`Outbox.pending` lists what is still
+open; the agent re-sends each with its *same* query id (the regional answers a repeated
+id idempotently) and tells the officer which verdicts are pending.
+
+The outbox holds the document key (state, category, number) of a pending query, because
+the query must be sealed again to be re-sent. It holds nothing else about the traveller,
+rows are deleted as soon as the verdict is recorded, ``secure_delete`` overwrites freed
+pages, and the file is created mode 0600 in the state directory.
+
+Scan numbers (``seq``) are per terminal and strictly increasing across restarts; the
+officer sees them ("scan #17") so a late verdict can be matched to a document.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from firmware.errors import OperationError, SetupError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS pending (
+    query_id   BLOB PRIMARY KEY,
+    seq        INTEGER NOT NULL UNIQUE,
+    scanned_at REAL NOT NULL,      -- wall clock (UNIX seconds), shown to the officer
+    state      TEXT NOT NULL,
+    category   TEXT NOT NULL,
+    number     TEXT NOT NULL,
+    attempts   INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS meta (
+    name  TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """One pending query. ``key`` is ``(issuing_state, category, number)``."""
+
+    query_id: bytes
+    seq: int
+    scanned_at: float
+    key: tuple[str, str, str]
+    attempts: int
+
+
+class Outbox:
+    """A durable queue of pending queries (thread-safe: one connection, one lock)."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.exists():
+                fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
+                os.close(fd)
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise SetupError(f"outbox {self.path}: WAL mode refused (got {mode})")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA secure_delete=ON")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise SetupError(f"outbox {self.path}: {exc}") from exc
+        self._lock = threading.Lock()
+
+    # -- writing --------------------------------------------------------------------------
+    def add(self, query_id: bytes, key: tuple[str, str, str], scanned_at: float) -> OutboxEntry:
+        """Store a new pending query durably and give it the next scan number."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                row = self._db.execute("SELECT value FROM meta WHERE name='seq'").fetchone()
+                seq = (row[0] if row else 0) + 1
+                self._db.execute(
+                    "INSERT INTO meta(name, value) VALUES('seq', ?) "
+                    "ON CONFLICT(name) DO UPDATE SET value=excluded.value",
+                    (seq,),
+                )
+                self._db.execute(
+                    "INSERT INTO pending(query_id, seq, scanned_at, state, category, number) "
+                    "VALUES(?, ?, ?, ?, ?, ?)",
+                    (query_id, seq, scanned_at, *key),
+                )
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise OperationError(f"outbox: cannot store a scan: {exc}") from exc
+        return OutboxEntry(query_id, seq, scanned_at, key, 0)
+
+    def next_seq(self) -> int:
+        """The scan number the next :meth:`add` will use (for documents that are not queried)."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE name='seq'").fetchone()
+            return (row[0] if row else 0) + 1
+
+    def bump_seq(self) -> int:
+        """Consume a scan number without a query (a RESCAN document); durable."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            row = self._db.execute("SELECT value FROM meta WHERE name='seq'").fetchone()
+            seq = (row[0] if row else 0) + 1
+            self._db.execute(
+                "INSERT INTO meta(name, value) VALUES('seq', ?) "
+                "ON CONFLICT(name) DO UPDATE SET value=excluded.value",
+                (seq,),
+            )
+            self._db.execute("COMMIT")
+            return int(seq)
+
+    def attempted(self, query_id: bytes) -> None:
+        """Count one more send of a pending query."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE pending SET attempts = attempts + 1 WHERE query_id=?", (query_id,)
+            )
+
+    def resolve(self, query_id: bytes) -> OutboxEntry | None:
+        """Remove a query whose final verdict has been recorded.
+
+        Returns the entry, or None when it was not pending (already resolved: a duplicate
+        verdict, which the caller must then ignore).
+        """
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                row = self._db.execute(
+                    "SELECT query_id, seq, scanned_at, state, category, number, attempts "
+                    "FROM pending WHERE query_id=?",
+                    (query_id,),
+                ).fetchone()
+                if row is not None:
+                    self._db.execute("DELETE FROM pending WHERE query_id=?", (query_id,))
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise OperationError(f"outbox: cannot resolve a query: {exc}") from exc
+        return _entry(row) if row is not None else None
+
+    # -- reading --------------------------------------------------------------------------
+    def get(self, query_id: bytes) -> OutboxEntry | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT query_id, seq, scanned_at, state, category, number, attempts "
+                "FROM pending WHERE query_id=?",
+                (query_id,),
+            ).fetchone()
+        return _entry(row) if row is not None else None
+
+    def pending(self) -> list[OutboxEntry]:
+        """Every pending query, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT query_id, seq, scanned_at, state, category, number, attempts "
+                "FROM pending ORDER BY seq"
+            ).fetchall()
+        return [_entry(r) for r in rows]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM pending").fetchone()[0])
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def close(self) -> None:
+        """Checkpoint and close. Idempotent."""
+        with self._lock:
+            db, self._db = self._db, None  # type: ignore[assignment]
+        if db is not None:
+            try:
+                db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error:
+                pass
+            db.close()
+
+    def __enter__(self) -> Outbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _rollback(self) -> None:
+        try:
+            self._db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+
+
+def _entry(row: tuple[bytes, int, float, str, str, str, int]) -> OutboxEntry:
+    qid, seq, at, state, category, number, attempts = row
+    return OutboxEntry(bytes(qid), int(seq), float(at), (state, category, number), int(attempts))

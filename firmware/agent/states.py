@@ -1,0 +1,284 @@
+"""The terminal's state machine: pure, single-threaded, time from an injected clock.
+
+    IDLE -> READING -> QUERYING -> CLEAR | POSSIBLE_MATCH | UNKNOWN
+                    \\-> RESCAN (the MRZ failed validation: nothing is sent)
+
+Rules, in the order they protect the officer:
+
+1. **Never "clear" by mistake.** Only a ``NO_MATCH`` verdict for the *current* query gives
+   CLEAR. ``TIMEOUT`` and ``ERROR`` give UNKNOWN ("check manually"); so does the broker
+   link going down while a query is open, and a document accepted while the link is down.
+   The machine also keeps its own deadline (``query_timeout`` + ``grace``): if no verdict
+   came at all, :meth:`tick` turns QUERYING into UNKNOWN.
+2. **A possible match latches.** POSSIBLE_MATCH stays until :meth:`acknowledge`. While it
+   is latched, new documents are *refused* (:meth:`document_arrived` returns False): the
+   officer must deal with the hit first, and a refused document was never accepted, so
+   nothing is lost.
+3. **Late verdicts.** A query shown as UNKNOWN stays in the outbox and is re-sent; its
+   verdict may arrive later ("pending resolved"):
+
+   - while that document is still on screen (UNKNOWN, before the hold expires), the
+     screen shows the real outcome, marked ``late``;
+   - when another document is on screen, the verdict never replaces that screen: it is
+     added as a :class:`Notice` (``scan #N: clear`` etc.). Clear/unknown notices fade
+     after ``notice_hold``; a *possible match* notice is sticky until acknowledged, and as
+     soon as the screen would go back to IDLE it escalates to a latched POSSIBLE_MATCH
+     screen for that earlier scan. A hit is thus never lost and never pinned on the wrong
+     document.
+4. Results other than POSSIBLE_MATCH fall back to IDLE after their hold time.
+
+The machine knows nothing of MQTT, SQLite or LEDs: the agent feeds it events and renders
+:meth:`view`. Every change is returned as a :class:`Transition` for logging and events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+IDLE = "idle"
+READING = "reading"
+QUERYING = "querying"
+CLEAR = "clear"
+POSSIBLE_MATCH = "possible_match"
+UNKNOWN = "unknown"
+RESCAN = "rescan"
+STATES = (IDLE, READING, QUERYING, CLEAR, POSSIBLE_MATCH, UNKNOWN, RESCAN)
+
+#: Verdict outcomes from the query client and the screen state each one gives.
+OUTCOME_STATE = {
+    "NO_MATCH": CLEAR,
+    "POSSIBLE_MATCH": POSSIBLE_MATCH,
+    "ERROR": UNKNOWN,
+    "TIMEOUT": UNKNOWN,
+}
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A verdict that arrived for an earlier scan than the one on screen."""
+
+    seq: int
+    query_id: bytes
+    state: str  # CLEAR, POSSIBLE_MATCH or UNKNOWN
+    at: float
+    sticky: bool  # a possible match: kept until acknowledged
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One change of screen state (or a recorded late verdict), for logs and events."""
+
+    at: float
+    before: str
+    after: str
+    cause: str
+    seq: int | None = None
+    query_id: bytes | None = None
+    late: bool = False
+
+
+@dataclass(frozen=True)
+class View:
+    """What the signals should show now. ``screen`` adds ``offline`` to the states."""
+
+    state: str
+    since: float
+    seq: int | None
+    reason: str | None
+    late: bool
+    link_up: bool
+    notices: tuple[Notice, ...]
+    pending: tuple[int, ...]
+
+    @property
+    def screen(self) -> str:
+        """The signal state: an idle terminal without a broker link shows ``offline``."""
+        if self.state == IDLE and not self.link_up:
+            return "offline"
+        return self.state
+
+
+@dataclass
+class _Open:
+    seq: int
+    query_id: bytes | None = None
+
+
+@dataclass
+class TerminalStateMachine:
+    """See the module docstring. ``clock`` returns monotonic seconds."""
+
+    clock: Callable[[], float]
+    query_timeout: float = 2.0
+    grace: float = 1.0
+    result_hold: float = 5.0
+    unknown_hold: float = 10.0
+    rescan_hold: float = 4.0
+    notice_hold: float = 30.0
+    link_up: bool = False
+    state: str = IDLE
+    since: float = 0.0
+    reason: str | None = None
+    late: bool = False
+    current: _Open | None = None
+    notices: list[Notice] = field(default_factory=list)
+    pending: dict[bytes, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.since = self.clock()
+
+    # -- events ---------------------------------------------------------------------------
+    def document_arrived(self, seq: int) -> bool:
+        """A document came from the scanner. False (refused) while a possible match is latched."""
+        if self.state == POSSIBLE_MATCH:
+            return False
+        self._go(READING, "document", seq=seq)
+        self.current = _Open(seq)
+        return True
+
+    def document_invalid(self, reason: str) -> Transition:
+        """The MRZ failed validation: ask for a rescan; nothing was sent."""
+        return self._go(RESCAN, "invalid", reason=reason, seq=self._seq())
+
+    def query_sent(self, query_id: bytes) -> Transition:
+        """The accepted document is in the outbox with this id (sent if the link is up)."""
+        cur = self.current or _Open(-1)
+        cur.query_id = query_id
+        self.current = cur
+        self.pending[query_id] = cur.seq
+        if not self.link_up:
+            return self._go(UNKNOWN, "offline", reason="offline", seq=cur.seq, qid=query_id)
+        return self._go(QUERYING, "sent", seq=cur.seq, qid=query_id)
+
+    def restored(self, entries: Iterable[tuple[bytes, int]]) -> None:
+        """Queries found pending in the outbox after a restart: (query id, scan number)."""
+        for qid, seq in entries:
+            self.pending[qid] = seq
+
+    def verdict(self, query_id: bytes, outcome: str, *, final: bool = True) -> Transition | None:
+        """A verdict for ``query_id``. ``final`` is False when the query stays pending
+        (a timeout): then it only ever makes things UNKNOWN."""
+        target = OUTCOME_STATE.get(outcome, UNKNOWN)
+        seq = self.pending.get(query_id)
+        if final:
+            self.pending.pop(query_id, None)
+        is_current = self.current is not None and self.current.query_id == query_id
+        now = self.clock()
+        if is_current and self.state == QUERYING:
+            reason = outcome.lower() if target == UNKNOWN else None
+            return self._go(target, "verdict", reason=reason, seq=seq, qid=query_id)
+        if not final or target == UNKNOWN or seq is None:
+            # A timeout/error for something no longer querying changes nothing on screen.
+            return None
+        if is_current and self.state == UNKNOWN:
+            return self._go(target, "late verdict", seq=seq, qid=query_id, late=True)
+        if self.state == IDLE and target == POSSIBLE_MATCH:
+            self.current = _Open(seq, query_id)
+            return self._go(target, "late verdict", seq=seq, qid=query_id, late=True)
+        self.notices.append(Notice(seq, query_id, target, now, sticky=target == POSSIBLE_MATCH))
+        return Transition(now, self.state, self.state, "late verdict", seq, query_id, late=True)
+
+    def link(self, up: bool) -> Transition | None:
+        """The broker link went up or down. Down while querying is UNKNOWN at once."""
+        self.link_up = up
+        if not up and self.state == QUERYING and self.current is not None:
+            return self._go(
+                UNKNOWN,
+                "offline",
+                reason="offline",
+                seq=self.current.seq,
+                qid=self.current.query_id,
+            )
+        return None
+
+    def acknowledge(self) -> Transition | None:
+        """The officer pressed acknowledge.
+
+        On a latched POSSIBLE_MATCH it releases that match; if another earlier scan also
+        turned out to be a possible match (a sticky notice), that one is latched next.
+        On any other screen it clears the sticky notices shown there.
+        """
+        sticky = [n for n in self.notices if n.sticky]
+        if self.state == POSSIBLE_MATCH:
+            if sticky:
+                nxt = sticky[0]
+                self.notices.remove(nxt)
+                self.current = _Open(nxt.seq, nxt.query_id)
+                return self._go(
+                    POSSIBLE_MATCH, "acknowledged", seq=nxt.seq, qid=nxt.query_id, late=True
+                )
+            self.current = None
+            return self._go(IDLE, "acknowledged")
+        self.notices = [n for n in self.notices if not n.sticky]
+        if sticky:
+            now = self.clock()
+            return Transition(now, self.state, self.state, "acknowledged")
+        return None
+
+    def tick(self) -> Transition | None:
+        """Time passed: deadlines, hold times, fading notices. Call often."""
+        now = self.clock()
+        self.notices = [n for n in self.notices if n.sticky or now - n.at < self.notice_hold]
+        age = now - self.since
+        if self.state == QUERYING and age >= self.query_timeout + self.grace:
+            cur = self.current
+            return self._go(
+                UNKNOWN,
+                "deadline",
+                reason="timeout",
+                seq=cur.seq if cur else None,
+                qid=cur.query_id if cur else None,
+            )
+        hold = {CLEAR: self.result_hold, UNKNOWN: self.unknown_hold, RESCAN: self.rescan_hold}
+        if self.state in hold and age >= hold[self.state]:
+            sticky = next((n for n in self.notices if n.sticky), None)
+            if sticky is not None:
+                # An earlier scan turned out to be a possible match: latch it now.
+                self.notices.remove(sticky)
+                self.current = _Open(sticky.seq, sticky.query_id)
+                return self._go(
+                    POSSIBLE_MATCH, "late verdict", seq=sticky.seq, qid=sticky.query_id, late=True
+                )
+            self.current = None
+            return self._go(IDLE, "hold expired")
+        return None
+
+    # -- output ---------------------------------------------------------------------------
+    def view(self) -> View:
+        return View(
+            state=self.state,
+            since=self.since,
+            seq=self.current.seq if self.current else None,
+            reason=self.reason,
+            late=self.late,
+            link_up=self.link_up,
+            notices=tuple(self.notices),
+            pending=tuple(sorted(s for q, s in self.pending.items() if not self._is_current(q))),
+        )
+
+    # -- internals ------------------------------------------------------------------------
+    def _is_current(self, qid: bytes) -> bool:
+        return (
+            self.current is not None
+            and self.current.query_id == qid
+            and self.state in (READING, QUERYING)
+        )
+
+    def _seq(self) -> int | None:
+        return self.current.seq if self.current else None
+
+    def _go(
+        self,
+        state: str,
+        cause: str,
+        *,
+        reason: str | None = None,
+        seq: int | None = None,
+        qid: bytes | None = None,
+        late: bool = False,
+    ) -> Transition:
+        now = self.clock()
+        t = Transition(now, self.state, state, cause, seq, qid, late)
+        self.state, self.since, self.reason, self.late = state, now, reason, late
+        return t

@@ -1,0 +1,1 @@
+"""Sealed query client and `fieldterm query` (shared core)."""

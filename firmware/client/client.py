@@ -1,0 +1,310 @@
+"""The sealed query client: one terminal session, pipelined queries, verdicts by callback.
+
+    with QueryClient(cfg) as qc:
+        qc.submit(query_id, dk, on_verdict)      # non-blocking; on_verdict(Verdict) once
+        v = qc.query(dk)                         # blocking convenience
+
+Every submitted query gets exactly one verdict through ``on_verdict``: the regional's
+answer (``NO_MATCH``, ``POSSIBLE_MATCH``, ``ERROR``) or ``TIMEOUT`` once its deadline
+passes. A timeout is never a ``NO_MATCH``. A query submitted while the link is down still
+waits for its deadline (paho sends it after the reconnect if that comes in time); the
+caller may re-submit later with the same query id (the regional answers each sealed copy).
+
+Late answers: a response that arrives after its query timed out is delivered as a
+``Verdict`` with ``late=True`` to ``on_late_verdict`` when given, otherwise to the query's
+own ``on_verdict`` (a second call). The agent uses it to resolve pending queries.
+
+Threads: responses are opened and delivered on paho's network thread, timeouts on a
+small sweeper thread. Callbacks must be quick and must not block.
+
+The public-key work happens once per session (:class:`TerminalSession.new`); each query
+costs one AEAD seal and one AEAD open. The session is renewed before it expires; answers
+to queries sealed under the previous session are still accepted.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from firmware.client.config import ClientConfig
+from firmware.errors import EnvelopeError, FieldtermTimeout
+from firmware.protocol import keys, topics
+from firmware.protocol.session import TerminalSession
+from firmware.transport.mqtt import MqttLink
+
+log = logging.getLogger(__name__)
+
+OUTCOMES = ("NO_MATCH", "POSSIBLE_MATCH", "ERROR", "TIMEOUT")
+LATE_MEMORY = 10_000  # timed-out query ids remembered for late answers
+RENEW_MARGIN = 0.1  # renew a session when less than this fraction of its lifetime is left
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of one query as the terminal sees it."""
+
+    query_id: bytes
+    outcome: str  # NO_MATCH, POSSIBLE_MATCH, ERROR, TIMEOUT
+    record: dict[str, str] | None = None
+    list_version: int | None = None
+    reason: str | None = None
+    latency_s: float = 0.0
+    late: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "outcome": self.outcome,
+            "query_id": self.query_id.hex(),
+            "list_version": self.list_version,
+            "record": self.record,
+            "reason": self.reason,
+            "latency_ms": round(self.latency_s * 1000.0, 3),
+        }
+
+
+OnVerdict = Callable[[Verdict], None]
+
+
+@dataclass
+class _Pending:
+    on_verdict: OnVerdict
+    started: float
+    deadline: float
+    nonces: set[bytes] = field(default_factory=set)
+
+
+class QueryClient:
+    """Sealed queries over one MQTT link; see the module docstring for the guarantees."""
+
+    def __init__(
+        self,
+        cfg: ClientConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+        will: tuple[Any, ...] | None = None,
+        on_link: Callable[[bool], None] | None = None,
+        on_late_verdict: OnVerdict | None = None,
+        rng: Callable[[int], bytes] = os.urandom,
+        client_id: str | None = None,
+    ):
+        self.cfg = cfg
+        self._clock = clock
+        self._rng = rng
+        self._on_late = on_late_verdict
+        self._identity = keys.load_ed25519_private(cfg.identity_key)
+        self._kem_public = keys.load_x25519_public(cfg.regional_kem_public)
+        self._qtopic = topics.query_topic(cfg.region, cfg.terminal_id)
+        self._rtopic = topics.response_topic(cfg.region, cfg.terminal_id)
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._pending: dict[bytes, _Pending] = {}
+        self._late: OrderedDict[bytes, _Pending] = OrderedDict()
+        self._deadlines: list[tuple[float, bytes]] = []
+        self._sessions: list[TerminalSession] = []  # newest last; at most two kept
+        self._stop = threading.Event()
+        self._sweeper: threading.Thread | None = None
+        self.counts = {"sent": 0, "answered": 0, "timeouts": 0, "late": 0, "bad": 0, "stray": 0}
+        self.link = MqttLink(
+            cfg.broker,
+            client_id or cfg.terminal_id,
+            on_message=self._on_message,
+            subscriptions=(self._rtopic,),
+            will=will,
+            on_link=on_link,
+        )
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> QueryClient:
+        with self._lock:
+            if self._sweeper is not None:
+                return self
+            self._session(self._clock())
+            self._sweeper = threading.Thread(
+                target=self._sweep_loop, name="query-timeouts", daemon=True
+            )
+            self._sweeper.start()
+        self.link.start()
+        return self
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self.link.wait_connected(timeout)
+
+    def connected(self) -> bool:
+        return self.link.connected.is_set()
+
+    def close(self) -> None:
+        """Stop the link and the sweeper; still-pending queries get no verdict. Idempotent."""
+        self._stop.set()
+        with self._wake:
+            self._wake.notify_all()
+        self.link.close()
+        if self._sweeper is not None:
+            self._sweeper.join(timeout=5.0)
+
+    def __enter__(self) -> QueryClient:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- queries ---------------------------------------------------------------------------
+    def submit(
+        self,
+        query_id: bytes,
+        dk: Any,
+        on_verdict: OnVerdict,
+        timeout: float | None = None,
+    ) -> None:
+        """Seal and send one query; ``on_verdict`` is called exactly once (see module doc).
+
+        Re-submitting a query id that is still pending adds a fresh sealed copy and keeps
+        the earlier callback's deadline extended to the new one.
+        """
+        now = self._clock()
+        limit = self.cfg.query_timeout if timeout is None else timeout
+        with self._lock:
+            sealed = self._session(now).seal_query(query_id, dk, now)
+            p = self._pending.get(query_id) or self._late.pop(query_id, None)
+            if p is None:
+                p = _Pending(on_verdict, now, now + limit)
+            else:
+                p.on_verdict, p.started, p.deadline = on_verdict, now, now + limit
+            p.nonces.add(sealed.nonce)
+            self._pending[query_id] = p
+            heapq.heappush(self._deadlines, (p.deadline, query_id))
+            self._wake.notify()
+            self.counts["sent"] += 1
+        self.link.publish(self._qtopic, sealed.payload, qos=1)
+
+    def query(self, dk: Any, timeout: float | None = None) -> Verdict:
+        """Blocking: one query, its verdict (``TIMEOUT`` after the deadline)."""
+        done = threading.Event()
+        box: list[Verdict] = []
+
+        def got(v: Verdict) -> None:
+            if not box:
+                box.append(v)
+                done.set()
+
+        limit = self.cfg.query_timeout if timeout is None else timeout
+        self.submit(self._rng(16), dk, got, timeout=limit)
+        if not done.wait(limit + 5.0):
+            raise FieldtermTimeout("no verdict and no timeout from the sweeper")
+        return box[0]
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> Any:
+        """Publish on the same link (the agent's status messages)."""
+        return self.link.publish(topic, payload, qos=qos, retain=retain)
+
+    @property
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._pending)
+
+    # -- internals -------------------------------------------------------------------------
+    def _session(self, now: float) -> TerminalSession:
+        """The current session, renewed when little of its lifetime is left (lock held)."""
+        if self._sessions:
+            s = self._sessions[-1]
+            if now < s.expires_at - RENEW_MARGIN * self.cfg.session_lifetime:
+                return s
+        s = TerminalSession.new(
+            region=self.cfg.region,
+            terminal_id=self.cfg.terminal_id,
+            identity_key=self._identity,
+            regional_kem_public=self._kem_public,
+            now=now,
+            lifetime=int(self.cfg.session_lifetime),
+        )
+        self._sessions = [*self._sessions[-1:], s]
+        log.info("terminal %s: new session, expires %.0f", self.cfg.terminal_id, s.expires_at)
+        return s
+
+    def _on_message(self, topic: str, payload: bytes) -> None:
+        """paho thread: open a response and deliver its verdict."""
+        opened = None
+        for s in reversed(self._sessions):
+            try:
+                opened = s.open_response(payload)
+                break
+            except EnvelopeError:
+                continue
+        if opened is None:
+            self.counts["bad"] += 1
+            log.warning("terminal %s: a response failed to open; dropped", self.cfg.terminal_id)
+            return
+        nonce, r = opened
+        now = self._clock()
+        late = False
+        with self._lock:
+            p = self._pending.get(r.query_id)
+            if p is not None and nonce in p.nonces:
+                del self._pending[r.query_id]
+            else:
+                p = self._late.get(r.query_id)
+                if p is None or nonce not in p.nonces:
+                    self.counts["stray"] += 1
+                    return
+                del self._late[r.query_id]
+                late = True
+            self.counts["late" if late else "answered"] += 1
+        v = Verdict(
+            r.query_id,
+            r.outcome,
+            dict(r.record) if r.record is not None else None,
+            r.list_version,
+            r.reason,
+            max(0.0, now - p.started),
+            late,
+        )
+        self._deliver(p.on_verdict if not (late and self._on_late) else self._on_late, v)
+
+    def _deliver(self, cb: OnVerdict | None, v: Verdict) -> None:
+        if cb is None:
+            return
+        try:
+            cb(v)
+        except Exception:
+            log.exception("verdict callback failed")
+
+    def sweep(self) -> int:
+        """Deliver TIMEOUT for every query past its deadline; returns how many."""
+        now = self._clock()
+        due: list[tuple[bytes, _Pending]] = []
+        with self._lock:
+            while self._deadlines and self._deadlines[0][0] <= now:
+                deadline, qid = heapq.heappop(self._deadlines)
+                p = self._pending.get(qid)
+                if p is None or p.deadline != deadline:
+                    continue  # answered, or re-submitted with a later deadline
+                del self._pending[qid]
+                self._late[qid] = p
+                while len(self._late) > LATE_MEMORY:
+                    self._late.popitem(last=False)
+                due.append((qid, p))
+            self.counts["timeouts"] += len(due)
+        for qid, p in due:
+            reason = "no answer in time" if self.connected() else "no broker link"
+            self._deliver(
+                p.on_verdict, Verdict(qid, "TIMEOUT", reason=reason, latency_s=now - p.started)
+            )
+        return len(due)
+
+    def _sweep_loop(self) -> None:
+        while not self._stop.is_set():
+            with self._wake:
+                wait = 0.5
+                if self._deadlines:
+                    wait = min(wait, max(0.0, self._deadlines[0][0] - self._clock()))
+                if wait > 0:
+                    self._wake.wait(wait)
+            if not self._stop.is_set():
+                self.sweep()

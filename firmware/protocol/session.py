@@ -1,0 +1,322 @@
+"""Sealed query sessions: one public-key operation per terminal session, AEAD per query.
+
+See docs/protocol.md for byte layouts and the threat model. Summary:
+
+* The terminal seals a session ticket to the regional X25519 KEM key with HPKE base mode
+  (X25519, HKDF-SHA256, ChaCha20-Poly1305). It carries the session secret ``S`` and an
+  Ed25519 signature by the terminal identity. Any regional process opens it once and caches.
+* Query: ``ver|type|ticket_len|ticket|nonce12`` + ChaCha20-Poly1305 under
+  ``k_q = HKDF(S, info="fieldterm/v1 query key"|sid)``, AAD = header + terminal id.
+* Response: ``ver|type|query_nonce12|response_nonce16`` + ChaCha20-Poly1305 under a key and
+  nonce from ``HKDF(S, salt=qnonce|rnonce, info="fieldterm/v1 response"|sid)``, AAD =
+  header + query id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.hpke import AEAD, KDF, KEM, Suite
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from firmware.errors import EnvelopeError
+from firmware.protocol.dockey import DocumentKey
+from firmware.protocol.messages import Response, decode_response_body, encode_response_body
+from firmware.protocol.topics import validate_id
+
+VERSION = 1
+TYPE_QUERY = 0x51  # "Q"
+TYPE_RESPONSE = 0x52  # "R"
+TICKET_VERSION = 1
+SUITE = Suite(KEM.X25519, KDF.HKDF_SHA256, AEAD.CHACHA20_POLY1305)
+SIG_LABEL = b"fieldterm/v1 session signature\x00"
+QUERY_KEY_INFO = b"fieldterm/v1 query key"
+RESPONSE_INFO = b"fieldterm/v1 response"
+NONCE_LEN = 12
+RNONCE_LEN = 16
+_TICKET_FIXED = struct.Struct(">16sQQ32s64s")  # sid, issued ms, expires ms, S, signature
+_Q_PT = struct.Struct(">16sQ")  # query id, timestamp ms
+_MAX_PENDING = 4096
+
+
+def ticket_info(region: str) -> bytes:
+    """HPKE ``info`` for tickets of ``region``."""
+    return b"fieldterm/v1 ticket " + region.encode("ascii")
+
+
+def _sig_input(  # noqa: PLR0917 - fixed field order of the signed message
+    region: str, tid: str, sid: bytes, issued: int, expires: int, s: bytes
+) -> bytes:
+    r, t = region.encode("ascii"), tid.encode("ascii")
+    return (
+        b"".join(
+            (SIG_LABEL, bytes([len(r)]), r, bytes([len(t)]), t, sid),
+        )
+        + struct.pack(">QQ", issued, expires)
+        + hashlib.sha256(s).digest()
+    )
+
+
+def _hkdf(secret: bytes, salt: bytes | None, info: bytes, length: int) -> bytes:
+    return HKDF(hashes.SHA256(), length, salt, info).derive(secret)
+
+
+def _query_aead(secret: bytes, sid: bytes) -> ChaCha20Poly1305:
+    return ChaCha20Poly1305(_hkdf(secret, None, QUERY_KEY_INFO + sid, 32))
+
+
+def _response_key(secret: bytes, sid: bytes, qnonce: bytes, rnonce: bytes) -> tuple[bytes, bytes]:
+    okm = _hkdf(secret, qnonce + rnonce, RESPONSE_INFO + sid, 32 + NONCE_LEN)
+    return okm[:32], okm[32:]
+
+
+@dataclass(frozen=True)
+class SealedQuery:
+    """A query envelope ready to publish; ``nonce`` matches it to its response."""
+
+    payload: bytes
+    nonce: bytes
+
+
+class TerminalSession:
+    """Terminal side of one session. Create with :meth:`new`; not thread-safe."""
+
+    def __init__(
+        self,
+        *,
+        region: str,
+        terminal_id: str,
+        session_id: bytes,
+        secret: bytes,
+        ticket: bytes,
+        expires_at: float,
+        rng: Callable[[int], bytes] = os.urandom,
+    ) -> None:
+        self.region = validate_id("region", region)
+        self.terminal_id = validate_id("terminal", terminal_id)
+        self.session_id = session_id
+        self.ticket = ticket
+        self.expires_at = expires_at
+        self._secret = secret
+        self._rng = rng
+        self._aead = _query_aead(secret, session_id)
+        self._tid = terminal_id.encode("ascii")
+        self._prefix = bytes([VERSION, TYPE_QUERY]) + struct.pack(">H", len(ticket)) + ticket
+        self._pending: OrderedDict[bytes, bytes] = OrderedDict()
+
+    @classmethod
+    def new(
+        cls,
+        *,
+        region: str,
+        terminal_id: str,
+        identity_key: Ed25519PrivateKey,
+        regional_kem_public: X25519PublicKey,
+        now: float,
+        lifetime: float = 86400,
+        rng: Callable[[int], bytes] = os.urandom,
+    ) -> TerminalSession:
+        """Start a session: one Ed25519 signature and one HPKE seal (~150 µs)."""
+        validate_id("region", region)
+        validate_id("terminal", terminal_id)
+        secret, sid = rng(32), rng(16)
+        issued, expires = int(now * 1000), int((now + lifetime) * 1000)
+        sig = identity_key.sign(_sig_input(region, terminal_id, sid, issued, expires, secret))
+        t = terminal_id.encode("ascii")
+        plain = (
+            bytes([TICKET_VERSION, len(t)])
+            + t
+            + _TICKET_FIXED.pack(sid, issued, expires, secret, sig)
+        )
+        ticket = SUITE.encrypt(plain, regional_kem_public, info=ticket_info(region))
+        return cls(
+            region=region,
+            terminal_id=terminal_id,
+            session_id=sid,
+            secret=secret,
+            ticket=ticket,
+            expires_at=expires / 1000,
+            rng=rng,
+        )
+
+    def seal_query(self, query_id: bytes, dk: DocumentKey, now: float) -> SealedQuery:
+        """Seal one query (AEAD only). The outbox may reseal the same query id after a restart."""
+        if len(query_id) != 16:
+            raise EnvelopeError("query_id: must be 16 bytes")
+        nonce = self._rng(NONCE_LEN)
+        header = self._prefix + nonce
+        pt = _Q_PT.pack(query_id, int(now * 1000)) + dk.canonical()
+        ct = self._aead.encrypt(nonce, pt, header + self._tid)
+        self._pending[nonce] = query_id
+        while len(self._pending) > _MAX_PENDING:
+            self._pending.popitem(last=False)
+        return SealedQuery(header + ct, nonce)
+
+    def open_response(self, payload: bytes) -> tuple[bytes, Response]:
+        """Open a response: returns (query nonce it answers, response). EnvelopeError if the
+        envelope is malformed, not for a pending query of this session, or fails AEAD."""
+        hl = 2 + NONCE_LEN + RNONCE_LEN
+        if len(payload) < hl + 16 or payload[0] != VERSION or payload[1] != TYPE_RESPONSE:
+            raise EnvelopeError("response: malformed or wrong version/type")
+        qnonce, rnonce = payload[2 : 2 + NONCE_LEN], payload[2 + NONCE_LEN : hl]
+        query_id = self._pending.get(qnonce)
+        if query_id is None:
+            raise EnvelopeError("response: answers no pending query of this session")
+        key, nonce = _response_key(self._secret, self.session_id, qnonce, rnonce)
+        try:
+            body = ChaCha20Poly1305(key).decrypt(nonce, payload[hl:], payload[:hl] + query_id)
+        except InvalidTag:
+            raise EnvelopeError("response: authentication failed") from None
+        response = decode_response_body(query_id, body)
+        del self._pending[qnonce]
+        return qnonce, response
+
+
+@dataclass(frozen=True)
+class _Session:
+    terminal_id: str
+    session_id: bytes
+    secret: bytes
+    expires_at: float
+    aead: ChaCha20Poly1305 = field(repr=False)
+
+
+@dataclass(frozen=True)
+class OpenedQuery:
+    """An authenticated query. ``nonce`` is the replay key for the shared seen-nonce store."""
+
+    terminal_id: str
+    session_id: bytes
+    query_id: bytes
+    nonce: bytes
+    timestamp: float
+    dk: DocumentKey
+    session: _Session = field(repr=False, compare=False)
+
+
+def _fail(reason: str, msg: str) -> EnvelopeError:
+    err = EnvelopeError(f"query refused ({reason}): {msg}")
+    err.reason = reason
+    return err
+
+
+class RegionalSessions:
+    """Regional side: opens tickets once (HPKE + Ed25519), then per query a dict lookup + AEAD."""
+
+    def __init__(
+        self,
+        *,
+        region: str,
+        kem_private: X25519PrivateKey,
+        terminal_keys: Callable[[str], Sequence[Ed25519PublicKey]],
+        window: float = 120.0,
+        max_sessions: int = 100_000,
+    ) -> None:
+        self.region = validate_id("region", region)
+        self._kem = kem_private
+        self._keys = terminal_keys
+        self.window = window
+        self.max_sessions = max_sessions
+        self._info = ticket_info(region)
+        self._cache: OrderedDict[bytes, _Session] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    def _open_ticket(self, topic_terminal: str, ticket: bytes) -> _Session:
+        try:
+            plain = SUITE.decrypt(ticket, self._kem, info=self._info)
+        except Exception:  # the library raises various errors for bad ciphertexts
+            raise _fail("ticket", "cannot open session ticket") from None
+        if len(plain) < 2 or plain[0] != TICKET_VERSION:
+            raise _fail("ticket", "bad ticket version")
+        tl = plain[1]
+        if len(plain) != 2 + tl + _TICKET_FIXED.size:
+            raise _fail("ticket", "bad ticket length")
+        try:
+            tid = validate_id("terminal", plain[2 : 2 + tl].decode("ascii"))
+        except (UnicodeDecodeError, ValueError):
+            raise _fail("ticket", "bad terminal id in ticket") from None
+        sid, issued, expires, secret, sig = _TICKET_FIXED.unpack_from(plain, 2 + tl)
+        if tid != topic_terminal:
+            raise _fail("terminal_mismatch", "ticket belongs to another terminal")
+        keys = list(self._keys(tid))
+        if not keys:
+            raise _fail("unknown_terminal", "terminal unknown or revoked")
+        msg = _sig_input(self.region, tid, sid, issued, expires, secret)
+        for pub in keys:
+            try:
+                pub.verify(sig, msg)
+                break
+            except InvalidSignature:
+                continue
+        else:
+            raise _fail("signature", "ticket not signed by a pinned terminal key")
+        return _Session(tid, sid, secret, expires / 1000, _query_aead(secret, sid))
+
+    def open_query(self, topic_terminal: str, payload: bytes, now: float) -> OpenedQuery:
+        """Authenticate and decrypt one query envelope received on ``topic_terminal``'s topic."""
+        if len(payload) < 4:
+            raise _fail("malformed", "envelope too short")
+        if payload[0] != VERSION or payload[1] != TYPE_QUERY:
+            raise _fail("version", "unknown envelope version or type")
+        tlen = int.from_bytes(payload[2:4], "big")
+        hl = 4 + tlen + NONCE_LEN
+        if len(payload) < hl + 16 + _Q_PT.size:
+            raise _fail("malformed", "envelope truncated")
+        ticket = payload[4 : 4 + tlen]
+        ck = hashlib.sha256(ticket).digest()
+        sess = self._cache.get(ck)
+        if sess is None:
+            sess = self._open_ticket(topic_terminal, ticket)
+            self._cache[ck] = sess
+            while len(self._cache) > self.max_sessions:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(ck)
+            if sess.terminal_id != topic_terminal:
+                raise _fail("terminal_mismatch", "ticket belongs to another terminal")
+        if now > sess.expires_at:
+            raise _fail("expired", "session ticket expired; terminal must start a new session")
+        nonce = payload[4 + tlen : hl]
+        try:
+            pt = sess.aead.decrypt(nonce, payload[hl:], payload[:hl] + topic_terminal.encode())
+        except InvalidTag:
+            raise _fail("aead", "query authentication failed") from None
+        query_id, ts_ms = _Q_PT.unpack_from(pt)
+        ts = ts_ms / 1000
+        if abs(now - ts) > self.window:
+            raise _fail("window", "query timestamp outside the accepted window")
+        try:
+            state, cat, number = pt[_Q_PT.size :].decode("ascii").split("|")
+            dk = DocumentKey(state, cat, number)
+        except ValueError:
+            raise _fail("malformed", "bad document key in query") from None
+        return OpenedQuery(sess.terminal_id, sess.session_id, query_id, nonce, ts, dk, sess)
+
+    def seal_response(
+        self, query: OpenedQuery, response: Response, rng: Callable[[int], bytes] = os.urandom
+    ) -> bytes:
+        """Seal ``response`` bound to ``query`` (its nonce in clear, its id as AAD)."""
+        if response.query_id != query.query_id:
+            raise EnvelopeError("response: query_id differs from the query it answers")
+        rnonce = rng(RNONCE_LEN)
+        header = bytes([VERSION, TYPE_RESPONSE]) + query.nonce + rnonce
+        key, nonce = _response_key(query.session.secret, query.session_id, query.nonce, rnonce)
+        body = encode_response_body(response)
+        return header + ChaCha20Poly1305(key).encrypt(nonce, body, header + query.query_id)
+
+    def forget_terminal(self, terminal_id: str) -> None:
+        """Drop every cached session of ``terminal_id`` (revocation or key rotation)."""
+        for ck in [k for k, v in self._cache.items() if v.terminal_id == terminal_id]:
+            del self._cache[ck]

@@ -1,0 +1,1 @@
+"""paho-mqtt 2.x adapter (shared core)."""

@@ -1,0 +1,199 @@
+"""paho-mqtt 2.x adapter: one MQTT v5 link over mutual TLS, QoS 1, visible reconnects.
+
+    link = MqttLink(broker, "kiosk-001", on_message=handle, subscriptions=[topic])
+    link.start(); link.wait_connected(5.0)
+    link.publish(topic, payload)          # QoS 1, thread-safe
+    link.close()                          # idempotent
+
+Design notes:
+- ``on_message(topic, payload)`` runs on paho's network thread; it must not block.
+  Subscriptions are (re)made in ``on_connect``, so a broker restart or a lost session
+  never leaves the link deaf.
+- Reconnection is paho's own (``loop_start`` + ``reconnect_delay_set``); every state
+  change is logged and mirrored in :attr:`MqttLink.connected` and the ``on_link`` callback.
+- No v5 ``Properties`` are built or read here: paho's property handling costs tens of
+  microseconds per message and the sealed protocol carries everything in the payload.
+- ``max_inflight_messages_set(0)`` makes paho's in-flight window unlimited (0 = no
+  limit in paho 2.x), so a pipelined burst of QoS 1 queries is not throttled client-side.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from firmware.errors import ConfigError, OperationError, SetupError
+
+log = logging.getLogger(__name__)
+
+OnMessage = Callable[[str, bytes], None]
+Will = tuple[Any, ...]  # (topic, payload, retain) or (topic, payload, qos, retain)
+
+
+@dataclass(frozen=True)
+class BrokerConfig:
+    """The ``[broker]`` section: where the broker is and the TLS identity to show it."""
+
+    host: str
+    port: int
+    ca: Path
+    cert: Path
+    key: Path
+    keepalive: int = 30
+
+    @classmethod
+    def from_section(cls, sec: Any) -> BrokerConfig:
+        """From a :class:`firmware.config.Section` named ``broker`` (errors name the key)."""
+        cfg = cls(
+            host=sec.text("host"),
+            port=sec.integer("port", lo=1, hi=65535),
+            ca=sec.path("ca"),
+            cert=sec.path("cert"),
+            key=sec.path("key"),
+            keepalive=sec.integer("keepalive", 30, lo=5, hi=3600),
+        )
+        for name in ("ca", "cert", "key"):
+            if not getattr(cfg, name).is_file():
+                raise ConfigError(
+                    f"file not found: {getattr(cfg, name)}",
+                    field=f"broker.{name}",
+                    source=sec.source,
+                )
+        return cfg
+
+    def ssl_context(self) -> ssl.SSLContext:
+        try:
+            ctx = ssl.create_default_context(cafile=str(self.ca))
+            ctx.load_cert_chain(str(self.cert), str(self.key))
+        except (OSError, ssl.SSLError) as exc:
+            raise SetupError(f"broker TLS files unusable: {exc}") from exc
+        return ctx
+
+
+class MqttLink:
+    """One MQTT v5 connection with client-certificate TLS, QoS 1 and paho's reconnects."""
+
+    def __init__(
+        self,
+        broker: BrokerConfig,
+        client_id: str,
+        *,
+        on_message: OnMessage,
+        subscriptions: Sequence[str] = (),
+        will: Will | None = None,
+        on_link: Callable[[bool], None] | None = None,
+        reconnect_min: int = 1,
+        reconnect_max: int = 5,
+    ):
+        self.broker = broker
+        self.client_id = client_id
+        self.subscriptions = tuple(subscriptions)
+        self.connected = threading.Event()
+        self.connects = 0
+        self.disconnects = 0
+        self._on_message = on_message
+        self._on_link = on_link
+        self._closed = False
+        self._started = False
+        self._lock = threading.Lock()
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        c.tls_set_context(broker.ssl_context())
+        c.max_inflight_messages_set(0)  # 0 = unlimited in paho 2.x
+        c.max_queued_messages_set(0)
+        c.reconnect_delay_set(reconnect_min, reconnect_max)
+        if will is not None:
+            topic, payload, *rest = will
+            qos, retain = (1, rest[0]) if len(rest) == 1 else (rest[0], rest[1])
+            c.will_set(topic, payload, qos=int(qos), retain=bool(retain))
+        c.on_connect = self._connected_cb
+        c.on_disconnect = self._disconnected_cb
+        c.on_message = self._message_cb
+        self._client = c
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> MqttLink:
+        """Begin connecting in the background (returns at once; see :meth:`wait_connected`)."""
+        with self._lock:
+            if self._started or self._closed:
+                return self
+            self._started = True
+        self._client.connect_async(self.broker.host, self.broker.port, self.broker.keepalive)
+        self._client.loop_start()
+        return self
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self.connected.wait(timeout)
+
+    def close(self) -> None:
+        """Disconnect cleanly (no last will) and stop the network thread. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        try:
+            self._client.disconnect()
+        except Exception:
+            log.debug("disconnect failed", exc_info=True)
+        self._client.loop_stop()
+        self.connected.clear()
+
+    def __enter__(self) -> MqttLink:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- traffic ---------------------------------------------------------------------------
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> Any:
+        """Queue a publish (thread-safe). QoS 1 messages sent while offline are kept by
+        paho and delivered after the reconnect."""
+        if self._closed:
+            raise OperationError("publish on a closed MQTT link")
+        return self._client.publish(topic, payload, qos=qos, retain=retain)
+
+    # -- paho callbacks (network thread; never block) --------------------------------------
+    def _connected_cb(self, client: Any, _u: Any, _flags: Any, rc: Any, _props: Any = None) -> None:
+        if getattr(rc, "is_failure", False):
+            log.warning("mqtt %s: broker refused the connection: %s", self.client_id, rc)
+            return
+        self.connects += 1
+        for topic in self.subscriptions:
+            client.subscribe(topic, qos=1)
+        log.info(
+            "mqtt %s: connected to %s:%d (connection %d)",
+            self.client_id,
+            self.broker.host,
+            self.broker.port,
+            self.connects,
+        )
+        self.connected.set()
+        self._notify(True)
+
+    def _disconnected_cb(self, _c: Any, _u: Any, _flags: Any, rc: Any, _props: Any = None) -> None:
+        was = self.connected.is_set()
+        self.connected.clear()
+        if was:
+            self.disconnects += 1
+            if not self._closed:
+                log.warning("mqtt %s: link lost (%s); paho reconnects", self.client_id, rc)
+            self._notify(False)
+
+    def _message_cb(self, _c: Any, _u: Any, msg: Any) -> None:
+        try:
+            self._on_message(msg.topic, msg.payload)
+        except Exception:
+            log.exception("mqtt %s: message handler failed", self.client_id)
+
+    def _notify(self, up: bool) -> None:
+        if self._on_link is not None:
+            try:
+                self._on_link(up)
+            except Exception:
+                log.exception("mqtt %s: on_link callback failed", self.client_id)

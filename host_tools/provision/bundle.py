@@ -1,0 +1,132 @@
+"""A terminal's bundle: terminal.toml, its TLS identity, its protocol keys, the pinned
+regional keys. Written as a whole (staged, then renamed) to a directory or to a mounted
+SD-card boot partition, where ``hardware/firstboot`` moves it into /etc/fieldterm.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from firmware.errors import SetupError
+
+from .atomic import check_writable, staged_dir
+
+#: Directory name on the SD card's boot partition that the first-boot unit looks for.
+SD_DIR = "fieldterm-bundle"
+MANIFEST = "MANIFEST.sha256"
+SECRET_MODE = 0o600
+PUBLIC_MODE = 0o644
+LANGUAGES = ("en", "ru", "kk", "ky", "uz", "tg", "tk")
+
+
+@dataclass(frozen=True)
+class TerminalSettings:
+    """What goes into terminal.toml besides file names."""
+
+    terminal_id: str
+    region: str
+    host: str
+    port: int
+    site: str | None = None
+    language: str = "en"
+    scanner_port: str = "/dev/ttyUSB0"
+    keepalive: int = 30
+    query_timeout: float = 2.0
+    session_lifetime: int = 86400
+
+
+@dataclass
+class Bundle:
+    """Files of a bundle: name -> (content, mode)."""
+
+    files: dict[str, tuple[bytes, int]] = field(default_factory=dict)
+
+    def add(self, name: str, content: bytes | str, secret: bool = False) -> None:
+        raw = content.encode() if isinstance(content, str) else content
+        self.files[name] = (raw, SECRET_MODE if secret else PUBLIC_MODE)
+
+    def manifest(self) -> str:
+        """sha256sum format, checked by the first-boot script before it installs anything."""
+        lines = [
+            f"{hashlib.sha256(c).hexdigest()}  {n}" for n, (c, _) in sorted(self.files.items())
+        ]
+        return "\n".join(lines) + "\n"
+
+
+def terminal_toml(s: TerminalSettings) -> str:
+    """terminal.toml as in docs/architecture.md; paths are relative to the file."""
+    if s.language not in LANGUAGES:
+        raise SetupError(f"--language {s.language!r}: use one of {', '.join(LANGUAGES)}")
+    term: dict[str, Any] = {"id": s.terminal_id, "region": s.region}
+    if s.site:
+        term["site"] = s.site
+    term["language"] = s.language
+    doc: Mapping[str, Any] = {
+        "terminal": term,
+        "broker": {
+            "host": s.host,
+            "port": s.port,
+            "ca": "ca.crt",
+            "cert": "client.crt",
+            "key": "client.key",
+            "keepalive": s.keepalive,
+        },
+        "protocol": {
+            "identity_key": "identity.key",
+            "regional_kem_public": "regional-kem.pub",
+            "regional_sign_public": "regional-sign.pub",
+            "query_timeout": s.query_timeout,
+            "session_lifetime": s.session_lifetime,
+        },
+        "scanner": {"port": s.scanner_port, "framing": "auto"},
+        "agent": {
+            "state_dir": "/var/lib/fieldterm",
+            "audit_key": "audit.key",
+            "mrz_mode": "repair",
+        },
+    }
+    head = (
+        f"# fieldterm terminal {s.terminal_id}, region {s.region}: written by "
+        "'fieldterm provision'.\n# Relative paths resolve against this file's directory.\n\n"
+    )
+    return head + tomli_w.dumps(doc)
+
+
+def write_bundle(bundle: Bundle, *, out: Path | None = None, sd_card: Path | None = None) -> Path:
+    """Write the bundle atomically; returns the final directory.
+
+    ``out``: a new (or empty) directory. ``sd_card``: the mounted boot partition; the
+    bundle goes to ``<sd_card>/fieldterm-bundle``.
+    """
+    if (out is None) == (sd_card is None):
+        raise SetupError("give exactly one of --out DIR or --sd-card BOOTDIR")
+    if sd_card is not None:
+        check_writable(Path(sd_card), "the SD card's boot partition")
+        target = Path(sd_card) / SD_DIR
+        if target.exists():
+            raise SetupError(
+                f"{target} already holds a bundle that was not installed yet: if it is stale, "
+                "delete that directory; otherwise use another card"
+            )
+    else:
+        assert out is not None
+        target = Path(out)
+        with contextlib.suppress(OSError):  # an unwritable parent is reported just below
+            target.parent.mkdir(parents=True, exist_ok=True)
+    target = target.absolute()
+    with staged_dir(target, 0o700) as tmp:
+        for name, (content, mode) in bundle.files.items():
+            p = tmp / name
+            p.touch(mode=mode)
+            p.chmod(mode)
+            p.write_bytes(content)
+        (tmp / MANIFEST).write_text(bundle.manifest())
+        (tmp / MANIFEST).chmod(PUBLIC_MODE)
+    return target

@@ -1,0 +1,204 @@
+"""``fieldterm provision``: the technician's tool for a region's CA, terminals and brokers."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import stat
+import sys
+from pathlib import Path
+from typing import Any
+
+from firmware.errors import SetupError
+
+HELP = """\
+Provision a region: its CA, terminal identities and bundles, broker configuration,
+revocation and rotation. State lives in the registry directory (--registry DIR or
+FIELDTERM_REGISTRY). Typical flow:
+
+  fieldterm provision --registry REG init --region central --passphrase-file pass.txt
+  fieldterm provision --registry REG add-terminal kiosk-001 --out bundles/kiosk-001
+  fieldterm provision --registry REG broker-config --out /srv/fieldterm --port 8883
+  mosquitto -c /srv/fieldterm/mosquitto.conf
+"""
+
+
+def _common(p: argparse.ArgumentParser, *, top: bool) -> None:
+    d: Any = None if top else argparse.SUPPRESS
+    p.add_argument(
+        "--registry",
+        metavar="DIR",
+        default=d if not top else os.environ.get("FIELDTERM_REGISTRY"),
+        help="the region's registry directory (env FIELDTERM_REGISTRY)",
+    )
+    p.add_argument(
+        "--passphrase-file",
+        metavar="FILE",
+        default=d if not top else os.environ.get("FIELDTERM_PASSPHRASE_FILE"),
+        help="file whose first line is the passphrase of the registry's private keys "
+        "(env FIELDTERM_PASSPHRASE_FILE); prompted for on a terminal when needed",
+    )
+
+
+def _target(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--out", metavar="DIR", type=Path, help="write the bundle to this new directory")
+    g.add_argument(
+        "--sd-card",
+        metavar="BOOTDIR",
+        type=Path,
+        help="write the bundle to BOOTDIR/fieldterm-bundle on a mounted SD-card boot "
+        "partition; the kiosk's first boot installs it into /etc/fieldterm",
+    )
+    p.add_argument(
+        "--csr",
+        metavar="FILE",
+        type=Path,
+        help="certificate request made on the device (its TLS key never leaves it)",
+    )
+    p.add_argument(
+        "--identity-pub",
+        metavar="FILE",
+        type=Path,
+        help="Ed25519 public key (PEM) of an identity key made on the device",
+    )
+    p.add_argument(
+        "--language",
+        help="display language: en, ru, kk, ky, uz, tg, tk (default en; rotate keeps it)",
+    )
+    p.add_argument(
+        "--scanner-port",
+        help="scanner serial port or pyserial URL (default /dev/ttyUSB0; rotate keeps it)",
+    )
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "provision",
+        help="region CA, terminal bundles, broker config, revocation",
+        description=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _common(p, top=True)
+    sub = p.add_subparsers(dest="provision_command", metavar="ACTION", required=True)
+
+    s = sub.add_parser("init", help="create a region: CA, broker and regional identities, keys")
+    _common(s, top=False)
+    s.add_argument("--region", required=True, help="region name, e.g. central")
+    s.add_argument("--host", default="127.0.0.1", help="address terminals use to reach the broker")
+    s.add_argument("--port", type=int, default=8883, help="broker TLS port (default 8883)")
+
+    s = sub.add_parser("add-terminal", help="new terminal identity and its bundle")
+    _common(s, top=False)
+    s.add_argument("id", help="terminal id: [a-z0-9][a-z0-9-]{0,62}, the certificate CN")
+    s.add_argument("--site", help="the post the kiosk stands at")
+    _target(s)
+
+    s = sub.add_parser("broker-config", help="write mosquitto.conf, ACL, CRL and regional.toml")
+    _common(s, top=False)
+    s.add_argument("--out", required=True, type=Path, metavar="DIR")
+    s.add_argument("--host", help="address terminals connect to (default: the one from init)")
+    s.add_argument("--port", type=int, help="TLS port (default: the one from init)")
+    s.add_argument(
+        "--bind",
+        help="listen address (default: --host when it is an IP address, else all; use 0.0.0.0 to serve a network)",
+    )
+    s.add_argument(
+        "--user", default="mosquitto", help="user mosquitto drops to when started as root"
+    )
+    s.add_argument(
+        "--site-bridge", metavar="SITE", help="write a site broker bridged to the regional broker"
+    )
+    s.add_argument(
+        "--upstream", metavar="HOST:PORT", help="the regional broker (with --site-bridge)"
+    )
+
+    s = sub.add_parser("revoke", help="cut a terminal off (CRL, ACL, terminals.json)")
+    _common(s, top=False)
+    s.add_argument("id")
+
+    s = sub.add_parser("rotate", help="new certificate and keys for a terminal")
+    _common(s, top=False)
+    s.add_argument("id")
+    s.add_argument(
+        "--grace",
+        type=float,
+        default=24.0,
+        metavar="HOURS",
+        help="how long the old identity keeps working (0: revoked now)",
+    )
+    _target(s)
+
+    s = sub.add_parser(
+        "refresh", help="re-sign the CRL (ends rotation grace periods) and rewrite broker dirs"
+    )
+    _common(s, top=False)
+
+    s = sub.add_parser("list", help="terminals, their state and expiry")
+    _common(s, top=False)
+    s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("show", help="one terminal: certificates, keys, bundle, revocation")
+    _common(s, top=False)
+    s.add_argument("id")
+    s.add_argument("--json", action="store_true")
+
+    p.set_defaults(func=run)
+
+
+def _passphrase(args: argparse.Namespace, *, confirm: bool = False) -> bytes | None:
+    f = getattr(args, "passphrase_file", None)
+    if f:
+        try:
+            text = Path(f).read_text().splitlines()
+        except OSError as exc:
+            raise SetupError(f"cannot read --passphrase-file {f}: {exc.strerror}") from exc
+        if not text or not text[0]:
+            raise SetupError(
+                f"--passphrase-file {f} is empty: put the passphrase on its first line"
+            )
+        return text[0].encode()
+    return None
+
+
+def _interactive_passphrase() -> bytes | None:
+    if not sys.stdin.isatty():
+        return None
+    return getpass.getpass("registry passphrase: ").encode() or None
+
+
+def _registry(args: argparse.Namespace) -> Path:
+    if not args.registry:
+        raise SetupError("no registry: give --registry DIR or set FIELDTERM_REGISTRY")
+    return Path(args.registry)
+
+
+def run(args: argparse.Namespace) -> int:
+    from . import report  # noqa: PLC0415 -- heavy imports stay out of register()
+
+    cmd = args.provision_command
+    if cmd == "init":
+        return report.init(_registry(args), args, _passphrase(args))
+    from .service import Region  # noqa: PLC0415
+
+    phr = _passphrase(args)
+    with Region.open(_registry(args), phr) as region:
+        if phr is None and region.reg.get("encrypted") == "1" and cmd not in ("list", "show"):
+            region.passphrase = _interactive_passphrase()
+        return report.dispatch(region, cmd, args)
+
+
+def mode_listing(directory: Path) -> list[str]:
+    """``ls -l``-like lines for a bundle or broker directory (modes, sizes, names)."""
+    rows = []
+    for p in sorted(directory.iterdir()):
+        st = p.lstat()
+        rows.append(f"{stat.filemode(st.st_mode)} {st.st_size:6d}  {p.name}")
+    return rows
+
+
+def print_json(obj: object) -> None:
+    json.dump(obj, sys.stdout, indent=2)
+    sys.stdout.write("\n")

@@ -1,0 +1,237 @@
+"""Broker directories: write one (``broker-config``) and keep every known one current.
+
+A broker directory holds what the broker (and, for the regional broker, the regional
+service) runs from. The registry remembers each directory it wrote, so ``add-terminal``,
+``revoke``, ``rotate`` and ``refresh`` rewrite its ACL, CRL and terminals.json in place.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import tomli_w
+from cryptography import x509
+
+from firmware.errors import SetupError
+
+from . import broker_config as bc
+from . import pki
+from .atomic import write_file
+from .bundle import MANIFEST, Bundle
+from .registry import Deployment
+from .service import Region
+
+
+@dataclass(frozen=True)
+class BrokerResult:
+    directory: Path
+    host: str
+    port: int
+    notes: tuple[str, ...]
+
+
+def _site_bridges(region: Region) -> list[bc.SiteBridge]:
+    out = []
+    for d in region.reg.deployments():
+        if d.kind == "site" and d.site:
+            up_host = region.reg.get(f"bridge:{d.site}:host") or ""
+            up_port = int(region.reg.get(f"bridge:{d.site}:port") or 8883)
+            out.append(bc.SiteBridge(d.site, up_host, up_port, _active(region, d.site)))
+    return out
+
+
+def _active(region: Region, site: str | None = None) -> tuple[str, ...]:
+    return tuple(
+        t.id for t in region.reg.terminals() if not t.revoked and (site is None or t.site == site)
+    )
+
+
+def render(region: Region, d: Deployment) -> None:
+    """Rewrite the derived files of one broker directory from the registry."""
+    crl = region.reg.path("ca/crl.pem").read_bytes()
+    bc.write_broker_file(d.path / bc.CRL_FILE, crl, secret=False)
+    if d.kind == "site":
+        acl = bc.acl_text(region.region, _active(region, d.site), regional=False)
+        bc.write_broker_file(d.path / bc.ACL_FILE, acl, secret=True)
+        return
+    acl = bc.acl_text(region.region, _active(region), _site_bridges(region))
+    bc.write_broker_file(d.path / bc.ACL_FILE, acl, secret=True)
+    now = region.clock()
+    rows = [(t.id, t.revoked, region.reg.keys(t.id)) for t in region.reg.terminals()]
+    write_file(d.path / bc.TERMINALS_FILE, bc.terminals_json(region.region, rows, now), 0o644)
+
+
+def refresh_all(region: Region) -> tuple[list[Path], list[Path]]:
+    """Render every recorded broker directory; returns (updated, missing)."""
+    done, missing = [], []
+    for d in region.reg.deployments():
+        if (d.path / "mosquitto.conf").exists():
+            render(region, d)
+            done.append(d.path)
+        else:
+            missing.append(d.path)
+    return done, missing
+
+
+def _sans(cert_file: Path) -> list[str]:
+    cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+    try:
+        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    return [str(v) for v in ext.get_values_for_type(x509.DNSName)] + [
+        str(v) for v in ext.get_values_for_type(x509.IPAddress)
+    ]
+
+
+def retarget_bundles(region: Region, host: str, port: int, site: str | None = None) -> list[Path]:
+    """Point bundles still on this machine at a new broker address (terminal.toml and the
+    manifest): those of ``site``, or with ``site=None`` those not behind a site broker.
+    Kiosks already installed need the new terminal.toml by hand."""
+    changed = []
+    bridged = {d.site for d in region.reg.deployments() if d.kind == "site"}
+    for t in region.reg.terminals():
+        if not t.bundle_path or (t.site != site if site else t.site in bridged):
+            continue
+        toml_path = Path(t.bundle_path) / "terminal.toml"
+        try:
+            doc = tomllib.loads(toml_path.read_text())
+        except (OSError, tomllib.TOMLDecodeError):
+            continue
+        if doc.get("terminal", {}).get("id") != t.id:
+            continue
+        doc["broker"]["host"], doc["broker"]["port"] = host, port
+        text = toml_path.read_text().split("[terminal]")[0] + tomli_w.dumps(doc)
+        write_file(toml_path, text, 0o644)
+        b = Bundle()
+        for line in (Path(t.bundle_path) / MANIFEST).read_text().splitlines():
+            name = line.split("  ", 1)[1]
+            b.add(name, (Path(t.bundle_path) / name).read_bytes())
+        write_file(Path(t.bundle_path) / MANIFEST, b.manifest(), 0o644)
+        changed.append(Path(t.bundle_path))
+    return changed
+
+
+def broker_config(
+    region: Region,
+    out: Path,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    bind: str | None = None,
+    user: str = "mosquitto",
+    site: str | None = None,
+    upstream: tuple[str, int] | None = None,
+) -> BrokerResult:
+    """Write a broker directory: the regional broker (with the regional service's files),
+    or with ``site`` a site broker bridged to ``upstream``."""
+    out = Path(out).absolute()
+    notes: list[str] = []
+    old_host, old_port = region.broker_address
+    host = host or (old_host if site is None else None)
+    if host is None:
+        raise SetupError("a site broker needs --host: the address its terminals connect to")
+    port = port or (old_port if site is None else 8883)
+    if site is not None and upstream is None:
+        raise SetupError("--site-bridge needs --upstream HOST:PORT (the regional broker)")
+    try:
+        out.mkdir(mode=0o750, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SetupError(f"cannot create {out}: {exc.strerror}: pick a writable --out") from exc
+    gid = bc.broker_group()
+    if gid is not None:
+        os.chown(out, -1, gid)
+        out.chmod(0o750)
+    if bind is None:
+        bind = _ip_or_none(host)
+        if bind is None:
+            notes.append("listening on all addresses (--host is a name); narrow with --bind ADDR")
+    name = "broker" if site is None else f"broker.{site}"
+    with region.reg.transaction():
+        crt = region.reg.path(f"region/{name}.crt")
+        if not crt.exists() or host not in _sans(crt):
+            region.issue_server(name, host)
+            notes.append(f"issued a broker certificate for {host}")
+        if site is not None:
+            assert upstream is not None
+            rel = f"region/{bc.bridge_cn(site)}"
+            if not region.reg.path(rel + ".crt").exists():
+                region.issue_client_file(bc.bridge_cn(site), rel)
+            region.reg.set(f"bridge:{site}:host", upstream[0])
+            region.reg.set(f"bridge:{site}:port", str(upstream[1]))
+            region.reg.set(f"site:{site}:address", f"{host}:{port}")
+            moved = retarget_bundles(region, host, port, site)
+            if moved:
+                notes.append(f"pointed {len(moved)} bundle(s) of site {site} at {host}:{port}")
+        elif (host, port) != (old_host, old_port):
+            region.reg.set("broker_host", host)
+            region.reg.set("broker_port", str(port))
+            moved = retarget_bundles(region, host, port)
+            if moved:
+                notes.append(
+                    f"pointed {len(moved)} bundle(s) still on this machine at {host}:{port}"
+                )
+            notes.append(
+                f"broker address is now {host}:{port}; kiosks already installed from older "
+                "bundles keep the old address: re-provision them (rotate)"
+            )
+        reg = region.reg
+        bc.write_broker_file(out / "ca.crt", reg.path("ca/chain.crt").read_bytes(), secret=False)
+        bc.write_broker_file(
+            out / "broker.crt", reg.path(f"region/{name}.crt").read_bytes(), secret=False
+        )
+        key = region.load_key(f"region/{name}.key")
+        bc.write_broker_file(out / "broker.key", pki.key_pem(key), secret=True)
+        if site is not None:
+            rel = f"region/{bc.bridge_cn(site)}"
+            bc.write_broker_file(
+                out / "bridge.crt", reg.path(rel + ".crt").read_bytes(), secret=False
+            )
+            bc.write_broker_file(
+                out / "bridge.key", pki.key_pem(region.load_key(rel + ".key")), secret=True
+            )
+        else:
+            _write_regional(region, out, host, port)
+        bc.prepare_data_dir(out, user)
+        bridge = None
+        if site is not None:
+            assert upstream is not None
+            bridge = bc.SiteBridge(site, upstream[0], upstream[1], _active(region, site))
+        spec = bc.ListenerSpec(out, port, bind, user)
+        write_file(out / "mosquitto.conf", bc.mosquitto_conf(spec, bridge, region.region), 0o644)
+        d = Deployment(out, "site" if site else "regional", site)
+        reg.add_deployment(d, region.clock())
+        render(region, d)
+        if site is not None:  # the regional broker must now let this bridge in
+            for other in reg.deployments():
+                if other.kind == "regional" and (other.path / "mosquitto.conf").exists():
+                    render(region, other)
+    if user != "root" and (p := bc.unreachable_parent(out)) is not None:
+        notes.append(
+            f"warning: user {user} cannot reach {out} ({p} has no o+x): mosquitto will fail "
+            f"to read its files; use an --out under a traversable directory or chmod o+x {p}"
+        )
+    return BrokerResult(out, host, port, tuple(notes))
+
+
+def _ip_or_none(host: str) -> str | None:
+    """Bind to the terminals' address when it is an IP literal (127.0.0.1 stays local)."""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return None
+
+
+def _write_regional(region: Region, out: Path, host: str, port: int) -> None:
+    reg = region.reg
+    write_file(out / "regional.crt", reg.path("region/regional.crt").read_bytes(), 0o644)
+    write_file(out / "regional.key", pki.key_pem(region.load_key("region/regional.key")), 0o600)
+    for name in ("regional-kem", "regional-sign"):
+        write_file(out / f"{name}.key", region.protocol_key_pem(f"{name}.key"), 0o600)
+        write_file(out / f"{name}.pub", reg.path(f"region/{name}.pub").read_bytes(), 0o644)
+    write_file(out / "index.key", reg.path("region/index.key").read_bytes(), 0o600)
+    write_file(out / "regional.toml", bc.regional_toml(region.region, host, port), 0o644)

@@ -1,0 +1,205 @@
+"""Handlers behind ``fieldterm provision``: call the operations, print what a technician
+needs to know next. Never prints a private key or a secret; public keys by fingerprint."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from firmware.errors import SetupError
+
+from . import deploy, protokeys
+from .cli import mode_listing, print_json
+from .registry import iso
+from .service import BundleTarget, Region, TerminalOptions
+
+
+def init(directory: Path, args: argparse.Namespace, passphrase: bytes | None) -> int:
+    with Region.init(
+        directory, args.region, passphrase=passphrase, host=args.host, port=args.port
+    ) as region:
+        print(f"region {region.region} created in {region.reg.dir}")
+        print(
+            f"  CA keys {'encrypted with the passphrase' if passphrase else 'NOT encrypted (no --passphrase-file)'}"
+        )
+        print(f"  broker address for terminals: {args.host}:{args.port}")
+        print(
+            f"  move {region.reg.path('ca/root.key')} to offline storage; it is needed only to renew the issuing CA"
+        )
+    return 0
+
+
+def _target(args: argparse.Namespace) -> BundleTarget:
+    return BundleTarget(out=args.out, sd_card=args.sd_card)
+
+
+def _options(args: argparse.Namespace) -> TerminalOptions:
+    def read(p: Path | None, what: str) -> bytes | None:
+        if p is None:
+            return None
+        try:
+            return p.read_bytes()
+        except OSError as exc:
+            raise SetupError(f"cannot read {what} {p}: {exc.strerror}") from exc
+
+    return TerminalOptions(
+        getattr(args, "site", None),
+        args.language,
+        args.scanner_port,
+        read(args.csr, "--csr"),
+        f"--csr {args.csr}",
+        read(args.identity_pub, "--identity-pub"),
+    )
+
+
+def _after_change(region: Region) -> None:
+    done, missing = deploy.refresh_all(region)
+    for d in done:
+        print(
+            f"updated {d} (ACL, CRL, terminals.json): reload the broker: kill -HUP $(pidof mosquitto)"
+        )
+    for d in missing:
+        print(f"note: broker directory {d} is gone; skipped")
+
+
+def _print_bundle(path: Path) -> None:
+    print(f"bundle written to {path}:")
+    for line in mode_listing(path):
+        print(f"  {line}")
+
+
+def dispatch(region: Region, cmd: str, args: argparse.Namespace) -> int:
+    if cmd == "add-terminal":
+        path = region.add_terminal(args.id, _target(args), _options(args))
+        print(f"terminal {args.id} added to region {region.region}")
+        _print_bundle(path)
+        _after_change(region)
+    elif cmd == "rotate":
+        path = region.rotate(args.id, _target(args), _options(args), args.grace)
+        print(f"terminal {args.id} has a new certificate and identity key")
+        if args.grace:
+            print(
+                f"  the old ones keep working for {args.grace:g} h; run 'refresh' after that to revoke the old certificate"
+            )
+        else:
+            print("  the old certificate is revoked now")
+        _print_bundle(path)
+        _after_change(region)
+    elif cmd == "revoke":
+        region.revoke(args.id)
+        print(
+            f"terminal {args.id} revoked: certificate in the CRL, removed from the ACL, revoked in terminals.json"
+        )
+        _after_change(region)
+    elif cmd == "refresh":
+        region.issuer()
+        with region.reg.transaction():
+            region.sign_crl()
+        print(f"CRL re-signed (next update {region.reg.get('crl_next_update')})")
+        _after_change(region)
+    elif cmd == "broker-config":
+        upstream = _upstream(args.upstream) if args.upstream else None
+        r = deploy.broker_config(
+            region,
+            args.out,
+            host=args.host,
+            port=args.port,
+            bind=args.bind,
+            user=args.user,
+            site=args.site_bridge,
+            upstream=upstream,
+        )
+        print(f"broker directory {r.directory} for {r.host}:{r.port}:")
+        for line in mode_listing(r.directory):
+            print(f"  {line}")
+        for n in r.notes:
+            print(n)
+        print(f"run: mosquitto -c {r.directory / 'mosquitto.conf'}")
+        if args.site_bridge is None:
+            print(f"and: fieldterm regional --config {r.directory / 'regional.toml'}")
+    elif cmd == "list":
+        return _list(region, args.json)
+    elif cmd == "show":
+        return _show(region, args.id, args.json)
+    return 0
+
+
+def _upstream(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise SetupError(f"--upstream {text!r}: write HOST:PORT, e.g. regional.example:8883")
+    return host, int(port)
+
+
+def _terminal_info(region: Region, tid: str) -> dict[str, Any]:
+    t = region.terminal_or_fail(tid)
+    now = region.clock()
+    certs = region.reg.certs(tid)
+    return {
+        "id": t.id,
+        "site": t.site,
+        "status": "revoked" if t.revoked else "active",
+        "created": iso(t.created),
+        "revoked_at": iso(t.revoked_at) if t.revoked_at else None,
+        "bundle": t.bundle_path,
+        "certificates": [
+            {
+                "serial": format(c.serial, "x"),
+                "not_after": iso(c.not_after),
+                "status": c.status(now),
+                "revoke_after": iso(c.revoke_after) if c.revoke_after else None,
+            }
+            for c in certs
+        ],
+        "identity_keys": [
+            {
+                "fingerprint": protokeys.fingerprint(k.public_b64),
+                "created": iso(k.created),
+                "not_after": iso(k.not_after) if k.not_after else None,
+                "live": k.not_after is None or k.not_after > now,
+            }
+            for k in region.reg.keys(tid)
+        ],
+    }
+
+
+def _list(region: Region, as_json: bool) -> int:
+    rows = [_terminal_info(region, t.id) for t in region.reg.terminals()]
+    if as_json:
+        print_json({"region": region.region, "terminals": rows})
+        return 0
+    print(
+        f"region {region.region}; CRL #{region.reg.get('crl_number')} valid until {region.reg.get('crl_next_update')}"
+    )
+    print(f"{'ID':<24} {'SITE':<12} {'STATUS':<8} {'CERT EXPIRES':<21} KEYS")
+    for r in rows:
+        live = [c for c in r["certificates"] if c["status"] in ("active", "grace")]
+        exp = max((c["not_after"] for c in live), default="-")
+        keys = sum(1 for k in r["identity_keys"] if k["live"])
+        print(f"{r['id']:<24} {r['site'] or '-':<12} {r['status']:<8} {exp:<21} {keys}")
+    return 0
+
+
+def _show(region: Region, tid: str, as_json: bool) -> int:
+    info = _terminal_info(region, tid)
+    if as_json:
+        print_json(info)
+        return 0
+    print(f"terminal {info['id']} (region {region.region}, site {info['site'] or '-'})")
+    print(
+        f"  status:  {info['status']}"
+        + (f" since {info['revoked_at']}" if info["revoked_at"] else "")
+    )
+    print(f"  created: {info['created']}")
+    print(f"  bundle:  {info['bundle'] or '-'}")
+    print("  certificates (serial, expires, status):")
+    for c in info["certificates"]:
+        extra = f" until {c['revoke_after']}" if c["status"] == "grace" else ""
+        print(f"    {c['serial']}  {c['not_after']}  {c['status']}{extra}")
+    print("  identity keys (sha256 fingerprint, created, valid until):")
+    for k in info["identity_keys"]:
+        print(
+            f"    {k['fingerprint']}  {k['created']}  {k['not_after'] or 'open'}{'' if k['live'] else ' (expired)'}"
+        )
+    return 0

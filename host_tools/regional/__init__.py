@@ -1,0 +1,1 @@
+"""Regional service: answers sealed queries from the SLTD list."""

@@ -1,0 +1,79 @@
+"""``regional.toml``: the ``[regional]`` and ``[broker]`` sections, validated once."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from firmware.config import ConfigDoc
+from firmware.errors import ConfigError
+from firmware.transport.mqtt import BrokerConfig
+
+_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+
+
+@dataclass(frozen=True)
+class RegionalConfig:
+    region: str
+    kem_key: Path
+    sign_key: Path
+    terminals: Path
+    sltd_db: str  # SQLite path or postgresql:// URL
+    index_key: Path
+    audit_db: Path
+    share_group: str
+    health_file: Path
+    replay_window: float
+    broker: BrokerConfig
+    replay_db: Path
+    health_interval: float = 2.0
+    refresh_interval: float = 5.0
+
+    @classmethod
+    def load(
+        cls, path: str | os.PathLike[str], *, environ: dict[str, str] | None = None
+    ) -> RegionalConfig:
+        doc = ConfigDoc.load(path, environ=environ)
+        sec = doc.section("regional")
+        region = sec.text("region")
+        if not _ID.fullmatch(region):
+            raise ConfigError(
+                f"{region!r} is not a valid region id", field="regional.region", source=sec.source
+            )
+        group = sec.text("share_group", "regional")
+        if not _ID.fullmatch(group):
+            raise ConfigError(
+                f"{group!r} is not a valid group", field="regional.share_group", source=sec.source
+            )
+        files = {}
+        for key in ("kem_key", "sign_key", "terminals", "index_key"):
+            files[key] = sec.path(key)
+            if not files[key].is_file():
+                raise ConfigError(
+                    f"file not found: {files[key]}", field=f"regional.{key}", source=sec.source
+                )
+        db = sec.text("sltd_db")
+        if "://" not in db:
+            p = Path(db).expanduser()
+            db = str(p if p.is_absolute() else sec.base / p)
+        audit = sec.path("audit_db", "regional-audit.sqlite")
+        cfg = cls(
+            region=region,
+            kem_key=files["kem_key"],
+            sign_key=files["sign_key"],
+            terminals=files["terminals"],
+            sltd_db=db,
+            index_key=files["index_key"],
+            audit_db=audit,
+            share_group=group,
+            health_file=sec.path("health_file", "regional-health.json"),
+            replay_window=sec.number("replay_window", 120.0, lo=5.0, hi=3600.0),
+            replay_db=sec.path("replay_db", str(audit.with_name("regional-replay.sqlite"))),
+            health_interval=sec.number("health_interval", 2.0, lo=0.1, hi=600.0),
+            refresh_interval=sec.number("refresh_interval", 5.0, lo=0.1, hi=3600.0),
+            broker=BrokerConfig.from_section(doc.section("broker")),
+        )
+        doc.check_unknown()
+        return cfg

@@ -1,0 +1,60 @@
+"""Replay refusal shared by every regional process: a SQLite file of seen query nonces.
+
+The session layer refuses queries whose timestamp is outside the replay window; inside
+the window a nonce may be used once, across all processes of the shared subscription.
+``INSERT`` into a primary key is the check-and-record in one statement: it fails for a
+nonce already seen. WAL and ``synchronous=OFF`` keep it to a few microseconds (an OS
+crash may forget recent nonces; their queries are still inside a two-minute window and
+carry the same answer, so a replay after a crash discloses nothing new).
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+class ReplayStore:
+    """``first_use(nonce, now)`` is True once per nonce; call from one thread per instance."""
+
+    def __init__(self, path: Path, window: float, *, prune_every: int = 5000):
+        self.path = Path(path)
+        self.window = float(window)
+        self._prune_every = prune_every
+        self._since_prune = 0
+        self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=OFF")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS seen (nonce BLOB PRIMARY KEY, ts REAL NOT NULL) WITHOUT ROWID"
+        )
+        self._insert = "INSERT INTO seen (nonce, ts) VALUES (?, ?)"
+        self.replays = 0
+
+    def first_use(self, nonce: bytes, now: float) -> bool:
+        try:
+            self._db.execute(self._insert, (nonce, now))
+        except sqlite3.IntegrityError:
+            self.replays += 1
+            return False
+        self._since_prune += 1
+        if self._since_prune >= self._prune_every:
+            self.prune(now)
+        return True
+
+    def prune(self, now: float) -> int:
+        """Forget nonces older than twice the window (the session layer refuses those)."""
+        self._since_prune = 0
+        try:
+            cur = self._db.execute("DELETE FROM seen WHERE ts < ?", (now - 2 * self.window,))
+        except sqlite3.OperationalError as exc:  # busy: another process prunes
+            log.debug("replay prune skipped: %s", exc)
+            return 0
+        return cur.rowcount
+
+    def close(self) -> None:
+        self._db.close()

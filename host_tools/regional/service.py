@@ -1,0 +1,229 @@
+"""The regional service: opens sealed queries, looks them up, answers, alerts, audits.
+
+Per query (paho's network thread, kept short on purpose):
+terminal from topic -> ``RegionalSessions.open_query`` (AEAD; public-key work only for a
+new session ticket) -> shared replay store -> ``SltdLookup.lookup`` -> ``Response`` ->
+``seal_response`` -> publish to the terminal's response topic (QoS 1). A hit also
+publishes a signed alert. Refused queries (tampered, replayed, foreign keys, revoked
+terminal, stale) get no answer at all; they are counted by reason and audited.
+
+Several processes may run with the same config: the shared subscription spreads queries
+over them and the replay store and audit trail are shared SQLite files. Give each process
+its own health file (``fieldterm regional --health-file`` or the environment variable
+``FIELDTERM_REGIONAL__HEALTH_FILE``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from firmware.errors import EnvelopeError
+from firmware.protocol import keys, topics
+from firmware.protocol.dockey import keyed_hash64
+from firmware.protocol.messages import Response
+from firmware.protocol.session import RegionalSessions
+from firmware.transport.mqtt import MqttLink
+from host_tools.regional.audit import AuditTrail
+from host_tools.regional.config import RegionalConfig
+from host_tools.regional.replay import ReplayStore
+from host_tools.regional.terminals import TerminalRegistry
+from host_tools.sltd.lookup import SltdLookup, read_index_key
+
+log = logging.getLogger(__name__)
+
+
+def record_details(rec: Any) -> dict[str, str]:
+    """What a terminal is told about a hit (messages.RECORD_FIELDS); the list version
+    travels in the response itself."""
+    return {
+        "status": str(rec.status),
+        "reporting_country": rec.reporting_country,
+        "reference": rec.reference,
+        "reported_on": rec.reported_on.isoformat(),
+        "document_type": rec.document_type,
+    }
+
+
+class RegionalService:
+    """One regional process. ``start()``, then ``stop()`` (idempotent) or ``run(stop_event)``."""
+
+    def __init__(
+        self, cfg: RegionalConfig, *, clock: Any = time.time, client_id: str | None = None
+    ):
+        self.cfg = cfg
+        self._clock = clock
+        self.counts: Counter[str] = Counter()
+        self.refusals: Counter[str] = Counter()
+        self._index_key = read_index_key(cfg.index_key)
+        self._sign_key = keys.load_ed25519_private(cfg.sign_key)
+        self.lookup = SltdLookup.open(cfg.sltd_db, self._index_key)
+        self.sessions: RegionalSessions | None = None
+        self.terminals = TerminalRegistry(cfg.terminals, on_forget=self._forget)
+        self.sessions = RegionalSessions(
+            region=cfg.region,
+            kem_private=keys.load_x25519_private(cfg.kem_key),
+            terminal_keys=self.terminals.keys,
+            window=cfg.replay_window,
+        )
+        self.replay = ReplayStore(cfg.replay_db, cfg.replay_window)
+        self.audit = AuditTrail(cfg.audit_db)
+        self._alert_topic = topics.alert_topic(cfg.region)
+        self._qprefix_len = len(topics.query_topic(cfg.region, "x")) - 1
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._closed = False
+        self.link = MqttLink(
+            cfg.broker,
+            client_id or f"regional-{os.uname().nodename}-{os.getpid()}",
+            on_message=self.on_query,
+            subscriptions=(topics.query_subscription(cfg.region, cfg.share_group),),
+        )
+
+    # -- the hot path (paho thread) --------------------------------------------------------
+    def on_query(self, topic: str, payload: bytes) -> None:
+        now = self._clock()
+        terminal = topic[self._qprefix_len :]
+        assert self.sessions is not None
+        try:
+            q = self.sessions.open_query(terminal, payload, now)
+        except EnvelopeError as exc:
+            self._refuse(now, terminal, None, getattr(exc, "reason", None) or "invalid")
+            return
+        if not self.replay.first_use(q.nonce, now):
+            self._refuse(now, terminal, q.query_id, "replay")
+            return
+        lk = self.lookup
+        version = lk.list_version
+        try:
+            rec = lk.lookup(q.dk)
+        except Exception:
+            log.exception("lookup failed")
+            rec, outcome = None, "ERROR"
+            resp = Response(q.query_id, "ERROR", list_version=version, reason="lookup failed")
+        else:
+            if rec is None:
+                outcome = "NO_MATCH"
+                resp = Response(q.query_id, outcome, list_version=version)
+            else:
+                outcome = "POSSIBLE_MATCH"
+                resp = Response(
+                    q.query_id, outcome, list_version=version, record=record_details(rec)
+                )
+        self.link.publish(
+            topics.response_topic(self.cfg.region, q.terminal_id),
+            self.sessions.seal_response(q, resp),
+        )
+        self.counts[outcome] += 1
+        dkh = keyed_hash64(self._index_key, q.dk).to_bytes(8, "big").hex()
+        self.audit.record(now, q.terminal_id, q.query_id, dkh, outcome, version)
+        if rec is not None:
+            self._alert(now, q, dkh, rec, version)
+
+    def _refuse(self, now: float, terminal: str, query_id: bytes | None, reason: str) -> None:
+        self.refusals[reason] += 1
+        self.counts["refused"] += 1
+        self.audit.record(now, terminal[:64], query_id, None, f"REFUSED:{reason}", None)
+        log.info("refused a query from %r: %s", terminal[:64], reason)
+
+    def _alert(self, now: float, q: Any, dkh: str, rec: Any, version: int) -> None:
+        body = {
+            "v": 1,
+            "region": self.cfg.region,
+            "terminal": q.terminal_id,
+            "query_id": q.query_id.hex(),
+            "dkh": dkh,
+            "reference": rec.reference,
+            "status": str(rec.status),
+            "reporting_country": rec.reporting_country,
+            "list_version": version,
+            "t": round(now, 3),
+        }
+        signed = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+        sig = base64.b64encode(self._sign_key.sign(signed)).decode()
+        self.link.publish(self._alert_topic, json.dumps({"alert": body, "sig": sig}).encode())
+        self.counts["alerts"] += 1
+
+    def _forget(self, terminal_id: str) -> None:
+        if self.sessions is not None:
+            self.sessions.forget_terminal(terminal_id)
+
+    # -- background ------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        return {
+            "pid": os.getpid(),
+            "t": round(self._clock(), 3),
+            "region": self.cfg.region,
+            "connected": self.link.connected.is_set(),
+            "connects": self.link.connects,
+            "counts": dict(self.counts),
+            "answered": sum(self.counts[k] for k in ("NO_MATCH", "POSSIBLE_MATCH", "ERROR")),
+            "refusals": dict(self.refusals),
+            "sessions": len(self.sessions) if self.sessions is not None else 0,
+            "terminals": len(self.terminals),
+            "list_version": self.lookup.list_version,
+            "audited": self.audit.written,
+        }
+
+    def write_health(self) -> None:
+        path = Path(self.cfg.health_file)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(self.health()))
+        os.replace(tmp, path)
+
+    def _every(self, interval: float, fn: Any, name: str) -> None:
+        def loop() -> None:
+            while not self._stop.wait(interval):
+                try:
+                    fn()
+                except Exception:
+                    log.exception("%s failed", name)
+
+        t = threading.Thread(target=loop, name=name, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def start(self) -> RegionalService:
+        self.link.start()
+        self._every(self.cfg.health_interval, self.write_health, "regional-health")
+        self._every(self.cfg.refresh_interval, self.lookup.refresh, "sltd-refresh")
+        self._every(1.0, self.terminals.poll, "terminals-reload")
+        return self
+
+    def run(self, stop: threading.Event) -> None:
+        """Start, write health at once when connected, and serve until ``stop`` is set."""
+        self.start()
+        self.link.wait_connected(30.0)
+        self.write_health()
+        while not stop.wait(1.0):
+            pass
+        self.stop()
+
+    def stop(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        self.link.close()
+        for t in self._threads:
+            t.join(timeout=5.0)
+        self.audit.close()
+        self.replay.close()
+        self.lookup.close()
+        try:
+            self.write_health()
+        except Exception:
+            log.debug("final health write failed", exc_info=True)
+
+    def __enter__(self) -> RegionalService:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

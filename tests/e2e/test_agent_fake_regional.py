@@ -1,0 +1,179 @@
+"""Agent wiring end to end over a real Mosquitto (mutual TLS) and a real pty scanner, with
+plain-JSON stand-ins for the sealed client and the regional service."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from firmware.agent import agent as agent_mod
+from firmware.agent.agent import Agent
+from firmware.agent.audit import verify_file
+from firmware.agent.config import AgentConfig, AgentSection, SignalsConfig
+from firmware.agent.officer import OfficerSignals
+from firmware.agent.outbox import Outbox
+from firmware.mrz import make_td1, make_td3
+from firmware.protocol import dockey
+from firmware.scanner.port import ScannerConfig
+from firmware.signals import open_button, open_display, open_panel, render_screen
+from host_tools.sim.scanner import ScannerSimulator
+from tests.e2e import fakes
+from tests.e2e.rig import AgentThread, Clock, read_events, shown, wait_for
+
+REGION = "e2e"
+TERM = "kiosk-001"
+AUDIT_KEY = bytes(range(32))
+
+
+@pytest.fixture
+def world(tmp_path, test_pki, mtls_broker, monkeypatch):
+    monkeypatch.setattr(agent_mod, "status_topic", lambda r, t: f"ft/v1/{r}/status/{t}")
+    (tmp_path / "audit.key").write_text(AUDIT_KEY.hex())
+    tcert, tkey = test_pki.client(TERM)
+    rcert, rkey = test_pki.client("regional")
+    listed = {"UTO|P|ST0LEN123".replace("0", "O")}
+    regional = fakes.FakeRegional(
+        port=mtls_broker.port,
+        ca=test_pki.cafile,
+        cert=rcert,
+        key=rkey,
+        region=REGION,
+        listed=listed,
+    ).start()
+    sim = ScannerSimulator("lines", transport="pty").start()
+
+    def factory(cfg, will, on_link):
+        return fakes.FakeQueryClient(
+            port=mtls_broker.port,
+            ca=test_pki.cafile,
+            cert=tcert,
+            key=tkey,
+            terminal=TERM,
+            region=REGION,
+            timeout=1.5,
+            will=will,
+            on_link=on_link,
+        )
+
+    cfg = AgentConfig(
+        terminal_id=TERM,
+        region=REGION,
+        language="ru",
+        client=None,
+        scanner=ScannerConfig(port=sim.path, framing="lines"),
+        signals=SignalsConfig(backend="mock", display="mock"),
+        agent=AgentSection(
+            state_dir=tmp_path / "state",
+            audit_key=tmp_path / "audit.key",
+            mrz_mode="repair",
+            events_file=tmp_path / "events.jsonl",
+            result_hold=0.5,
+            unknown_hold=0.5,
+            rescan_hold=0.5,
+            retry_interval=0.5,
+        ),
+        query_timeout=1.5,
+    )
+
+    def make_agent():
+        clock = Clock()
+        panel = open_panel("mock", None, clock)
+        display = open_display("mock", clock=clock)
+        button = open_button("mock", None, clock)
+        sig = OfficerSignals(panel, display, button, language="ru", render=render_screen)
+        a = Agent(cfg, signals=sig, clock=clock, client_factory=factory, dockey=dockey)
+        a.button = button
+        return a, panel, display
+
+    yield make_agent, sim, regional, mtls_broker, tmp_path
+    sim.close()
+    regional.close()
+
+
+def outcomes(events):
+    return [(e["seq"], e["outcome"]) for e in events if e["event"] == "verdict"]
+
+
+def test_scans_to_signals_sequence(world):
+    make_agent, sim, _regional, _broker, tmp = world
+    agent, panel, display = make_agent()
+    with AgentThread(agent):
+        wait_for(
+            lambda: any(e["event"] == "link" and e["up"] for e in read_events(tmp / "events.jsonl"))
+        )
+        sim.send(make_td3(document_number="L898902C3"))
+        wait_for(lambda: shown(panel)[-1] == "clear", what="clear")
+        wait_for(lambda: shown(panel)[-1] == "idle", what="idle")
+        sim.send(make_td3(document_number="STOLEN123"))
+        wait_for(lambda: shown(panel)[-1] == "possible_match", what="match")
+        sim.send(make_td1(document_number="D23145890"))  # refused while latched
+        wait_for(lambda: any(e["event"] == "refused" for e in read_events(tmp / "events.jsonl")))
+        agent.button.press()  # the officer presses the acknowledge button
+        wait_for(lambda: shown(panel)[-1] == "idle", what="ack")
+        sim.send(make_td1(document_number="D23145890"))
+        wait_for(lambda: outcomes(read_events(tmp / "events.jsonl"))[-1][0] == 3, what="td1")
+        wait_for(lambda: shown(panel)[-1] == "idle", what="idle after td1")
+        bad = make_td3()
+        bad[1] = bad[1][:9] + "7" + bad[1][10:]
+        sim.send(bad)
+        wait_for(lambda: "rescan" in shown(panel), what="rescan")
+    assert shown(panel) == [
+        "offline",
+        "idle",
+        "reading",
+        "querying",
+        "clear",
+        "idle",
+        "reading",
+        "querying",
+        "possible_match",
+        "idle",
+        "reading",
+        "querying",
+        "clear",
+        "idle",
+        "reading",
+        "rescan",
+    ]
+    assert panel.closed and not any(panel.levels.values()) and display.closed  # all off
+    assert panel.history[-1][2] is False
+    # red lit only for the possible match (pattern timing is the signals' own unit tests)
+    assert [on for _, on in panel.timeline("red")][:1] == [True]
+    assert outcomes(read_events(tmp / "events.jsonl")) == [
+        (1, "NO_MATCH"),
+        (2, "POSSIBLE_MATCH"),
+        (3, "NO_MATCH"),
+    ]
+    screens = [sc for _, sc in display.history]
+    assert {sc.language for sc in screens} == {"ru"}
+    assert "possible_match" in display.states and all(sc.title for sc in screens)
+    rep = verify_file(tmp / "state" / "audit.log", AUDIT_KEY)
+    assert rep.ok and rep.counts["verdict"] == 3 and rep.counts["rescan"] == 1
+
+
+def test_broker_killed_mid_query_outbox_delivers_once(world):
+    make_agent, sim, regional, broker, tmp = world
+    agent, panel, _display = make_agent()
+    with AgentThread(agent):
+        ev = tmp / "events.jsonl"
+        wait_for(lambda: any(e["event"] == "link" and e["up"] for e in read_events(ev)))
+        regional.hold.clear()  # the regional is slow: the query is in flight
+        sim.send(make_td3(document_number="L898902C3"))
+        wait_for(lambda: "querying" in shown(panel), what="querying")
+        broker.stop(kill=True)
+        wait_for(lambda: shown(panel)[-1] in ("unknown", "offline"), what="unknown")
+        assert "clear" not in shown(panel)
+        regional.hold.set()
+        broker.start()
+        wait_for(lambda: outcomes(read_events(ev)), timeout=30, what="verdict after restart")
+        wait_for(lambda: len(regional.answered) >= 1)
+    events = read_events(tmp / "events.jsonl")
+    assert outcomes(events) == [(1, "NO_MATCH")]  # exactly one verdict recorded
+    assert "unknown" in shown(panel)
+    rep = verify_file(tmp / "state" / "audit.log", AUDIT_KEY)
+    assert rep.ok and rep.counts["verdict"] == 1
+    with Outbox(tmp / "state" / "outbox.sqlite") as ob:
+        assert ob.pending() == []
+    lines = [json.loads(x) for x in (tmp / "state" / "audit.log").read_text().splitlines()]
+    assert [x["kind"] for x in lines if x["kind"] != "start"][:2] == ["accepted", "unknown"]

@@ -1,0 +1,200 @@
+"""The whole system, real parts: provisioning, Mosquitto with mutual TLS and the generated
+ACL, the regional service (a subprocess), the sealed query client, a pty scanner, the agent.
+
+Only the LEDs, buzzer and display are simulated (recording mocks), so the officer's view
+is asserted as a sequence.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+
+import pytest
+
+pytest.importorskip("firmware.client.client", exc_type=ImportError)
+pytest.importorskip("firmware.signals")
+
+from firmware.agent.agent import Agent
+from firmware.agent.audit import load_audit_key, verify_file
+from firmware.agent.config import load_agent_config
+from firmware.agent.outbox import Outbox
+from host_tools.demo import Demo, _bad_check_digit, _read_samples, fieldterm_cmd
+from tests.e2e.rig import AgentThread, read_events, shown, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def system(tmp_path):
+    d = Demo(tmp_path, records=5000, seed=11)
+    tmp_path.chmod(0o711)
+    try:
+        d.provision()
+        d.start_broker()
+        d.start_regional()
+        d.start_scanner()
+        yield d
+    finally:
+        d.close()
+
+
+def samples(d):
+    listed = [x for x in _read_samples(d.dir / "listed.jsonl") if len(x) == 2]
+    unlisted = [x for x in _read_samples(d.dir / "unlisted.jsonl") if len(x) == 2]
+    return listed, unlisted
+
+
+def agent_config(d, **agent_overrides):
+    over = {
+        "scanner": {"port": d.sim.path, "framing": "lines"},
+        "signals": {"backend": "mock", "display": "mock"},
+        "agent": {
+            "state_dir": str(d.dir / "state"),
+            "events_file": str(d.dir / "events.jsonl"),
+            "result_hold": 0.3,
+            "unknown_hold": 0.3,
+            "rescan_hold": 0.3,
+            "retry_interval": 0.5,
+            **agent_overrides,
+        },
+    }
+    return load_agent_config(d.kiosk / "terminal.toml", overrides=over)
+
+
+def panel_states(agent):
+    """Distinct consecutive states the mock LED panel was told to show."""
+    return shown(agent._signals.panel)
+
+
+def verdicts(d):
+    return [
+        (e["seq"], e["outcome"])
+        for e in read_events(d.dir / "events.jsonl")
+        if e["event"] == "verdict"
+    ]
+
+
+def link_up(d):
+    return any(e["event"] == "link" and e["up"] for e in read_events(d.dir / "events.jsonl"))
+
+
+def test_scan_to_signals_through_the_real_system(system):
+    d = system
+    listed, unlisted = samples(d)
+    agent = Agent(agent_config(d))
+    with AgentThread(agent):
+        wait_for(lambda: link_up(d), 30, "broker link")
+        d.sim.send(unlisted[0])
+        wait_for(lambda: verdicts(d) == [(1, "NO_MATCH")], 30, "clear")
+        wait_for(lambda: panel_states(agent)[-1] == "idle", 10, "idle")
+        d.sim.send(listed[0])
+        wait_for(lambda: len(verdicts(d)) == 2, 30, "hit")
+        wait_for(lambda: panel_states(agent)[-1] == "possible_match", 10, "match latched")
+        agent._signals.button.press()  # the mock acknowledge button
+        wait_for(lambda: panel_states(agent)[-1] == "idle", 10, "acknowledged")
+        d.sim.send(_bad_check_digit(unlisted[1]))
+        wait_for(lambda: "rescan" in panel_states(agent), 10, "rescan")
+        wait_for(lambda: panel_states(agent)[-1] == "idle", 10, "idle")
+    assert verdicts(d) == [(1, "NO_MATCH"), (2, "POSSIBLE_MATCH")]
+    assert panel_states(agent) == [
+        "offline",
+        "idle",
+        "reading",
+        "querying",
+        "clear",
+        "idle",
+        "reading",
+        "querying",
+        "possible_match",
+        "idle",
+        "reading",
+        "rescan",
+        "idle",
+    ]
+    key = load_audit_key(d.kiosk / "audit.key")
+    rep = verify_file(d.dir / "state" / "audit.log", key)
+    assert rep.ok and rep.counts["verdict"] == 2
+    raw = (d.dir / "state" / "audit.log").read_text()
+    assert unlisted[0][1][:9].rstrip("<") not in raw  # no document number in the audit log
+
+
+def test_broker_killed_mid_query_delivers_once(system):
+    d = system
+    _, unlisted = samples(d)
+    agent = Agent(agent_config(d))
+    with AgentThread(agent):
+        wait_for(lambda: link_up(d), 30, "broker link")
+        os.kill(d.regional.pid, signal.SIGSTOP)  # the regional is stuck: the query is in flight
+        try:
+            d.sim.send(unlisted[0])
+            wait_for(lambda: "querying" in panel_states(agent), 10, "querying")
+            d.broker.stop(kill=True)
+            wait_for(lambda: panel_states(agent)[-1] in ("unknown", "offline"), 10, "unknown")
+        finally:
+            os.kill(d.regional.pid, signal.SIGCONT)
+        d.broker.start()
+        wait_for(lambda: verdicts(d), 60, "verdict after the broker restart")
+        wait_for(lambda: len(Outbox(d.dir / "state" / "outbox.sqlite").pending()) == 0, 10)
+    assert verdicts(d) == [(1, "NO_MATCH")]
+    assert "clear" not in panel_states(agent)[: panel_states(agent).index("unknown")]
+    rep = verify_file(d.dir / "state" / "audit.log", load_audit_key(d.kiosk / "audit.key"))
+    assert rep.ok and rep.counts["verdict"] == 1
+
+
+def test_agent_sigkilled_after_accepting_a_scan_resolves_after_restart(system):
+    d = system
+    _, unlisted = samples(d)
+    events = d.dir / "events.jsonl"
+    os.kill(d.regional.pid, signal.SIGSTOP)
+    try:
+        d.start_agent()
+        d.sim.send(unlisted[0])
+        wait_for(
+            lambda: any(e["event"] == "document" and e.get("valid") for e in read_events(events)),
+            30,
+            "scan accepted",
+        )
+        d.agent.send_signal(signal.SIGKILL)
+        d.agent.wait(10)
+    finally:
+        os.kill(d.regional.pid, signal.SIGCONT)
+    with Outbox(d.dir / "state" / "outbox.sqlite") as ob:
+        assert [e.seq for e in ob.pending()] == [1]
+    assert verdicts(d) == [] or verdicts(d) == [(1, "NO_MATCH")]
+    d.start_agent()
+    starts = [e for e in read_events(events) if e["event"] == "start"]
+    assert starts[-1]["pending"] == [1]  # the officer is told which verdict is pending
+    wait_for(lambda: (1, "NO_MATCH") in verdicts(d), 30, "pending resolved")
+    assert d.stop_agent() == 0
+    with Outbox(d.dir / "state" / "outbox.sqlite") as ob:
+        assert ob.pending() == []
+    rep = verify_file(d.dir / "state" / "audit.log", load_audit_key(d.kiosk / "audit.key"))
+    assert rep.ok and rep.counts["verdict"] == 1
+
+
+def test_audit_tampering_on_a_real_log_is_detected(system):
+    d = system
+    _, unlisted = samples(d)
+    agent = Agent(agent_config(d))
+    with AgentThread(agent):
+        wait_for(lambda: link_up(d), 30, "broker link")
+        for i, doc in enumerate(unlisted[:3], 1):
+            d.sim.send(doc)
+            wait_for(lambda i=i: len(verdicts(d)) == i, 30, "verdict")
+    log = d.dir / "state" / "audit.log"
+    verify = fieldterm_cmd(
+        "audit", "verify", "--log", str(log), "--key", str(d.kiosk / "audit.key")
+    )
+    assert subprocess.run(verify, capture_output=True, check=False).returncode == 0
+    lines = log.read_text().splitlines(keepends=True)
+    entry = json.loads(lines[-1])
+    entry["outcome"] = "NO_MATCH" if entry["outcome"] != "NO_MATCH" else "POSSIBLE_MATCH"
+    log.write_text("".join(lines[:-1]) + json.dumps(entry) + "\n")
+    r = subprocess.run(verify, capture_output=True, text=True, check=False)
+    assert r.returncode == 1 and "MAC mismatch" in r.stdout
+    log.write_text("".join(lines[:2] + lines[3:]))  # a line removed from the middle
+    r = subprocess.run(verify, capture_output=True, text=True, check=False)
+    assert r.returncode == 1 and "chain broken" in r.stdout

@@ -1,0 +1,90 @@
+"""``make test`` runs the HIL rig when QEMU is here; plus the rig's pure helpers."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from firmware.mrz import parse
+from host_tools.hil.scenarios import SCENARIOS, default_scenarios
+from host_tools.hil.scenarios.agent import bad_mrz, run_dropin
+from host_tools.hil.scenarios.pins import kiosk_pins
+
+REPO = Path(__file__).resolve().parents[2]
+SPECIMEN = [
+    "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<",
+    "L898902C36UTO7408122F1204159ZE184226B<<<<<10",
+]
+
+
+def test_rescan_input_cannot_be_repaired():
+    assert parse(SPECIMEN, mode="repair").valid
+    broken = bad_mrz(SPECIMEN)
+    assert broken != SPECIMEN and len(broken[1]) == 44
+    for mode in ("strict", "tolerant", "repair"):
+        assert not parse(broken, mode=mode).valid
+
+
+def test_pins_come_from_the_hardware_files_and_are_distinct():
+    pins = kiosk_pins()
+    assert set(pins) == {"green", "amber", "red", "buzzer", "button"}
+    assert len(set(pins.values())) == 5
+    assert all(0 <= p <= 27 for p in pins.values())
+
+
+def test_run_dropin_sets_environment_only():
+    f = run_dropin({"FIELDTERM_SIGNALS__BACKEND": "gpio"})
+    assert f.path.endswith("fieldterm-agent.service.d/hil-run.conf")
+    assert f.data.decode() == "[Service]\nEnvironment=FIELDTERM_SIGNALS__BACKEND=gpio\n"
+
+
+def test_default_scenarios_are_known_and_missing_parts_named():
+    names, unavailable = default_scenarios()
+    assert names and all(n in SCENARIOS for n in names)
+    assert not set(names) & set(unavailable)
+    for missing in unavailable.values():
+        assert missing and all(
+            p.startswith("FIELDTERM_HIL_AGENT") or not (REPO / p).exists() for p in missing
+        )
+
+
+def _hil_prerequisites() -> str | None:
+    if os.environ.get("FIELDTERM_HIL", "auto") == "off":
+        return "FIELDTERM_HIL=off"
+    for tool in ("qemu-system-aarch64", "debootstrap", "mke2fs", "debugfs", "fdtput", "socat"):
+        if shutil.which(tool) is None:
+            return f"{tool} missing (make system-deps)"
+    if not Path("/usr/bin/qemu-aarch64-static").exists():
+        return "qemu-user-static missing (make system-deps)"
+    if os.geteuid() != 0:
+        return "the image build needs root (debootstrap, chroot, binfmt_misc)"
+    return None
+
+
+@pytest.mark.hil
+@pytest.mark.timeout(4800)
+def test_hil_rig_passes(capsys):
+    """The whole rig: image (cached by input hash), then every default scenario."""
+    why = _hil_prerequisites()
+    if why:
+        pytest.skip(why)
+    proc = subprocess.run(
+        [sys.executable, "-m", "host_tools.hil.rig"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=4700,
+        check=False,
+    )
+    lines = proc.stdout.strip().splitlines()
+    with capsys.disabled():
+        print("\n" + "\n".join(line for line in lines if line.startswith("hil:")))
+    assert lines, proc.stderr[-3000:]
+    assert re.fullmatch(r"hil: \d+ passed, 0 failed", lines[-1]), proc.stdout[-3000:]
+    assert proc.returncode == 0, proc.stderr[-3000:]

@@ -1,0 +1,68 @@
+"""Topics and key loading."""
+
+from __future__ import annotations
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from firmware.errors import ConfigError, EnvelopeError, SetupError
+from firmware.protocol import keys, topics
+from tests.protocol.helpers import identity, kem
+
+
+def test_topics() -> None:
+    assert topics.query_topic("eu", "k-1") == "ft/v1/eu/q/k-1"
+    assert topics.response_topic("eu", "k-1") == "ft/v1/eu/r/k-1"
+    assert topics.status_topic("eu", "k-1") == "ft/v1/eu/status/k-1"
+    assert topics.alert_topic("eu") == "ft/v1/eu/alert"
+    assert topics.query_subscription("eu", "rg") == "$share/rg/ft/v1/eu/q/+"
+    assert topics.query_subscription("eu", None) == "ft/v1/eu/q/+"
+    assert topics.terminal_from_query_topic("eu", "ft/v1/eu/q/k-1") == "k-1"
+
+
+@pytest.mark.parametrize("bad", ["", "K1", "a/b", "a+", "#", "-a", "a" * 64])
+def test_bad_ids_refused(bad: str) -> None:
+    with pytest.raises(ConfigError, match="terminal"):
+        topics.query_topic("eu", bad)
+
+
+@pytest.mark.parametrize(
+    "topic", ["ft/v1/eu/r/k-1", "ft/v1/us/q/k-1", "ft/v1/eu/q/k/1", "ft/v1/eu/q/"]
+)
+def test_not_a_query_topic(topic: str) -> None:
+    with pytest.raises(EnvelopeError):
+        topics.terminal_from_query_topic("eu", topic)
+
+
+def test_key_files(tmp_path) -> None:
+    enc = serialization.BestAvailableEncryption(b"pw")
+    pk8, spki = serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    fmt = serialization.PrivateFormat.PKCS8
+    (tmp_path / "id.key").write_bytes(identity().private_bytes(pk8, fmt, enc))
+    (tmp_path / "kem.key").write_bytes(kem().private_bytes(pk8, fmt, serialization.NoEncryption()))
+    (tmp_path / "id.pub").write_bytes(identity().public_key().public_bytes(pk8, spki))
+    (tmp_path / "kem.pub").write_bytes(kem().public_key().public_bytes(pk8, spki))
+    (tmp_path / "s.hex").write_text("ab" * 32 + "\n")
+    assert (
+        keys.load_ed25519_private(tmp_path / "id.key", b"pw").public_key()
+        == identity().public_key()
+    )
+    assert keys.load_x25519_private(tmp_path / "kem.key").public_key() == kem().public_key()
+    assert keys.load_ed25519_public(tmp_path / "id.pub") == identity().public_key()
+    assert keys.load_x25519_public(tmp_path / "kem.pub") == kem().public_key()
+    assert keys.load_secret(tmp_path / "s.hex") == b"\xab" * 32
+    b64 = keys.ed25519_public_b64(identity().public_key())
+    assert keys.ed25519_public_from_b64(b64) == identity().public_key()
+    with pytest.raises(SetupError, match="passphrase"):
+        keys.load_ed25519_private(tmp_path / "id.key")
+    with pytest.raises(SetupError, match="expected a Ed25519"):
+        keys.load_ed25519_private(tmp_path / "kem.key")
+    with pytest.raises(SetupError, match="not found"):
+        keys.load_x25519_public(tmp_path / "missing.pub")
+    with pytest.raises(SetupError, match="expected a X25519"):
+        keys.load_x25519_public(tmp_path / "id.pub")
+    (tmp_path / "short.hex").write_text("ab" * 31)
+    with pytest.raises(ConfigError, match=r"short\.hex"):
+        keys.load_secret(tmp_path / "short.hex")
+    with pytest.raises(ConfigError):
+        keys.ed25519_public_from_b64("not base64!")
