@@ -18,3 +18,14 @@ def mtls_broker(tmp_path, test_pki):
     """A Mosquitto requiring client certificates; no ACL (tests that need ACLs pass their own)."""
     with Mosquitto(tmp_path / "broker", tls=test_pki.broker_tls) as broker:
         yield broker
+
+
+@pytest.fixture(autouse=True)
+def _broker_can_traverse_tmp(request, tmp_path_factory):
+    """Mosquitto started as root drops to the user 'mosquitto' (as in production), which must
+    traverse to configs under pytest's temporary directories; those are created 0700."""
+    base = tmp_path_factory.getbasetemp()
+    for d in (base.parent, base):
+        d.chmod(0o711)
+    if "tmp_path" in request.fixturenames:
+        request.getfixturevalue("tmp_path").chmod(0o711)
