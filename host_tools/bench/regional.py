@@ -263,27 +263,68 @@ def stop_process(proc: subprocess.Popen[Any]) -> None:
             proc.wait(5)
 
 
+def _sample_keys(path: Path) -> list[Any]:
+    """Document keys of the MRZ sample file written by ``prepare_store``."""
+    import json  # noqa: PLC0415
+
+    from firmware.mrz import parse  # noqa: PLC0415
+    from firmware.protocol.dockey import DocumentKey  # noqa: PLC0415
+
+    keys = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            keys.append(DocumentKey.from_mrz(parse(json.loads(line))))
+    return keys
+
+
 def run_sealed(args: argparse.Namespace, reg: BenchRegion, broker: Mosquitto) -> dict[str, Any]:
-    """The regional service with ``args.records`` records, driven like the echo.
+    """The regional service with ``args.records`` records, driven exactly like the echo.
 
-    TODO(lead): finish once host_tools/regional and firmware/client exist. Ready here:
-    ``reg`` is a provisioned region (bundles under ``reg.bundle(tid)``, regional.toml in
-    ``reg.broker_dir``) and ``broker`` already runs its ACL on ``reg.port``. What is left:
-
-        info = prepare_store(reg, args.records)        # sltd.sqlite + index, samples
-        proc = start_regional(reg)                     # waits for regional-health.json
-        try:
-            clients = [<QueryClient from reg.bundle(tid) / "terminal.toml"> for tid in
-                       reg.terminals]
-            # submit(done): send one query for a document drawn from reg.dir /
-            # "listed.jsonl" / "unlisted.jsonl" (about 1 hit in 10,000) and call
-            # done(verdict is not ERROR/UNKNOWN) from the client's callback
-            res = drive([make_submit(c) for c in clients], args, "sealed")
-        finally:
-            stop_process(proc)
-        return {**info, **res}
+    Each simulated terminal is a real :class:`~firmware.client.client.QueryClient` from its
+    provisioned bundle: sealed queries, looked up, audited and answered by a real
+    ``fieldterm regional`` process. About 1 query in 10,000 is for a listed document.
     """
-    raise NotImplementedError("sealed part not wired yet (see run_sealed docstring)")
+    import itertools  # noqa: PLC0415
+    import os  # noqa: PLC0415
+
+    from firmware.client.client import QueryClient  # noqa: PLC0415
+    from firmware.client.config import ClientConfig  # noqa: PLC0415
+
+    info = prepare_store(reg, args.records)
+    listed = _sample_keys(reg.dir / "listed.jsonl")
+    unlisted = _sample_keys(reg.dir / "unlisted.jsonl")
+    counter = itertools.count()
+    outcomes: dict[str, int] = {}
+
+    def pick() -> Any:
+        n = next(counter)
+        return listed[n % len(listed)] if n % 10_000 == 9_999 else unlisted[n % len(unlisted)]
+
+    def make_submit(client: QueryClient) -> Any:
+        def submit(done: Any) -> None:
+            def on_verdict(v: Any) -> None:
+                outcomes[v.outcome] = outcomes.get(v.outcome, 0) + 1
+                done(v.outcome in ("NO_MATCH", "POSSIBLE_MATCH"))
+
+            client.submit(os.urandom(16), pick(), on_verdict, timeout=30.0)
+
+        return submit
+
+    proc = start_regional(reg)
+    clients: list[QueryClient] = []
+    try:
+        for tid in reg.terminals:
+            c = QueryClient(ClientConfig.load(reg.bundle(tid) / "terminal.toml"))
+            c.start()
+            if not c.wait_connected(20):
+                raise RuntimeError(f"{tid} did not connect to the broker")
+            clients.append(c)
+        res = drive([make_submit(c) for c in clients], args, "sealed")
+    finally:
+        for c in clients:
+            c.close()
+        stop_process(proc)
+    return {**info, **res, "sealed_outcomes": dict(sorted(outcomes.items()))}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
