@@ -35,7 +35,6 @@ def test_agent_and_signals_sections_of_the_example():
 
 def test_the_whole_example_loads(tmp_path):
     """The example as a bundle would hold it: next to the files it names."""
-    pytest.importorskip("firmware.client.config")
     from firmware.agent.config import load_agent_config  # noqa: PLC0415
 
     cfg_path = tmp_path / "terminal.toml"

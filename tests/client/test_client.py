@@ -9,10 +9,6 @@ import os
 import subprocess
 
 import pytest
-
-pytest.importorskip(
-    "firmware.protocol.session", reason="the sealed protocol core is not in the tree yet"
-)
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from firmware.client.client import QueryClient, Verdict

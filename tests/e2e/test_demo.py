@@ -8,9 +8,6 @@ import sys
 
 import pytest
 
-pytest.importorskip("firmware.client.client", exc_type=ImportError)
-pytest.importorskip("firmware.signals")
-
 pytestmark = pytest.mark.slow
 
 

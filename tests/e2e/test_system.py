@@ -14,9 +14,6 @@ import subprocess
 
 import pytest
 
-pytest.importorskip("firmware.client.client", exc_type=ImportError)
-pytest.importorskip("firmware.signals")
-
 from firmware.agent.agent import Agent
 from firmware.agent.audit import load_audit_key, verify_file
 from firmware.agent.config import load_agent_config

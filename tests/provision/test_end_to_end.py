@@ -11,12 +11,10 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
-
-pytest.importorskip("host_tools.regional.cli", reason="the regional service is not in the tree yet")
-pytest.importorskip("firmware.client.cli", reason="the query client is not in the tree yet")
 
 FIELDTERM = str(Path(sys.executable).with_name("fieldterm"))
 
@@ -55,6 +53,20 @@ def regional(region, broker):
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+    # Queries sent before the service has subscribed would be lost by the broker: wait
+    # until it reports itself connected (it subscribes in on_connect, before that).
+    health = d / "regional-health.json"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, (region.root / "regional.log").read_text()
+        try:
+            if json.loads(health.read_text()).get("connected"):
+                break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.1)
+    else:
+        pytest.fail("regional service did not report connected within 60 s")
     yield proc
     proc.terminate()
     try:
@@ -65,12 +77,28 @@ def regional(region, broker):
     log.close()
 
 
+def _wait_health(region, pred, what: str, timeout: float = 30.0) -> None:
+    """Wait (bounded) until the regional's health file satisfies ``pred``."""
+    health = region.broker_dir / "regional-health.json"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if pred(json.loads(health.read_text())):
+                return
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"timed out waiting for {what}")
+
+
 def _query(bundle: Path, sample: Path) -> subprocess.CompletedProcess[str]:
     return _fieldterm(
         "query",
         "--config",
         str(bundle / "terminal.toml"),
         "--mrz-jsonl",
+        "--timeout",
+        "10",
         stdin=sample.open(),
         env=dict(os.environ),
     )
@@ -91,6 +119,7 @@ def test_provisioned_terminal_gets_verdicts(region, regional):
 def test_revoked_terminal_is_refused_by_the_regional_service(region, broker, regional):
     """The broker still admits kiosk-002 (no reload): only terminals.json cuts it off."""
     assert region.cli("revoke", "kiosk-002") == 0
+    _wait_health(region, lambda h: h.get("terminals") == 1, "the regional to drop kiosk-002")
     out = _query(region.bundles["kiosk-002"], region.root / "clean.jsonl")
     verdicts = _verdicts(out.stdout)
     assert verdicts and all(v == "UNKNOWN" for v in verdicts)

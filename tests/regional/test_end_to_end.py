@@ -10,10 +10,6 @@ import subprocess
 import threading
 
 import pytest
-
-pytest.importorskip(
-    "firmware.protocol.session", reason="the sealed protocol core is not in the tree yet"
-)
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 

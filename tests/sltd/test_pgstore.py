@@ -4,11 +4,10 @@ import datetime as dt
 
 import pytest
 
+from host_tools.sltd import pgcluster
 from host_tools.sltd.generate import GeneratorSpec, ListGenerator
 from host_tools.sltd.records import SltdRecord, Status
 from host_tools.sltd.store import StaleChangeLog, open_store
-
-pgcluster = pytest.importorskip("host_tools.sltd.pgcluster")
 
 
 @pytest.fixture(scope="module")
