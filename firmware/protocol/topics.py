@@ -1,7 +1,8 @@
 """MQTT topic names: the only place where fieldterm topic strings are built or parsed.
 
-Tree (see docs/architecture.md): ``ft/v1/<region>/{q,r,status}/<terminal>`` and
-``ft/v1/<region>/alert``. Ids are lower-case ``[a-z0-9][a-z0-9-]{0,62}`` so they can never
+Tree (see docs/architecture.md): ``ft/v1/<region>/{q,r,status}/<terminal>``,
+``ft/v1/<region>/alert`` and ``ft/v1/<region>/list/...`` (the signed offline list).
+The broker ACL and bridge config (host_tools/provision) are built from these functions too. Ids are lower-case ``[a-z0-9][a-z0-9-]{0,62}`` so they can never
 contain MQTT wildcards or level separators, which keeps ACL patterns exact.
 """
 
@@ -44,9 +45,24 @@ def alert_topic(region: str) -> str:
     return f"{PREFIX}/{validate_id('region', region)}/alert"
 
 
+def list_filter(region: str) -> str:
+    """``ft/v1/<region>/list/#``: everything under the signed offline list's subtree."""
+    return f"{PREFIX}/{validate_id('region', region)}/list/#"
+
+
+PER_TERMINAL_KINDS = ("q", "r", "status")
+
+
+def per_terminal_filter(region: str, kind: str) -> str:
+    """``ft/v1/<region>/<kind>/+`` for ``kind`` in q, r, status: every terminal's topic."""
+    if kind not in PER_TERMINAL_KINDS:
+        raise ValueError(f"kind must be one of {PER_TERMINAL_KINDS}, not {kind!r}")
+    return f"{PREFIX}/{validate_id('region', region)}/{kind}/+"
+
+
 def query_subscription(region: str, group: str | None) -> str:
     """The regional subscription: ``$share/<group>/ft/v1/<region>/q/+`` or plain without group."""
-    plain = f"{PREFIX}/{validate_id('region', region)}/q/+"
+    plain = per_terminal_filter(region, "q")
     if group is None:
         return plain
     return f"$share/{validate_id('group', group)}/{plain}"

@@ -19,6 +19,8 @@ from typing import Any
 
 import tomli_w
 
+from firmware.protocol import topics
+
 from .atomic import write_file
 from .registry import IdentityKey, iso
 
@@ -34,12 +36,6 @@ def bridge_cn(site: str) -> str:
     return f"bridge.{site}"
 
 
-def topic(region: str, kind: str, terminal: str | None = None) -> str:
-    """``ft/v1/<region>/<kind>[/<terminal>]`` (the same shapes firmware/protocol/topics.py builds)."""
-    base = f"ft/v1/{region}/{kind}"
-    return f"{base}/{terminal}" if terminal else base
-
-
 @dataclass(frozen=True)
 class SiteBridge:
     """A site broker bridged to the regional broker."""
@@ -53,10 +49,10 @@ class SiteBridge:
 def _terminal_lines(region: str, tid: str) -> list[str]:
     return [
         f"user {tid}",
-        f"topic write {topic(region, 'q', tid)}",
-        f"topic write {topic(region, 'status', tid)}",
-        f"topic read {topic(region, 'r', tid)}",
-        f"topic read {topic(region, 'list')}/#",
+        f"topic write {topics.query_topic(region, tid)}",
+        f"topic write {topics.status_topic(region, tid)}",
+        f"topic read {topics.response_topic(region, tid)}",
+        f"topic read {topics.list_filter(region)}",
         "",
     ]
 
@@ -80,23 +76,23 @@ def acl_text(
     if regional:
         out += [
             f"user {REGIONAL_CN}",
-            f"topic read {topic(region, 'q')}/+",
-            f"topic read {topic(region, 'status')}/+",
-            f"topic write {topic(region, 'r')}/+",
-            f"topic write {topic(region, 'alert')}",
-            f"topic write {topic(region, 'list')}/#",
-            f"topic readwrite {topic(region, 'status', REGIONAL_CN)}",
+            f"topic read {topics.per_terminal_filter(region, 'q')}",
+            f"topic read {topics.per_terminal_filter(region, 'status')}",
+            f"topic write {topics.per_terminal_filter(region, 'r')}",
+            f"topic write {topics.alert_topic(region)}",
+            f"topic write {topics.list_filter(region)}",
+            f"topic readwrite {topics.status_topic(region, REGIONAL_CN)}",
             "",
         ]
     for b in bridges:
         out.append(f"user {bridge_cn(b.site)}")
         for tid in b.terminals:
             out += [
-                f"topic write {topic(region, 'q', tid)}",
-                f"topic write {topic(region, 'status', tid)}",
-                f"topic read {topic(region, 'r', tid)}",
+                f"topic write {topics.query_topic(region, tid)}",
+                f"topic write {topics.status_topic(region, tid)}",
+                f"topic read {topics.response_topic(region, tid)}",
             ]
-        out += [f"topic read {topic(region, 'list')}/#", ""]
+        out += [f"topic read {topics.list_filter(region)}", ""]
     for tid in terminals:
         out += _terminal_lines(region, tid)
     return "\n".join(out)
@@ -163,11 +159,11 @@ def mosquitto_conf(spec: ListenerSpec, bridge: SiteBridge | None = None, region:
         # their r topics. A new terminal at the site then needs only ACL reloads (Mosquitto
         # does not reload bridge settings on SIGHUP).
         lines += [
-            f"topic {topic(region, 'q')}/+ out 1",
-            f"topic {topic(region, 'status')}/+ out 1",
-            f"topic {topic(region, 'r')}/+ in 1",
+            f"topic {topics.per_terminal_filter(region, 'q')} out 1",
+            f"topic {topics.per_terminal_filter(region, 'status')} out 1",
+            f"topic {topics.per_terminal_filter(region, 'r')} in 1",
         ]
-        lines.append(f"topic {topic(region, 'list')}/# in 1")
+        lines.append(f"topic {topics.list_filter(region)} in 1")
     return "\n".join(lines) + "\n"
 
 

@@ -5,7 +5,8 @@
 - public keys: SubjectPublicKeyInfo PEM (``regional-kem.pub``, ``regional-sign.pub``);
 - ``index.key`` / ``audit.key``: 32 random bytes as 64 lowercase hex characters.
 
-These writers match ``firmware/protocol/keys.py`` (the protocol's loaders); keep them in step.
+These are the writers; the loaders and the base64 form ``terminals.json`` pins
+(:func:`firmware.protocol.keys.ed25519_public_b64`) live in ``firmware/protocol/keys.py``.
 """
 
 from __future__ import annotations
@@ -51,11 +52,6 @@ def private_pem(
 
 def public_pem(key: ed25519.Ed25519PublicKey | x25519.X25519PublicKey) -> bytes:
     return key.public_bytes(PEM, SPKI)
-
-
-def raw_b64(key: ed25519.Ed25519PublicKey) -> str:
-    """The form ``terminals.json`` pins: base64 of the raw 32 bytes."""
-    return base64.b64encode(key.public_bytes(RAW, serialization.PublicFormat.Raw)).decode()
 
 
 def fingerprint(raw_b64_key: str) -> str:

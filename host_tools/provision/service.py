@@ -17,6 +17,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from firmware.errors import SetupError
+from firmware.protocol import keys
 
 from . import pki, protokeys
 from .atomic import write_file
@@ -154,7 +155,7 @@ class Region(RegionCA):
             ident = protokeys.new_identity()
             ident_pub = ident.public_key()
             bundle.add("identity.key", protokeys.private_pem(ident), secret=True)
-        self.reg.add_key(IdentityKey(tid, protokeys.raw_b64(ident_pub), self.clock(), None))
+        self.reg.add_key(IdentityKey(tid, keys.ed25519_public_b64(ident_pub), self.clock(), None))
 
     def _bundle(self, t: Terminal, opts: TerminalOptions) -> Bundle:
         host, port = self.broker_address

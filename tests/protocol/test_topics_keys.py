@@ -18,6 +18,12 @@ def test_topics() -> None:
     assert topics.query_subscription("eu", "rg") == "$share/rg/ft/v1/eu/q/+"
     assert topics.query_subscription("eu", None) == "ft/v1/eu/q/+"
     assert topics.terminal_from_query_topic("eu", "ft/v1/eu/q/k-1") == "k-1"
+    assert topics.per_terminal_filter("eu", "status") == "ft/v1/eu/status/+"
+    assert topics.list_filter("eu") == "ft/v1/eu/list/#"
+    with pytest.raises(ValueError, match="kind"):
+        topics.per_terminal_filter("eu", "alert")
+    with pytest.raises(ConfigError, match="region"):
+        topics.list_filter("EU/#")
 
 
 @pytest.mark.parametrize("bad", ["", "K1", "a/b", "a+", "#", "-a", "a" * 64])
