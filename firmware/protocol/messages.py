@@ -1,8 +1,11 @@
 """Response value object and its versioned encoding (the plaintext inside the AEAD).
 
-Encoding v1: one byte ``0x01`` followed by compact UTF-8 JSON
-``{"o": outcome, "l": list_version?, "r": record?, "e": reason?}``. The query id is not in
-the body: it is bound as AEAD associated data (see session.py, docs/protocol.md).
+Encoding v2: one byte ``0x02``, compact UTF-8 JSON
+``{"o": outcome, "l": list_version?, "r": record?, "e": reason?}``, then zero bytes up to a
+multiple of :data:`RESPONSE_BLOCK` (at least one block). The padding makes a POSSIBLE_MATCH,
+which carries the record, the same size on the wire as a NO_MATCH, so the broker cannot tell
+hits from size. JSON never contains a NUL byte, so the padding is unambiguous. The query id
+is not in the body: it is bound as AEAD associated data (see session.py, docs/protocol.md).
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from firmware.errors import EnvelopeError
 
 OUTCOMES = ("NO_MATCH", "POSSIBLE_MATCH", "ERROR")
 RECORD_FIELDS = ("status", "reporting_country", "reference", "document_type", "reported_on")
-BODY_VERSION = 1
+BODY_VERSION = 2
+#: Response bodies are padded to a multiple of this (a hit's record fits in one block).
+RESPONSE_BLOCK = 256
 
 
 @dataclass(frozen=True)
@@ -53,15 +58,19 @@ def encode_response_body(response: Response) -> bytes:
         doc["r"] = dict(response.record)
     if response.reason is not None:
         doc["e"] = response.reason
-    return bytes([BODY_VERSION]) + json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
+    raw = bytes([BODY_VERSION]) + json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
+    size = max(1, -(-len(raw) // RESPONSE_BLOCK)) * RESPONSE_BLOCK
+    return raw + bytes(size - len(raw))
 
 
 def decode_response_body(query_id: bytes, body: bytes) -> Response:
     """Inverse of :func:`encode_response_body`; :class:`EnvelopeError` on any defect."""
     if not body or body[0] != BODY_VERSION:
         raise EnvelopeError("response body: unknown version")
+    if len(body) % RESPONSE_BLOCK:
+        raise EnvelopeError(f"response body: not padded to {RESPONSE_BLOCK}-byte blocks")
     try:
-        doc = json.loads(body[1:].decode("utf-8"))
+        doc = json.loads(body[1:].rstrip(b"\0").decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         raise EnvelopeError("response body: not valid JSON") from None
     if not isinstance(doc, dict) or not set(doc) <= {"o", "l", "r", "e"}:

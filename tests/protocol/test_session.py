@@ -191,3 +191,45 @@ def test_resend_same_query_id_gets_fresh_nonce() -> None:
     assert s1.nonce != s2.nonce and s1.payload != s2.payload
     o1, o2 = RS.open_query(TERMINAL, s1.payload, NOW), RS.open_query(TERMINAL, s2.payload, NOW)
     assert o1.query_id == o2.query_id and o1.nonce != o2.nonce
+
+
+def test_hit_and_no_hit_responses_are_the_same_size_on_the_wire() -> None:
+    """The broker sees sizes: a POSSIBLE_MATCH (with its record) must not stand out."""
+    ts, rs = terminal(), regional()
+    record = {
+        "status": "STOLEN",
+        "reporting_country": "UTO",
+        "reference": "SLTD/2026/" + "9" * 40,
+        "document_type": "PASSPORT",
+        "reported_on": "2026-11-30",
+    }
+    sizes = {}
+    for i, (outcome, kw) in enumerate(
+        [
+            ("NO_MATCH", {"list_version": 7}),
+            ("POSSIBLE_MATCH", {"list_version": 7, "record": record}),
+            ("ERROR", {"reason": "index_unavailable"}),
+        ]
+    ):
+        qid = bytes([i]) * 16
+        opened = rs.open_query(TERMINAL, ts.seal_query(qid, DK, NOW).payload, NOW + 1)
+        wire = rs.seal_response(opened, Response(qid, outcome, **kw))
+        assert ts.open_response(wire)[1].outcome == outcome
+        sizes[outcome] = len(wire)
+    assert len(set(sizes.values())) == 1, sizes
+
+
+def test_unpadded_body_refused() -> None:
+    from firmware.protocol.messages import (  # noqa: PLC0415
+        RESPONSE_BLOCK,
+        decode_response_body,
+        encode_response_body,
+    )
+
+    body = encode_response_body(Response(QID, "NO_MATCH", list_version=1))
+    assert len(body) == RESPONSE_BLOCK
+    assert decode_response_body(QID, body).list_version == 1
+    with pytest.raises(EnvelopeError, match="padded"):
+        decode_response_body(QID, body.rstrip(b"\0"))
+    with pytest.raises(EnvelopeError, match="JSON"):
+        decode_response_body(QID, body[:-1] + b"x")
