@@ -126,3 +126,26 @@ def test_first_boot_note_references_the_provisioning_script():
     note = (HW / "first-boot.md").read_text()
     assert "firstboot/fieldterm-firstboot.sh" in note
     assert (HW / "firstboot/fieldterm-firstboot.sh").exists()
+
+
+def _unit_settings(path: Path) -> dict[str, list[str]]:
+    """key -> values of a systemd unit file (keys may repeat)."""
+    out: dict[str, list[str]] = {}
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if line and not line.startswith(("#", "[")) and "=" in line:
+            key, value = line.split("=", 1)
+            out.setdefault(key, []).append(value)
+    return out
+
+
+def test_agent_unit_lets_the_gpio_library_load():
+    """RPi.GPIO/rpi-lgpio read the board revision from /proc and lgpio makes a pipe in the
+    working directory when imported: the hardening must leave both possible (the HIL rig
+    runs the unit for real on an emulated Pi; this catches it without QEMU)."""
+    unit = _unit_settings(HW / "systemd" / "fieldterm-agent.service")
+    assert "ProcSubset" not in unit
+    state = "/var/lib/" + unit["StateDirectory"][0]
+    assert unit["WorkingDirectory"] == [state]
+    assert unit["Type"] == ["notify"] and "gpio" in unit["SupplementaryGroups"][0].split()
+    assert "char-gpiochip rw" in unit["DeviceAllow"]

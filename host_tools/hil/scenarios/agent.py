@@ -125,6 +125,9 @@ def run_raspi3b(ctx: Context) -> None:
             usb_net=[(GUEST_BROKER[1], region.broker_port)],
         ) as g, QtestClient(g.spec.qtest_socket or Path()) as qt:  # fmt: skip
             qt.connect(g.deadline)
+            # The button is wired to ground with the pull-up on (active low); QEMU does not
+            # model pulls, so the host holds the line high, as the resistor would.
+            qt.drive(pins["button"], True)
             rec = PinRecorder(qt, names).start()
             try:
                 g.wait_for(r"HIL-READY", 240)
@@ -169,9 +172,9 @@ def run_raspi3b(ctx: Context) -> None:
                 check(
                     bool(rec.timeline.edges(pins["buzzer"], t)), "buzzer silent on POSSIBLE MATCH"
                 )
-                qt.drive(pins["button"], True)
+                qt.drive(pins["button"], False)  # pressed: the line goes to ground
                 w.state("idle", 60)
-                qt.drive(pins["button"], False)
+                qt.drive(pins["button"], True)
                 t_ack = rec.now()
                 time.sleep(2)
                 check(
