@@ -195,7 +195,7 @@ def broker_config(
                 out / "bridge.key", pki.key_pem(region.load_key(rel + ".key")), secret=True
             )
         else:
-            _write_regional(region, out, host, port)
+            _write_regional(region, out, _regional_host(host, bind), port)
         bc.prepare_data_dir(out, user)
         bridge = None
         if site is not None:
@@ -224,6 +224,19 @@ def _ip_or_none(host: str) -> str | None:
         return str(ipaddress.ip_address(host))
     except ValueError:
         return None
+
+
+def _regional_host(host: str, bind: str | None) -> str:
+    """Where the regional service (which runs beside the broker) connects: over loopback
+    when the broker listens there (``--bind 127.0.0.1``, or on every address), else at
+    the address it is bound to. The broker certificate always names 127.0.0.1."""
+    if bind is None or bind in ("0.0.0.0", "::"):  # noqa: S104 - compared, not bound
+        return "127.0.0.1"
+    try:
+        loopback = ipaddress.ip_address(bind).is_loopback
+    except ValueError:  # a name: leave it to the resolver, as the terminals do
+        return host
+    return bind if loopback else host
 
 
 def _write_regional(region: Region, out: Path, host: str, port: int) -> None:

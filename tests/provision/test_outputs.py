@@ -199,3 +199,23 @@ def _card(region) -> Path:
     card = region.root / "boot"
     card.mkdir(exist_ok=True)
     return card
+
+
+def test_terminals_address_and_regional_loopback_can_differ(region, tmp_path):
+    """A broker reached by terminals at a forwarded address (NAT, the HIL's slirp) but bound
+    to loopback: bundles name the terminals' address, regional.toml connects over loopback
+    (the broker certificate names both)."""
+    out = tmp_path / "nat-broker"
+    rc = provision(
+        region.registry, "broker-config", "--out", str(out), "--host", "10.0.2.100",
+        "--port", str(region.port), "--bind", "127.0.0.1", passphrase=region.passphrase,
+    )  # fmt: skip
+    assert rc == 0
+    assert f"listener {region.port} 127.0.0.1" in (out / "mosquitto.conf").read_text()
+    assert tomllib.loads((out / "regional.toml").read_text())["broker"]["host"] == "127.0.0.1"
+    bundle = tomllib.loads((region.bundles["kiosk-001"] / "terminal.toml").read_text())
+    assert bundle["broker"]["host"] == "10.0.2.100"
+    cert = x509.load_pem_x509_certificate((out / "broker.crt").read_bytes())
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    names = {str(ip) for ip in sans.get_values_for_type(x509.IPAddress)}
+    assert {"10.0.2.100", "127.0.0.1"} <= names

@@ -30,7 +30,6 @@ from host_tools.hil.scenarios.common import Context, ScannerLink, check, wait_un
 from host_tools.hil.scenarios.pins import kiosk_pins
 from host_tools.hil.scenarios.region import (
     BIN,
-    GUEST_BROKER,
     HostService,
     Region,
     StatusMonitor,
@@ -122,7 +121,7 @@ def run_raspi3b(ctx: Context) -> None:
     try:
         with ctx.raspi3b(
             boot_files(region, env), timeout=900,
-            usb_net=[(GUEST_BROKER[1], region.broker_port)],
+            usb_net=[(region.broker_port, region.broker_port)],
         ) as g, QtestClient(g.spec.qtest_socket or Path()) as qt:  # fmt: skip
             qt.connect(g.deadline)
             # The button is wired to ground with the pull-up on (active low); QEMU does not
@@ -238,7 +237,7 @@ def run_virt(ctx: Context) -> None:
     try:
         with ctx.virt(
             boot_files(region, env), timeout=600,
-            guestfwd=[(GUEST_BROKER[1], region.broker_port)],
+            guestfwd=[(region.broker_port, region.broker_port)],
         ) as g:  # fmt: skip
             g.wait_for(r"HIL-READY", 150)
             ctx.timings["boot"] = g.elapsed()

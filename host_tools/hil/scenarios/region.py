@@ -3,8 +3,9 @@
 ``fieldterm provision`` makes the CA, the kiosk's bundle and the broker config; the
 broker (Mosquitto, mTLS) listens on 127.0.0.1 only; ``fieldterm sltd generate`` makes a
 small synthetic list; ``fieldterm regional`` answers sealed queries. The guest reaches
-the broker at 10.0.2.100:1883 through QEMU's restricted slirp ``guestfwd``, which is the
-address the bundle (and the broker certificate) name.
+the broker at 10.0.2.100:<port> through QEMU's restricted slirp ``guestfwd`` to the same
+port on the host's 127.0.0.1: the bundle names 10.0.2.100 (as a kiosk names a broker behind
+NAT), the broker binds to loopback and the regional service connects over loopback.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from host_tools.mosquitto import free_port, mosquitto_binary
 
 REGION = "central"
 TERMINAL = "kiosk-hil"
-GUEST_BROKER = ("10.0.2.100", 1883)
+GUEST_BROKER_HOST = "10.0.2.100"
 BIN = Path(sys.executable).parent / "fieldterm"
 
 
@@ -79,35 +80,17 @@ class Region:
         pw.write_text("hil-run-only\n")
         pw.chmod(0o600)
         common = ["provision", "--registry", str(self.reg), "--passphrase-file", str(pw)]
-        host, port = GUEST_BROKER
-        fieldterm(
-            *common, "init", "--region", REGION, "--host", host, "--port", str(port), cwd=self.dir
-        )
-        fieldterm(
-            *common,
-            "add-terminal",
-            TERMINAL,
-            "--out",
-            str(self.bundle),
-            "--scanner-port",
-            self.scanner_port,
-            "--site",
-            "hil",
-            cwd=self.dir,
-        )
         self.broker_port = free_port()
         fieldterm(
-            *common,
-            "broker-config",
-            "--out",
-            str(self.srv),
-            "--host",
-            "127.0.0.1",
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(self.broker_port),
-            cwd=self.dir,
+            *common, "init", "--region", REGION, "--host", GUEST_BROKER_HOST,
+            "--port", str(self.broker_port), cwd=self.dir,
+        )  # fmt: skip
+        fieldterm(
+            *common, "add-terminal", TERMINAL, "--out", str(self.bundle),
+            "--scanner-port", self.scanner_port, "--site", "hil", cwd=self.dir,
+        )  # fmt: skip
+        fieldterm(
+            *common, "broker-config", "--out", str(self.srv), "--bind", "127.0.0.1", cwd=self.dir
         )
         if with_list:
             fieldterm(
@@ -288,7 +271,14 @@ def audit_records(log_text: str) -> list[dict[str, Any]]:
 
 
 def read_guest_file(image: Path, path: str) -> str:
-    """A file from a (powered off) guest's ext4 image, via debugfs."""
+    """A file from a powered-off guest's ext4 image, as the kiosk would find it on its next
+    boot: ``e2fsck`` first replays the journal (what an fsync made durable may be only in
+    the journal after a power cut; debugfs alone does not replay it), then ``debugfs``."""
+    fsck = subprocess.run(
+        ["e2fsck", "-f", "-y", str(image)], capture_output=True, text=True, check=False
+    )
+    if fsck.returncode >= 4:  # 1 and 2: errors corrected
+        raise OperationError(f"e2fsck {image} failed ({fsck.returncode}): {fsck.stdout[-400:]}")
     proc = subprocess.run(
         ["debugfs", "-R", f"cat {path}", str(image)], capture_output=True, text=True, check=False
     )
