@@ -49,9 +49,9 @@ def test_default_scenarios_are_known_and_missing_parts_named():
     assert names and all(n in SCENARIOS for n in names)
     assert not set(names) & set(unavailable)
     for missing in unavailable.values():
-        assert missing and all(
-            p.startswith("FIELDTERM_HIL_AGENT") or not (REPO / p).exists() for p in missing
-        )
+        assert missing and all(not (REPO / p).exists() for p in missing)
+    # this tree has the agent's parts: the real agent runs on both machines
+    assert names == ["agent-virt", "agent-raspi3b"]
 
 
 def _hil_prerequisites() -> str | None:
@@ -88,3 +88,57 @@ def test_hil_rig_passes(capsys):
     assert lines, proc.stderr[-3000:]
     assert re.fullmatch(r"hil: \d+ passed, 0 failed", lines[-1]), proc.stdout[-3000:]
     assert proc.returncode == 0, proc.stderr[-3000:]
+    for name in default_scenarios()[0]:
+        assert any(line.startswith(f"hil: {name} PASS ") for line in lines), name
+
+
+def _synthetic_timeline(states, pins, *, quantum=0.05, jitter=0.03, seed=1):
+    """What the recorder would see: ``states`` [(state, seconds)] played one after another
+    by the firmware's own patterns, polled every ``quantum`` s with random lateness."""
+    import random  # noqa: PLC0415
+
+    from firmware.signals.patterns import PATTERNS  # noqa: PLC0415
+    from host_tools.hil.qtest import PinTimeline  # noqa: PLC0415
+
+    rng = random.Random(seed)
+    tl = PinTimeline({v: k for k, v in pins.items()})
+    t, start, starts = 0.0, 0.0, []
+    for state, length in states:
+        starts.append(start)
+        while t < start + length:
+            levels = sum(
+                1 << pins[ch]
+                for ch in ("green", "amber", "red", "buzzer")
+                if PATTERNS[state].level(ch, t - start - rng.uniform(0, jitter))
+            )
+            tl.record(t, levels)
+            t += quantum
+        start += length
+    return tl, starts
+
+
+@pytest.mark.parametrize("state", ["clear", "possible_match", "unknown", "rescan"])
+def test_classify_tells_each_verdict_pattern_from_every_other(state):
+    from host_tools.hil.scenarios.pins import classify  # noqa: PLC0415
+
+    pins = kiosk_pins()
+    tl, starts = _synthetic_timeline([("querying", 2.0), (state, 8.0), ("idle", 4.0)], pins)
+    seen = starts[1] + 0.4  # the console line comes a little after the pins change
+    ranked = classify(tl, pins, seen)
+    assert ranked[0].state == state and ranked[0].score >= 0.75, ranked[:3]
+    assert abs(ranked[0].start - starts[1]) < 0.2
+    assert ranked[1].score < ranked[0].score
+
+
+def test_classify_rejects_a_wrong_or_frozen_pattern():
+    from host_tools.hil.scenarios.pins import classify  # noqa: PLC0415
+
+    pins = kiosk_pins()
+    tl, starts = _synthetic_timeline([("idle", 2.0), ("unknown", 8.0)], pins)
+    assert classify(tl, pins, starts[1])[0].state != "rescan"
+    # a red LED stuck on (no blinking, no buzzer) is not a possible match
+    stuck = type(tl)(tl.names)
+    stuck.record(0.0, 0)
+    stuck.record(2.0, 1 << pins["red"])
+    ranked = classify(stuck, pins, 2.0)
+    assert ranked[0].score < 0.75, ranked[:3]  # no pattern of the firmware explains it

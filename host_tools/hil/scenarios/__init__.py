@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,18 +49,14 @@ SCENARIOS: dict[str, Scenario] = {
 
 
 def default_scenarios() -> tuple[list[str], dict[str, list[str]]]:
-    """What ``make hil`` runs, and what it cannot run yet (name -> missing paths).
+    """What ``make hil`` runs, and what it cannot run (name -> missing paths).
 
-    The agent scenarios cover the plumbing the probes check; the probes run instead when
-    the agent's parts are not all in the tree.
+    The agent scenarios cover the plumbing the probes check (UART, GPIO both ways,
+    usb-net, guestfwd); the probes run instead when the agent's parts are not in the tree,
+    and stay available with ``-s`` for narrowing a failure down.
     """
     unavailable = {n: s.missing() for n, s in SCENARIOS.items() if s.missing()}
     agents = [n for n in ("agent-virt", "agent-raspi3b") if n not in unavailable]
-    if os.environ.get("FIELDTERM_HIL_AGENT") != "1":
-        # not yet run green against the finished agent/regional: opt-in until then
-        for n in agents:
-            unavailable[n] = ["FIELDTERM_HIL_AGENT=1 (opt-in until proven green)"]
-        agents = []
     if len(agents) == 2:
         return agents, unavailable
     return [*agents, "probe-virt", "probe-raspi3b", "probe-raspi3b-usbnet"], unavailable
