@@ -2,12 +2,13 @@
 
 What runs (all on 127.0.0.1, all in a throwaway directory):
 
-1. provisioning: a region CA, one kiosk's bundle, the broker directory
-   (``fieldterm provision init / add-terminal / broker-config``);
+1. provisioning: a region CA, one kiosk's bundle, the broker directory, the alert desk
+   (``fieldterm provision init / add-terminal / broker-config / alert-desk``);
 2. a synthetic SLTD list (``fieldterm sltd generate``) with samples of listed and
    unlisted documents;
 3. Mosquitto with mutual TLS from the generated ``mosquitto.conf``;
-4. the regional service (``fieldterm regional``);
+4. the regional service (``fieldterm regional``) and the alert desk's reader of sealed hit
+   alerts (``fieldterm alerts``);
 5. the kiosk agent (``fieldterm agent``) with console LEDs and display;
 6. a scanner simulator on a pty, which the agent reads as its serial port.
 
@@ -145,6 +146,7 @@ class Demo:
         self.broker: Mosquitto | None = None
         self.regional: subprocess.Popen[bytes] | None = None
         self.agent: subprocess.Popen[bytes] | None = None
+        self.desk: subprocess.Popen[bytes] | None = None
         self.sim: Any = None
         self.tail = EventTail(self.dir / "events.jsonl")
         self._agent_out: threading.Thread | None = None
@@ -182,6 +184,7 @@ class Demo:
             "--port",
             str(self.port),
         )
+        run_step("alert desk", *common, "alert-desk", "--out", str(self.dir / "desk"))
         run_step(
             f"synthetic SLTD list ({self.records:,} records)",
             "sltd",
@@ -218,6 +221,7 @@ class Demo:
         say("== starting services")
         self.start_broker()
         self.start_regional()
+        self.start_desk()
         self.start_scanner()
         self.start_agent()
 
@@ -236,6 +240,26 @@ class Demo:
         )
         self._wait_regional()
         say("  ok  regional service")
+
+    def start_desk(self) -> None:
+        self.desk = subprocess.Popen(
+            fieldterm_cmd("alerts", "--config", str(self.dir / "desk" / "desk.toml"), "--json"),
+            stdout=open(self.dir / "desk-alerts.jsonl", "ab"),
+            stderr=open(self.dir / "desk.log", "ab"),
+            start_new_session=True,
+        )
+        say("  ok  alert desk reader (hit alerts sealed to the desk, sent every 2 s)")
+
+    def desk_alerts(self, expected: int, within: float = 15.0) -> list[dict[str, Any]]:
+        """The alerts the desk printed, waiting (bounded) until ``expected`` have come."""
+        path = self.dir / "desk-alerts.jsonl"
+        until = time.monotonic() + within
+        while True:
+            text = path.read_text() if path.exists() else ""
+            got = [json.loads(line) for line in text.splitlines() if line.strip()]
+            if len(got) >= expected or time.monotonic() > until:
+                return got
+            time.sleep(0.2)
 
     def start_scanner(self) -> None:
         from host_tools.sim.scanner import ScannerSimulator  # noqa: PLC0415
@@ -515,6 +539,13 @@ class Demo:
 
     def close(self) -> None:
         self.stop_agent()
+        if self.desk is not None and self.desk.poll() is None:
+            self.desk.send_signal(signal.SIGTERM)
+            try:
+                self.desk.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.desk.kill()
+                self.desk.wait(timeout=5)
         if self.sim is not None:
             self.sim.close()
         if self.regional is not None and self.regional.poll() is None:
@@ -616,6 +647,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         if tally.resolved_late:
             say(f"  pending resolved after the outage: {', '.join(tally.resolved_late)}")
+        alerts = demo.desk_alerts(s.get("possible_match", 0))
+        say(
+            f"  alert desk: {len(alerts)} sealed hit alert(s)"
+            + "".join(f"; {a['terminal']} {a['status']} ref {a['reference']}" for a in alerts)
+        )
+        if len(alerts) != s.get("possible_match", 0):
+            tally.failures.append(
+                f"the alert desk got {len(alerts)} alert(s) for {s.get('possible_match', 0)} hit(s)"
+            )
         say(
             f"demo: {tally.sent} documents, {s['clear']} clear, {s['possible_match']} possible "
             f"match, {s['unknown']} unknown, {s['rescan']} rescan, {lost} lost"

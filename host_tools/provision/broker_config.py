@@ -29,6 +29,10 @@ ACL_FILE = "mosquitto.acl"
 CRL_FILE = "crl.pem"
 TERMINALS_FILE = "terminals.json"
 REGIONAL_CN = "regional"
+#: The alert desk's certificate CN (the dash keeps it a valid id no terminal may take:
+#: add-terminal refuses reserved names).
+ALERT_DESK_CN = "alert-desk"
+ALERT_DESK_PUB = "alert-desk.pub"
 
 
 def bridge_cn(site: str) -> str:
@@ -82,6 +86,9 @@ def acl_text(
             f"topic write {topics.alert_topic(region)}",
             f"topic write {topics.list_filter(region)}",
             f"topic readwrite {topics.status_topic(region, REGIONAL_CN)}",
+            "",
+            f"user {ALERT_DESK_CN}",
+            f"topic read {topics.alert_topic(region)}",
             "",
         ]
     for b in bridges:
@@ -180,6 +187,8 @@ def regional_toml(region: str, host: str, port: int) -> str:
             "share_group": "regional",
             "health_file": "regional-health.json",
             "replay_window": 120,
+            "alert_key": ALERT_DESK_PUB,
+            "alert_interval": 2.0,
         },
         "broker": {
             "host": host,
@@ -193,6 +202,31 @@ def regional_toml(region: str, host: str, port: int) -> str:
     head = (
         f"# fieldterm regional service, region {region}: written by 'fieldterm provision "
         "broker-config'.\n# Relative paths resolve against this file's directory.\n\n"
+    )
+    return head + tomli_w.dumps(doc)
+
+
+def desk_toml(region: str, host: str, port: int) -> str:
+    """``desk.toml`` for ``fieldterm alerts`` (paths relative to the file)."""
+    doc: Mapping[str, Any] = {
+        "desk": {
+            "region": region,
+            "alert_key": "alert-desk.key",
+            "sign_public": "regional-sign.pub",
+        },
+        "broker": {
+            "host": host,
+            "port": port,
+            "ca": "ca.crt",
+            "cert": "desk.crt",
+            "key": "desk.key",
+            "keepalive": 30,
+        },
+    }
+    head = (
+        f"# fieldterm alert desk, region {region}: written by 'fieldterm provision alert-desk'.\n"
+        "# Relative paths resolve against this file's directory. Run: fieldterm alerts --config "
+        "desk.toml\n\n"
     )
     return head + tomli_w.dumps(doc)
 

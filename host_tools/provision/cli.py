@@ -22,6 +22,7 @@ FIELDTERM_REGISTRY). Typical flow:
   fieldterm provision --registry REG add-terminal kiosk-001 --out bundles/kiosk-001
   fieldterm provision --registry REG broker-config --out /srv/fieldterm --port 8883
   mosquitto -c /srv/fieldterm/mosquitto.conf
+  fieldterm provision --registry REG alert-desk --out desk/   # who reads hit alerts
 """
 
 
@@ -114,6 +115,19 @@ def register(subparsers: Any) -> None:
     s.add_argument(
         "--upstream", metavar="HOST:PORT", help="the regional broker (with --site-bridge)"
     )
+
+    s = sub.add_parser(
+        "alert-desk",
+        help="files for the alert desk: TLS identity, the key that opens sealed hit alerts",
+        description="Write the alert desk's directory: a TLS client certificate the broker "
+        "lets read only the alert topic, the X25519 key that opens the sealed alert batches, "
+        "the regional signing key that signs each alert, and desk.toml for 'fieldterm "
+        "alerts'. Keep it on the desk's machine: whoever has alert-desk.key reads every hit.",
+    )
+    _common(s, top=False)
+    s.add_argument("--out", required=True, type=Path, metavar="DIR", help="a new directory")
+    s.add_argument("--host", help="broker address the desk connects to (default: from init)")
+    s.add_argument("--port", type=int, help="broker TLS port (default: from init)")
 
     s = sub.add_parser("revoke", help="cut a terminal off (CRL, ACL, terminals.json)")
     _common(s, top=False)

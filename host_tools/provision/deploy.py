@@ -247,4 +247,37 @@ def _write_regional(region: Region, out: Path, host: str, port: int) -> None:
         write_file(out / f"{name}.key", region.protocol_key_pem(f"{name}.key"), 0o600)
         write_file(out / f"{name}.pub", reg.path(f"region/{name}.pub").read_bytes(), 0o644)
     write_file(out / "index.key", reg.path("region/index.key").read_bytes(), 0o600)
+    write_file(out / bc.ALERT_DESK_PUB, region.ensure_alert_desk_key(), 0o644)
     write_file(out / "regional.toml", bc.regional_toml(region.region, host, port), 0o644)
+
+
+def alert_desk(region: Region, out: Path, host: str | None = None, port: int | None = None) -> Path:
+    """The alert desk's directory: a TLS client identity (CN ``alert-desk``, which the ACL
+    lets read the alert topic and nothing else), the desk's X25519 private key that opens
+    the sealed alert batches, the regional signing key that signs each alert, and
+    ``desk.toml`` for ``fieldterm alerts``. ``out`` must be new or empty."""
+    out = Path(out).absolute()
+    if out.exists() and any(out.iterdir()):
+        raise SetupError(f"{out} is not empty: give a new directory for the alert desk")
+    try:
+        out.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SetupError(f"cannot create {out}: {exc.strerror}: pick a writable --out") from exc
+    b_host, b_port = region.broker_address
+    reg = region.reg
+    with reg.transaction():
+        region.ensure_alert_desk_key()
+        rel = "region/alert-desk-tls"
+        if not reg.path(rel + ".crt").exists():
+            region.issue_client_file(bc.ALERT_DESK_CN, rel)
+        write_file(out / "ca.crt", reg.path("ca/chain.crt").read_bytes(), 0o644)
+        write_file(out / "desk.crt", reg.path(rel + ".crt").read_bytes(), 0o644)
+        write_file(out / "desk.key", pki.key_pem(region.load_key(rel + ".key")), 0o600)
+        write_file(out / "alert-desk.key", region.protocol_key_pem("alert-desk.key"), 0o600)
+        write_file(
+            out / "regional-sign.pub", reg.path("region/regional-sign.pub").read_bytes(), 0o644
+        )
+        write_file(
+            out / "desk.toml", bc.desk_toml(region.region, host or b_host, port or b_port), 0o644
+        )
+    return out

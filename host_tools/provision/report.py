@@ -118,6 +118,13 @@ def dispatch(region: Region, cmd: str, args: argparse.Namespace) -> int:
         print(f"run: mosquitto -c {r.directory / 'mosquitto.conf'}")
         if args.site_bridge is None:
             print(f"and: fieldterm regional --config {r.directory / 'regional.toml'}")
+    elif cmd == "alert-desk":
+        out = deploy.alert_desk(region, args.out, args.host, args.port)
+        print(f"alert desk directory {out} for region {region.region}:")
+        for line in mode_listing(out):
+            print(f"  {line}")
+        print(f"run: fieldterm alerts --config {out / 'desk.toml'}")
+        print("keep alert-desk.key on the desk's machine only: it opens every hit alert")
     elif cmd == "list":
         return _list(region, args.json)
     elif cmd == "show":

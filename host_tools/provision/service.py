@@ -102,6 +102,7 @@ class Region(RegionCA):
                 reg.path("region/regional-sign.pub"), protokeys.public_pem(sign.public_key())
             )
             write_file(reg.path("region/index.key"), protokeys.new_secret_hex() + "\n", 0o600)
+            self.ensure_alert_desk_key()
             with reg.transaction():
                 reg.set("region", region)
                 reg.set("created", iso(clock()))
@@ -118,6 +119,22 @@ class Region(RegionCA):
                 shutil.rmtree(reg.dir, ignore_errors=True)
             raise
         return self
+
+    # -- alert desk ----------------------------------------------------------------------
+    def ensure_alert_desk_key(self) -> bytes:
+        """The alert desk's X25519 key pair (hit alerts are sealed to it), made once; for a
+        registry from before alerts were sealed it is made on first use. Returns the public
+        key PEM."""
+        pub = self.reg.path("region/alert-desk.pub")
+        if not pub.exists():
+            key = protokeys.new_kem()
+            write_file(
+                self.reg.path("region/alert-desk.key"),
+                protokeys.private_pem(key, self.passphrase),
+                0o600,
+            )
+            write_file(pub, protokeys.public_pem(key.public_key()))
+        return pub.read_bytes()
 
     # -- terminals ---------------------------------------------------------------------
     def _new_identity(self, tid: str, opts: TerminalOptions, bundle: Bundle) -> None:

@@ -30,6 +30,8 @@ class RegionalConfig:
     replay_db: Path
     health_interval: float = 2.0
     refresh_interval: float = 5.0
+    alert_key: Path | None = None  # the alert desk's X25519 public key (SPKI PEM)
+    alert_interval: float = 2.0
 
     @classmethod
     def load(
@@ -59,6 +61,14 @@ class RegionalConfig:
             p = Path(db).expanduser()
             db = str(p if p.is_absolute() else sec.base / p)
         audit = sec.path("audit_db", "regional-audit.sqlite")
+        alert_key = sec.opt_path("alert_key")
+        if alert_key is not None and not alert_key.is_file():
+            raise ConfigError(
+                f"file not found: {alert_key} (the alert desk's public key; "
+                "`fieldterm provision broker-config` writes it)",
+                field="regional.alert_key",
+                source=sec.source,
+            )
         cfg = cls(
             region=region,
             kem_key=files["kem_key"],
@@ -73,6 +83,8 @@ class RegionalConfig:
             replay_db=sec.path("replay_db", str(audit.with_name("regional-replay.sqlite"))),
             health_interval=sec.number("health_interval", 2.0, lo=0.1, hi=600.0),
             refresh_interval=sec.number("refresh_interval", 5.0, lo=0.1, hi=3600.0),
+            alert_key=alert_key,
+            alert_interval=sec.number("alert_interval", 2.0, lo=0.1, hi=60.0),
             broker=BrokerConfig.from_section(doc.section("broker")),
         )
         doc.check_unknown()

@@ -4,7 +4,9 @@ Per query (paho's network thread, kept short on purpose):
 terminal from topic -> ``RegionalSessions.open_query`` (AEAD; public-key work only for a
 new session ticket) -> shared replay store -> ``SltdLookup.lookup`` -> ``Response`` ->
 ``seal_response`` -> publish to the terminal's response topic (QoS 1). A hit also
-publishes a signed alert. Refused queries (tampered, replayed, foreign keys, revoked
+queues a signed alert; a timer publishes one sealed, fixed-size alert batch (empty or not)
+every ``alert_interval`` seconds to the alert desk (firmware/protocol/alerts.py), so the
+broker cannot tell when hits happen. Refused queries (tampered, replayed, foreign keys, revoked
 terminal, stale) get no answer at all; they are counted by reason and audited.
 
 Several processes may run with the same config: the shared subscription spreads queries
@@ -15,18 +17,17 @@ its own health file (``fieldterm regional --health-file`` or the environment var
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import os
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from pathlib import Path
 from typing import Any
 
 from firmware.errors import EnvelopeError
-from firmware.protocol import keys, topics
+from firmware.protocol import alerts, keys, topics
 from firmware.protocol.dockey import keyed_hash64
 from firmware.protocol.messages import Response
 from firmware.protocol.session import RegionalSessions
@@ -76,6 +77,11 @@ class RegionalService:
         self.replay = ReplayStore(cfg.replay_db, cfg.replay_window)
         self.audit = AuditTrail(cfg.audit_db)
         self._alert_topic = topics.alert_topic(cfg.region)
+        self._desk = keys.load_x25519_public(cfg.alert_key) if cfg.alert_key else None
+        self._alerts: deque[dict[str, Any]] = deque()
+        self._alert_lock = threading.Lock()
+        self._alert_seq = 0
+        self._alert_src = os.urandom(8).hex()
         self._qprefix_len = len(topics.query_topic(cfg.region, "x")) - 1
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -146,10 +152,38 @@ class RegionalService:
             "list_version": version,
             "t": round(now, 3),
         }
-        signed = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
-        sig = base64.b64encode(self._sign_key.sign(signed)).decode()
-        self.link.publish(self._alert_topic, json.dumps({"alert": body, "sig": sig}).encode())
+        with self._alert_lock:
+            self._alerts.append(alerts.sign_alert(self._sign_key, body))
         self.counts["alerts"] += 1
+
+    def flush_alerts(self) -> bool:
+        """Publish one sealed batch (up to MAX_PER_BATCH queued alerts, or none: the
+        broker sees the same message either way). Nothing while the broker is away: alerts
+        stay queued. True if a batch went out."""
+        if self._desk is None or not self.link.connected.is_set():
+            return False
+        with self._alert_lock:
+            batch = [
+                self._alerts.popleft() for _ in range(min(len(self._alerts), alerts.MAX_PER_BATCH))
+            ]
+        self._alert_seq += 1
+        try:
+            payload = alerts.seal_batch(
+                self._desk,
+                self.cfg.region,
+                src=self._alert_src,
+                seq=self._alert_seq,
+                t=self._clock(),
+                alerts=batch,
+            )
+            self.link.publish(self._alert_topic, payload)
+        except Exception:
+            with self._alert_lock:
+                self._alerts.extendleft(reversed(batch))
+            raise
+        self.counts["alert_batches"] += 1
+        self.counts["alerts_sent"] += len(batch)
+        return True
 
     def _forget(self, terminal_id: str) -> None:
         if self.sessions is not None:
@@ -170,6 +204,8 @@ class RegionalService:
             "terminals": len(self.terminals),
             "list_version": self.lookup.list_version,
             "audited": self.audit.written,
+            "alerts_queued": len(self._alerts),
+            "alert_desk": self._desk is not None,
         }
 
     def write_health(self) -> None:
@@ -195,6 +231,14 @@ class RegionalService:
         self._every(self.cfg.health_interval, self.write_health, "regional-health")
         self._every(self.cfg.refresh_interval, self.lookup.refresh, "sltd-refresh")
         self._every(1.0, self.terminals.poll, "terminals-reload")
+        if self._desk is None:
+            log.warning(
+                "regional %s: no alert_key in the config: hit alerts are not sent (they are in "
+                "the audit trail); run `fieldterm provision broker-config` again to add it",
+                self.cfg.region,
+            )
+        else:
+            self._every(self.cfg.alert_interval, self.flush_alerts, "alert-batches")
         return self
 
     def run(self, stop: threading.Event) -> None:

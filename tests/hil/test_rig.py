@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -117,6 +118,22 @@ def _synthetic_timeline(states, pins, *, quantum=0.05, jitter=0.03, seed=1):
     return tl, starts
 
 
+def _table():
+    from firmware.signals.cli import sampled  # noqa: PLC0415
+
+    return sampled(0.02, 6.0)
+
+
+def test_the_rig_gets_the_firmware_patterns_from_its_command_line():
+    from host_tools.hil.scenarios.pins import firmware_patterns  # noqa: PLC0415
+
+    table = firmware_patterns()
+    assert table == json.loads(json.dumps(_table()))
+    assert {"clear", "possible_match", "unknown", "rescan"} <= set(table["states"])
+    red = table["states"]["possible_match"]["levels"]["red"]  # 4 Hz: 0.125 s on, 0.125 off
+    assert red[:6] == "1" * 6 and red[7:13] == "0" * 6 and red[13:19] == "1" * 6
+
+
 @pytest.mark.parametrize("state", ["clear", "possible_match", "unknown", "rescan"])
 def test_classify_tells_each_verdict_pattern_from_every_other(state):
     from host_tools.hil.scenarios.pins import classify  # noqa: PLC0415
@@ -124,7 +141,7 @@ def test_classify_tells_each_verdict_pattern_from_every_other(state):
     pins = kiosk_pins()
     tl, starts = _synthetic_timeline([("querying", 2.0), (state, 8.0), ("idle", 4.0)], pins)
     seen = starts[1] + 0.4  # the console line comes a little after the pins change
-    ranked = classify(tl, pins, seen)
+    ranked = classify(tl, pins, seen, _table())
     assert ranked[0].state == state and ranked[0].score >= 0.75, ranked[:3]
     assert abs(ranked[0].start - starts[1]) < 0.2
     assert ranked[1].score < ranked[0].score
@@ -135,10 +152,10 @@ def test_classify_rejects_a_wrong_or_frozen_pattern():
 
     pins = kiosk_pins()
     tl, starts = _synthetic_timeline([("idle", 2.0), ("unknown", 8.0)], pins)
-    assert classify(tl, pins, starts[1])[0].state != "rescan"
+    assert classify(tl, pins, starts[1], _table())[0].state == "unknown"
     # a red LED stuck on (no blinking, no buzzer) is not a possible match
     stuck = type(tl)(tl.names)
     stuck.record(0.0, 0)
     stuck.record(2.0, 1 << pins["red"])
-    ranked = classify(stuck, pins, 2.0)
+    ranked = classify(stuck, pins, 2.0, _table())
     assert ranked[0].score < 0.75, ranked[:3]  # no pattern of the firmware explains it

@@ -27,7 +27,7 @@ from host_tools.hil.image import GuestFile
 from host_tools.hil.qemu import Guest
 from host_tools.hil.qtest import PinRecorder, QtestClient
 from host_tools.hil.scenarios.common import Context, ScannerLink, check, wait_until
-from host_tools.hil.scenarios.pins import classify, kiosk_pins
+from host_tools.hil.scenarios.pins import classify, firmware_patterns, kiosk_pins
 from host_tools.hil.scenarios.region import (
     BIN,
     HostService,
@@ -108,16 +108,17 @@ def expect_pattern(
     ctx: Context,
     rec: PinRecorder,
     pins: dict[str, int],
+    patterns: dict[str, Any],
+    *,
     state: str,
     around: float,
-    *,
     search: tuple[float, float] = (-1.5, 0.3),
     window: float = 3.0,
 ) -> None:
     """The pins seen over ``window`` s from near ``around`` must be best explained by
     ``state``'s pattern (of all the patterns the firmware has), and well (>= 75 %)."""
     wait_until(lambda: rec.now() > around + search[1] + window + 0.1, window + 10, "pin samples")
-    ranked = classify(rec.timeline, pins, around, window=window, search=search)
+    ranked = classify(rec.timeline, pins, around, patterns, window=window, search=search)
     best, runner = ranked[0], ranked[1]
     summary = f"{best.state} {best.score:.2f}, next {runner.state} {runner.score:.2f}"
     check(best.state == state and best.score >= 0.75, f"pins for {state} look like {summary}")
@@ -131,6 +132,7 @@ def _outcomes(records: list[dict[str, Any]]) -> list[str]:
 def run_raspi3b(ctx: Context) -> None:
     pins = kiosk_pins()
     names = {v: k for k, v in pins.items()}
+    patterns = firmware_patterns()
     region = Region(ctx.rundir / "region", "/dev/ttyAMA0", {}).provision()
     env = {"FIELDTERM_SIGNALS__BACKEND": "gpio", "FIELDTERM_SIGNALS__DISPLAY": "none"}
     enc = encoder("stx")
@@ -162,7 +164,7 @@ def run_raspi3b(ctx: Context) -> None:
                 t = rec.now()
                 link.send(enc(clean))
                 ctx.timings["clear"] = w.state("clear", 120)
-                expect_pattern(ctx, rec, pins, "clear", rec.now())
+                expect_pattern(ctx, rec, pins, patterns, state="clear", around=rec.now())
                 wait_until(
                     lambda: (
                         rec.timeline.level_at(pins["green"], 1e9)
@@ -180,12 +182,15 @@ def run_raspi3b(ctx: Context) -> None:
                 t = rec.now()
                 link.send(enc(listed))
                 ctx.timings["possible_match"] = w.state("possible_match", 120)
-                expect_pattern(ctx, rec, pins, "possible_match", rec.now())
+                expect_pattern(ctx, rec, pins, patterns, state="possible_match", around=rec.now())
                 wait_until(lambda: bool(rec.timeline.edges(pins["red"], t)), 10, "red LED")
                 time.sleep(12)  # with the above, longer than any hold: a latch must not expire
                 t_latched = rec.now()
                 # still the full pattern, not a frozen LED (any phase: search a whole period)
-                expect_pattern(ctx, rec, pins, "possible_match", t_latched - 3.0, search=(-3, 0))
+                expect_pattern(
+                    ctx, rec, pins, patterns,
+                    state="possible_match", around=t_latched - 3.0, search=(-3, 0),
+                )  # fmt: skip
                 check("-> idle (" not in g.console()[w.offset :], "POSSIBLE MATCH did not latch")
                 check(
                     rec.timeline.level_at(pins["red"], t_latched)
@@ -215,7 +220,7 @@ def run_raspi3b(ctx: Context) -> None:
                 t = rec.now()
                 link.send(enc(bad_mrz(_td3(region.clean)[1])))
                 ctx.timings["rescan"] = w.state("rescan", 120)
-                expect_pattern(ctx, rec, pins, "rescan", rec.now())
+                expect_pattern(ctx, rec, pins, patterns, state="rescan", around=rec.now())
                 wait_until(lambda: bool(rec.timeline.edges(pins["amber"], t)), 10, "amber LED")
                 check(not rec.timeline.edges(pins["green"], t), "green LED lit on RESCAN")
                 w.state("idle", 60)
@@ -228,7 +233,7 @@ def run_raspi3b(ctx: Context) -> None:
                 t = rec.now()
                 link.send(enc(_td3(region.clean)[2]))
                 ctx.timings["unknown"] = w.state("unknown", 120)
-                expect_pattern(ctx, rec, pins, "unknown", rec.now())
+                expect_pattern(ctx, rec, pins, patterns, state="unknown", around=rec.now())
                 wait_until(lambda: bool(rec.timeline.edges(pins["amber"], t)), 10, "amber LED")
                 check(not rec.timeline.edges(pins["green"], t), "green LED lit on UNKNOWN")
                 ctx.note("RESCAN and UNKNOWN (regional stopped): amber, never green")

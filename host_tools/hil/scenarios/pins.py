@@ -8,6 +8,9 @@ exists, the ``[signals.pins]`` table of ``hardware/terminal.example.toml`` is us
 from __future__ import annotations
 
 import bisect
+import json
+import subprocess
+import sys
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from firmware.errors import ConfigError
-from firmware.signals.patterns import PATTERNS, Pattern
 from host_tools.hil.qtest import PinTimeline
 
 REPO = Path(__file__).resolve().parents[3]
@@ -53,6 +55,26 @@ def kiosk_pins(repo: Path = REPO) -> dict[str, int]:
 
 
 OUTPUTS = ("green", "amber", "red", "buzzer")
+#: Sampling step of the expected patterns and of the comparison (the recorder polls at 50 ms).
+STEP = 0.02
+
+
+def firmware_patterns(step: float = STEP, seconds: float = 6.0) -> dict[str, Any]:
+    """The firmware's own patterns, sampled, from ``fieldterm signals patterns --json``.
+
+    The rig asks the firmware through its command line (host tools never import the kiosk's
+    signal code), with the ``fieldterm`` of this checkout: the same source the image's
+    wheel is built from.
+    """
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "fieldterm"), "signals", "patterns", "--json",
+         "--step", str(step), "--seconds", str(seconds)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        raise ConfigError(f"fieldterm signals patterns failed: {proc.stderr[-400:]}")
+    table: dict[str, Any] = json.loads(proc.stdout)
+    return table
 
 
 @dataclass(frozen=True)
@@ -69,37 +91,39 @@ def classify(
     timeline: PinTimeline,
     pins: Mapping[str, int],
     around: float,
+    patterns: Mapping[str, Any],
     *,
     window: float = 3.0,
     search: tuple[float, float] = (-1.5, 0.3),
-    step: float = 0.02,
-    patterns: Mapping[str, Pattern] = PATTERNS,
 ) -> list[PatternMatch]:
-    """Score every pattern of ``firmware/signals/patterns.py`` against the pin levels seen in
-    ``window`` seconds from a start near ``around`` (timeline seconds), best first.
+    """Score every pattern in ``patterns`` (a :func:`firmware_patterns` table) against the
+    pin levels seen in ``window`` seconds from a start near ``around`` (timeline seconds),
+    best first.
 
     The start is searched over ``around + search`` because the host learns of a state change
     from the console a little after the pins change. A channel a pattern does not name must
     stay off, so a pattern explains the pins only if all four outputs agree.
     """
+    step = float(patterns["step"])
+    per = round(window / step)
+    if per > round(float(patterns["seconds"]) / step):
+        raise ValueError(f"window {window} s is longer than the sampled patterns")
     times = [t for t, _ in timeline.samples]
     lo, hi = around + search[0], around + search[1]
-    span = hi - lo + window
-    grid_n = int(span / step) + 1
-    # observed levels on a fine grid from lo (bisect into the change list once per point)
+    offsets = round((hi - lo) / step) + 1
+    # observed levels on the same grid from lo (bisect into the change list once per point)
     obs: dict[str, list[bool]] = {ch: [] for ch in OUTPUTS}
-    for i in range(grid_n):
+    for i in range(offsets + per):
         t = lo + i * step
         k = bisect.bisect_right(times, t) - 1
         levels = timeline.samples[k][1] if k >= 0 else 0
         for ch in OUTPUTS:
             obs[ch].append(bool(levels >> pins[ch] & 1))
-    per = int(window / step)
     out = []
-    for state, pattern in patterns.items():
-        expected = {ch: [pattern.level(ch, j * step) for j in range(per)] for ch in OUTPUTS}
+    for state, info in patterns["states"].items():
+        expected = {ch: [c == "1" for c in info["levels"][ch][:per]] for ch in OUTPUTS}
         best, best_start = -1.0, lo
-        for off in range(int((hi - lo) / step) + 1):
+        for off in range(offsets):
             agree = sum(
                 all(obs[ch][off + j] == expected[ch][j] for ch in OUTPUTS) for j in range(per)
             )

@@ -1,0 +1,171 @@
+"""Hit alerts: signed by the regional service, sealed to the alert desk, sent at a fixed rate.
+
+A POSSIBLE_MATCH must reach the people who act on it (the alert desk), but the broker in
+between must learn neither that a hit happened nor where. So the regional service does not
+publish an alert when a hit happens: every ``alert_interval`` seconds it publishes one
+*batch* on ``ft/v1/<region>/alert``, with up to :data:`MAX_PER_BATCH` alerts or none, always
+padded to :data:`BATCH_SIZE` and sealed (HPKE base mode, the suite of the session tickets)
+to the desk's X25519 key. The broker sees the same size at the same rate whether there
+were hits or not. Each alert inside is signed with the regional Ed25519 signing key, so
+the desk knows the regional service wrote it (HPKE base mode does not authenticate the
+sender). See docs/protocol.md, "Hit alerts".
+
+Wire::
+
+    payload = 0x01 (version) ‖ 0x41 ("A") ‖ HPKE enc(32) ‖ ciphertext
+    HPKE info = "fieldterm/v1 alert " ‖ region ‖ 0x00 ‖ version ‖ type
+    plaintext = JSON {"region", "src", "seq", "t", "alerts": [{"alert": {...}, "sig": b64}]}
+                ‖ zero bytes up to BATCH_SIZE
+
+An alert body: ``{v, region, terminal, query_id, dkh, reference, status,
+reporting_country, list_version, t}`` (the keyed hash ``dkh``, never the document number);
+``sig`` is Ed25519 over its canonical JSON (sorted keys, no spaces). ``src`` names the
+regional process (random per start) and ``seq`` counts its batches from 1, so a desk can
+tell a lost batch from another process or a restart.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+
+from firmware.errors import EnvelopeError
+from firmware.protocol.session import SUITE
+from firmware.protocol.topics import validate_id
+
+VERSION = 1
+TYPE_ALERT = 0x41  # "A"
+HEADER = bytes([VERSION, TYPE_ALERT])
+#: Plaintext size of every batch: room for MAX_PER_BATCH alerts of the longest fields.
+BATCH_SIZE = 4096
+MAX_PER_BATCH = 6
+ALERT_FIELDS = (
+    "v",
+    "region",
+    "terminal",
+    "query_id",
+    "dkh",
+    "reference",
+    "status",
+    "reporting_country",
+    "list_version",
+    "t",
+)
+_INFO = b"fieldterm/v1 alert "
+
+
+def _bad(reason: str, msg: str) -> EnvelopeError:
+    err = EnvelopeError(msg)
+    err.reason = reason
+    return err
+
+
+def _info(region: str) -> bytes:
+    return _INFO + validate_id("region", region).encode() + b"\x00" + HEADER
+
+
+def _canonical(body: Mapping[str, Any]) -> bytes:
+    return json.dumps(dict(body), sort_keys=True, separators=(",", ":")).encode()
+
+
+def sign_alert(key: Ed25519PrivateKey, body: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"alert": body, "sig": base64 Ed25519 over the canonical JSON}``."""
+    missing = [f for f in ALERT_FIELDS if f not in body]
+    if missing:
+        raise ValueError(f"alert body lacks {', '.join(missing)}")
+    return {"alert": dict(body), "sig": base64.b64encode(key.sign(_canonical(body))).decode()}
+
+
+def verify_alert(key: Ed25519PublicKey, item: Any, region: str) -> dict[str, Any]:
+    """The alert body of a signed ``item``; :class:`EnvelopeError` unless the signature
+    holds, the body has exactly the alert fields and it is for ``region``."""
+    if not isinstance(item, dict) or set(item) != {"alert", "sig"}:
+        raise _bad("structure", "alert: expected {alert, sig}")
+    body, sig = item["alert"], item["sig"]
+    if not isinstance(body, dict) or set(body) != set(ALERT_FIELDS):
+        raise _bad("structure", "alert: unexpected fields")
+    try:
+        key.verify(base64.b64decode(str(sig), validate=True), _canonical(body))
+    except (InvalidSignature, binascii.Error, ValueError):
+        raise _bad("signature", "alert: signature does not verify") from None
+    if body["region"] != region:
+        raise _bad("region", f"alert: for region {body['region']!r}")
+    return body
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One opened batch: ``alerts`` are still the signed items (see :func:`verify_alert`)."""
+
+    region: str
+    src: str
+    seq: int
+    t: float
+    alerts: tuple[dict[str, Any], ...]
+
+
+def seal_batch(
+    desk: X25519PublicKey,
+    region: str,
+    *,
+    src: str,
+    seq: int,
+    t: float,
+    alerts: Sequence[Mapping[str, Any]],
+) -> bytes:
+    """Seal up to :data:`MAX_PER_BATCH` signed alerts (none is a valid, full-size batch)."""
+    if len(alerts) > MAX_PER_BATCH:
+        raise ValueError(f"at most {MAX_PER_BATCH} alerts per batch, not {len(alerts)}")
+    doc = {
+        "region": region,
+        "src": src,
+        "seq": seq,
+        "t": round(t, 3),
+        "alerts": [dict(a) for a in alerts],
+    }
+    plain = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+    if len(plain) > BATCH_SIZE:
+        raise ValueError(f"alert batch of {len(plain)} bytes exceeds {BATCH_SIZE}")
+    plain += bytes(BATCH_SIZE - len(plain))
+    return HEADER + SUITE.encrypt(plain, desk, info=_info(region))
+
+
+def open_batch(desk: X25519PrivateKey, region: str, payload: bytes) -> Batch:
+    """Open a sealed batch; :class:`EnvelopeError` naming what is wrong otherwise."""
+    if len(payload) < 2 + 32 + 16 or payload[:1] != HEADER[:1]:
+        raise _bad("version", "alert batch: truncated or unknown version")
+    if payload[1] != TYPE_ALERT:
+        raise _bad("type", "alert batch: not an alert message")
+    try:
+        plain = SUITE.decrypt(payload[2:], desk, info=_info(region))
+    except (InvalidTag, ValueError):
+        raise _bad(
+            "aead", "alert batch: does not open with this desk key for this region"
+        ) from None
+    if len(plain) != BATCH_SIZE:
+        raise _bad("size", f"alert batch: {len(plain)} bytes, not {BATCH_SIZE}")
+    try:
+        doc = json.loads(plain.rstrip(b"\0").decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise _bad("structure", "alert batch: not valid JSON") from None
+    if (
+        not isinstance(doc, dict)
+        or set(doc) != {"region", "src", "seq", "t", "alerts"}
+        or not isinstance(doc["src"], str)
+        or not isinstance(doc["alerts"], list)
+        or not isinstance(doc["seq"], int)
+        or isinstance(doc["seq"], bool)
+        or not isinstance(doc["t"], (int, float))
+    ):
+        raise _bad("structure", "alert batch: unexpected structure")
+    if doc["region"] != region:
+        raise _bad("region", f"alert batch: for region {doc['region']!r}")
+    return Batch(region, doc["src"], doc["seq"], float(doc["t"]), tuple(doc["alerts"]))

@@ -1,0 +1,179 @@
+"""``fieldterm alerts``: the alert desk's reader of sealed hit alerts.
+
+Subscribes to ``ft/v1/<region>/alert`` with the desk's TLS identity, opens each sealed batch
+with the desk's X25519 key, checks every alert's regional signature and prints it. Batches
+arrive at a fixed rate whether or not there were hits (that is what hides hits from the
+broker), so most are empty and print nothing. A gap in the batch sequence is reported:
+alerts in a batch the desk never received are lost to the desk (they stay in the regional
+audit trail).
+
+    fieldterm alerts --config desk.toml                 # until Ctrl-C
+    fieldterm alerts --config desk.toml --count 1 --timeout 60 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from firmware.config import ConfigDoc
+from firmware.errors import EnvelopeError
+from firmware.protocol import alerts, keys, topics
+from firmware.transport.mqtt import BrokerConfig, MqttLink
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DeskConfig:
+    region: str
+    alert_key: Path
+    sign_public: Path
+    broker: BrokerConfig
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> DeskConfig:
+        doc = ConfigDoc.load(path)
+        sec = doc.section("desk")
+        cfg = cls(
+            region=topics.validate_id("desk.region", sec.text("region")),
+            alert_key=sec.path("alert_key", "alert-desk.key"),
+            sign_public=sec.path("sign_public", "regional-sign.pub"),
+            broker=BrokerConfig.from_section(doc.section("broker")),
+        )
+        doc.check_unknown()
+        return cfg
+
+
+def describe(body: dict[str, Any]) -> str:
+    """One line a desk officer reads: when, where, what the list says."""
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(body["t"])))
+    return (
+        f"{when} POSSIBLE MATCH at {body['terminal']}: {body['status']} "
+        f"(reported by {body['reporting_country']}, reference {body['reference']}, "
+        f"list {body['list_version']}) query {body['query_id']} dkh {body['dkh']}"
+    )
+
+
+class Desk:
+    """Opens batches as they arrive; ``received`` counts verified alerts."""
+
+    def __init__(self, cfg: DeskConfig, out: TextIO, *, as_json: bool = False):
+        self.cfg = cfg
+        self.out = out
+        self.as_json = as_json
+        self._key = keys.load_x25519_private(cfg.alert_key)
+        self._sign = keys.load_ed25519_public(cfg.sign_public)
+        self.received = 0
+        self.batches = 0
+        self.refused = 0
+        self.missed = 0
+        self.last_seq: dict[str, int] = {}  # per regional process (src)
+        self.got = threading.Event()
+        self._lock = threading.Lock()
+
+    def on_message(self, topic: str, payload: bytes) -> None:
+        try:
+            batch = alerts.open_batch(self._key, self.cfg.region, payload)
+        except EnvelopeError as exc:
+            self.refused += 1
+            log.error("alert batch on %s refused (%s): %s", topic, exc.reason, exc)
+            return
+        with self._lock:
+            self.batches += 1
+            last = self.last_seq.get(batch.src)
+            if last is not None and batch.seq > last + 1:
+                gap = batch.seq - last - 1
+                self.missed += gap
+                log.error(
+                    "missed %d alert batch(es) %d..%d of regional process %s: any alerts in "
+                    "them did not reach this desk; check the regional audit trail",
+                    gap,
+                    last + 1,
+                    batch.seq - 1,
+                    batch.src,
+                )
+            self.last_seq[batch.src] = max(batch.seq, last or 0)
+            for item in batch.alerts:
+                try:
+                    body = alerts.verify_alert(self._sign, item, self.cfg.region)
+                except EnvelopeError as exc:
+                    self.refused += 1
+                    log.error("alert in batch %d refused (%s): %s", batch.seq, exc.reason, exc)
+                    continue
+                self.received += 1
+                line = json.dumps(body, sort_keys=True) if self.as_json else describe(body)
+                self.out.write(line + "\n")
+                self.out.flush()
+                self.got.set()
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "alerts",
+        help="alert desk: read the sealed hit alerts of a region",
+        description=(__doc__ or "").split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--config", required=True, metavar="FILE", help="desk.toml from 'provision alert-desk'"
+    )
+    p.add_argument("--count", type=int, metavar="N", help="exit 0 after N alerts")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        metavar="S",
+        help="give up after S seconds (exit 1 if --count alerts did not come)",
+    )
+    p.add_argument("--json", action="store_true", help="one JSON alert body per line")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    cfg = DeskConfig.load(args.config)
+    desk = Desk(cfg, sys.stdout, as_json=args.json)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    link = MqttLink(
+        cfg.broker,
+        f"alert-desk-{os.uname().nodename}-{os.getpid()}",
+        on_message=desk.on_message,
+        subscriptions=(topics.alert_topic(cfg.region),),
+    ).start()
+    deadline = time.monotonic() + args.timeout if args.timeout else None
+    try:
+        if not link.wait_connected(min(30.0, args.timeout or 30.0)):
+            log.error(
+                "no connection to the broker at %s:%d: check desk.toml [broker] and that the "
+                "broker's ACL has the alert-desk user (provision broker-config)",
+                cfg.broker.host,
+                cfg.broker.port,
+            )
+            return 1
+        while not stop.is_set():
+            if args.count is not None and desk.received >= args.count:
+                return 0
+            if deadline is not None and time.monotonic() > deadline:
+                log.error(
+                    "%d alert(s) after %.0f s (%d batches, %d refused, %d missed)",
+                    desk.received,
+                    args.timeout,
+                    desk.batches,
+                    desk.refused,
+                    desk.missed,
+                )
+                return 1 if args.count is not None else 0
+            stop.wait(0.1)
+        return 0
+    finally:
+        link.close()

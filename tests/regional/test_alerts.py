@@ -1,0 +1,128 @@
+"""Hit alerts end to end: a real regional service, Mosquitto with the generated ACL, the
+desk's files from `fieldterm provision alert-desk` and the `fieldterm alerts` reader.
+What the broker carries on the alert topic is captured and checked as well."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import pytest
+
+from firmware.client.client import QueryClient
+from firmware.client.config import ClientConfig
+from firmware.mrz import parse
+from firmware.protocol import topics
+from firmware.protocol.dockey import DocumentKey
+from tests.provision.helpers import Peer, provision
+
+from .conftest import FIELDTERM, WAIT, Region, wait_for
+
+pytestmark = pytest.mark.timeout(240)
+ALERT = topics.alert_topic("central")
+
+
+@pytest.fixture(scope="module")
+def desk(region: Region, broker):
+    out = region.root / "desk"
+    pw = region.root / "passphrase.txt"
+    assert provision(region.root / "registry", "alert-desk", "--out", str(out), passphrase=pw) == 0
+    region.start_regional()
+    yield out
+    region.stop_all()
+
+
+@pytest.fixture
+def sniffer(region: Region, desk):
+    """A subscriber on the alert topic with the desk's TLS identity: what the broker sees."""
+    peer = Peer(region.port, desk / "ca.crt", desk / "desk.crt", desk / "desk.key", "sniffer")
+    peer.connect()
+    assert not peer.subscribe(ALERT)[0].is_failure
+    yield peer
+    peer.close()
+
+
+def test_desk_files_and_modes(desk):
+    names = {p.name: p.stat().st_mode & 0o777 for p in desk.iterdir()}
+    assert names == {
+        "ca.crt": 0o644,
+        "desk.crt": 0o644,
+        "desk.key": 0o600,
+        "alert-desk.key": 0o600,
+        "regional-sign.pub": 0o644,
+        "desk.toml": 0o644,
+    }
+
+
+def test_hit_reaches_the_desk_and_the_broker_cannot_tell(region, desk, sniffer):
+    cmd = [FIELDTERM, "alerts", "--config", str(desk / "desk.toml"), "--count", "1"]
+    reader = subprocess.Popen(
+        [*cmd, "--timeout", "90", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        sniffer.wait_messages(ALERT, 2)  # batches flow before any hit: no hit, same traffic
+        before = len(sniffer.received)
+        with QueryClient(ClientConfig.load(region.terminal_toml("kiosk-001"))) as qc:
+            assert qc.wait_connected(WAIT)
+            hit = qc.query(DocumentKey.from_mrz(parse(region.listed[0])), timeout=10)
+        assert hit.outcome == "POSSIBLE_MATCH" and hit.record is not None
+        out, err = reader.communicate(timeout=90)
+    finally:
+        if reader.poll() is None:
+            reader.kill()
+            reader.wait()
+    assert reader.returncode == 0, err
+    alert = json.loads(out.strip().splitlines()[-1])
+    assert alert["terminal"] == "kiosk-001"
+    assert alert["query_id"] == hit.query_id.hex()
+    assert alert["reference"] == hit.record["reference"]
+    assert alert["status"] == hit.record["status"]
+    # the broker's view: every batch the same size, before and after the hit, and no
+    # readable trace of the terminal, the reference or the reporting country
+    wait_for(lambda: len(sniffer.received) >= before + 2, "batches after the hit")
+    payloads = [p for t, p in sniffer.received if t == ALERT]
+    assert len({len(p) for p in payloads}) == 1, sorted({len(p) for p in payloads})
+    for secret in (b"kiosk-001", hit.record["reference"].encode(), b'"reference"'):
+        assert not any(secret in p for p in payloads)
+
+
+def test_terminals_cannot_read_alerts(region, desk, sniffer):
+    kiosk = Peer.from_bundle(region.port, region.bundles["kiosk-002"], "k2-listener").connect()
+    try:
+        kiosk.subscribe(ALERT)  # Mosquitto grants the SUBACK and then filters by the ACL
+        n = sniffer.count(ALERT)
+        wait_for(lambda: sniffer.count(ALERT) >= n + 2, "two more batches")
+        time.sleep(0.5)
+        assert kiosk.count(ALERT) == 0
+    finally:
+        kiosk.close()
+
+
+def test_desk_reports_a_batch_it_never_got(region, desk, capsys):
+    """Sequence gaps are reported: alerts in a lost batch must not vanish silently."""
+    from firmware.protocol import alerts  # noqa: PLC0415
+    from firmware.protocol import keys as pkeys  # noqa: PLC0415
+    from host_tools.regional.desk import Desk, DeskConfig  # noqa: PLC0415
+
+    cfg = DeskConfig.load(desk / "desk.toml")
+    seen = []
+
+    class Out:
+        def write(self, s):
+            seen.append(s)
+
+        def flush(self):
+            pass
+
+    d = Desk(cfg, Out())  # type: ignore[arg-type]
+    pub = pkeys.load_x25519_private(cfg.alert_key).public_key()
+    for seq in (1, 2, 5):
+        d.on_message(ALERT, alerts.seal_batch(pub, "central", src="a", seq=seq, t=0, alerts=[]))
+    d.on_message(ALERT, alerts.seal_batch(pub, "central", src="b", seq=1, t=0, alerts=[]))
+    d.on_message(ALERT, b"\x01Anot a batch" + bytes(60))
+    assert (d.batches, d.missed, d.refused, d.received) == (4, 2, 1, 0)
+    assert seen == []
