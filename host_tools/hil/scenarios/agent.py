@@ -42,6 +42,10 @@ from host_tools.sim.scanner import encoder
 
 AGENT_READY = r"agent ready \(terminal kiosk-hil"
 STATE_DIR = "/var/lib/fieldterm"
+#: After IDLE is seen, before the next scan: IDLE opens with a 0.1 s green blip whose edges
+#: can reach the host after the console line; the next scan's "never green" checks start
+#: after it.
+IDLE_SETTLE = 0.5
 
 
 def bad_mrz(doc: list[str]) -> list[str]:
@@ -176,6 +180,7 @@ def run_raspi3b(ctx: Context) -> None:
                 check(not rec.timeline.edges(pins["red"], t), "red LED lit on CLEAR")
                 ctx.note(f"CLEAR after {ctx.timings['clear']:.1f} s: green on GPIO{pins['green']}")
                 w.state("idle", 60)
+                time.sleep(IDLE_SETTLE)  # the idle pattern opens with a green blip
 
                 # POSSIBLE MATCH: red + buzzer, latched until the button
                 w.mark()
@@ -204,7 +209,7 @@ def run_raspi3b(ctx: Context) -> None:
                 w.state("idle", 60)
                 qt.drive(pins["button"], True)
                 t_ack = rec.now()
-                time.sleep(2)
+                time.sleep(2)  # longer than IDLE_SETTLE
                 check(
                     not rec.timeline.level_at(pins["red"], 1e9)
                     and not rec.timeline.edges(pins["red"], t_ack + 1),
@@ -224,6 +229,7 @@ def run_raspi3b(ctx: Context) -> None:
                 wait_until(lambda: bool(rec.timeline.edges(pins["amber"], t)), 10, "amber LED")
                 check(not rec.timeline.edges(pins["green"], t), "green LED lit on RESCAN")
                 w.state("idle", 60)
+                time.sleep(IDLE_SETTLE)  # the idle pattern opens with a green blip
 
                 # UNKNOWN: the regional service stops answering; the query times out
                 assert regional is not None
