@@ -2,7 +2,10 @@
 
 Rows hold time, terminal, query id, the keyed hash of the document key (never the
 document number), outcome or refusal reason, and list version. A writer thread drains
-a queue and commits in batches so the query path only appends to a deque.
+a queue and commits in batches so the query path only appends to a queue. After the
+first row of a batch it lingers (50 ms) so that it wakes a few times a second rather
+than once per query: each wake-up is a thread switch that would land on the query path
+(measured: it added about a fifth of the serial round trip).
 """
 
 from __future__ import annotations
@@ -32,10 +35,12 @@ CREATE TABLE IF NOT EXISTS audit (
 class AuditTrail:
     """``record(...)`` is non-blocking; ``close()`` flushes and stops (idempotent)."""
 
-    def __init__(self, path: Path, *, batch: int = 500):
+    def __init__(self, path: Path, *, batch: int = 500, linger: float = 0.05):
         self.path = Path(path)
         self._q: queue.SimpleQueue[Row | None] = queue.SimpleQueue()
         self._batch = batch
+        self._linger = linger
+        self._stopping = threading.Event()
         self.written = 0
         db = sqlite3.connect(str(self.path))
         db.execute("PRAGMA busy_timeout=10000")
@@ -70,6 +75,7 @@ class AuditTrail:
                 stop = True
             else:
                 rows.append(row)
+                self._stopping.wait(self._linger)  # let the batch fill; close() cuts it short
             while len(rows) < self._batch:
                 try:
                     more = self._q.get_nowait()
@@ -92,5 +98,6 @@ class AuditTrail:
         if self._closed:
             return
         self._closed = True
+        self._stopping.set()
         self._q.put(None)
         self._thread.join(timeout=10.0)
