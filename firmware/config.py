@@ -175,10 +175,19 @@ _REQUIRED: Any = _Required()
 class ConfigDoc:
     """A loaded, merged configuration document, handed out section by section."""
 
-    def __init__(self, data: Mapping[str, Any], source: str | None, base: Path):
+    def __init__(
+        self,
+        data: Mapping[str, Any],
+        source: str | None,
+        base: Path,
+        env_only: frozenset[str] = frozenset(),
+    ):
         self.data = data
         self.source = source
         self.base = base
+        #: sections only the environment names: they may belong to another fieldterm tool
+        #: run from the same environment, so an unread one is not an error here
+        self.env_only = env_only
         self._sections: dict[str, Section] = {}
 
     @classmethod
@@ -190,8 +199,11 @@ class ConfigDoc:
         overrides: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> ConfigDoc:
         p = Path(path).resolve()
-        data = merge(load_toml(p), env_overrides(environ), overrides or {})
-        return cls(data, str(p), p.parent)
+        file_data = load_toml(p)
+        env = env_overrides(environ)
+        data = merge(file_data, env, overrides or {})
+        env_only = frozenset(env) - set(file_data) - set(overrides or {})
+        return cls(data, str(p), p.parent, env_only)
 
     def section(self, name: str, *, required: bool = True) -> Section:
         table = self.data.get(name)
@@ -207,7 +219,7 @@ class ConfigDoc:
 
     def check_unknown(self) -> None:
         for name in self.data:
-            if name not in self._sections:
+            if name not in self._sections and name not in self.env_only:
                 raise ConfigError("unknown section (typo?)", field=f"[{name}]", source=self.source)
         for sec in self._sections.values():
             sec.check_unknown()

@@ -156,12 +156,12 @@ class RegionalService:
             self._alerts.append(alerts.sign_alert(self._sign_key, body))
         self.counts["alerts"] += 1
 
-    def flush_alerts(self) -> bool:
+    def flush_alerts(self) -> Any:
         """Publish one sealed batch (up to MAX_PER_BATCH queued alerts, or none: the
         broker sees the same message either way). Nothing while the broker is away: alerts
-        stay queued. True if a batch went out."""
+        stay queued. Returns paho's message info of the batch, or None."""
         if self._desk is None or not self.link.connected.is_set():
-            return False
+            return None
         with self._alert_lock:
             batch = [
                 self._alerts.popleft() for _ in range(min(len(self._alerts), alerts.MAX_PER_BATCH))
@@ -176,14 +176,33 @@ class RegionalService:
                 t=self._clock(),
                 alerts=batch,
             )
-            self.link.publish(self._alert_topic, payload)
+            info = self.link.publish(self._alert_topic, payload)
         except Exception:
             with self._alert_lock:
                 self._alerts.extendleft(reversed(batch))
             raise
         self.counts["alert_batches"] += 1
         self.counts["alerts_sent"] += len(batch)
-        return True
+        return info
+
+    def _drain_alerts(self, within: float = 5.0) -> None:
+        """At shutdown: send what is queued now (off the fixed rate, which no longer
+        matters), wait for the broker to take it, and say what could not be sent."""
+        infos = []
+        while self._alerts and (info := self.flush_alerts()) is not None:
+            infos.append(info)
+        for info in infos:
+            try:
+                info.wait_for_publish(timeout=within)
+            except (ValueError, RuntimeError) as exc:  # paho: link gone meanwhile
+                log.warning("an alert batch may not have reached the broker: %s", exc)
+        if self._alerts:
+            log.warning(
+                "regional %s: %d hit alert(s) not sent to the alert desk (broker away); "
+                "they are in the audit trail",
+                self.cfg.region,
+                len(self._alerts),
+            )
 
     def _forget(self, terminal_id: str) -> None:
         if self.sessions is not None:
@@ -255,9 +274,13 @@ class RegionalService:
             return
         self._closed = True
         self._stop.set()
-        self.link.close()
         for t in self._threads:
             t.join(timeout=5.0)
+        try:
+            self._drain_alerts()
+        except Exception:
+            log.exception("alerts not drained at shutdown")
+        self.link.close()
         self.audit.close()
         self.replay.close()
         self.lookup.close()

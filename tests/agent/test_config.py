@@ -98,3 +98,25 @@ def test_environment_overrides_file(tmp_path):
     p.write_text("[agent]\nretry_interval = 10\n")
     doc = ConfigDoc.load(p, environ={"FIELDTERM_AGENT__RETRY_INTERVAL": "2.5"})
     assert AgentSection.from_section(doc.section("agent")).retry_interval == 2.5
+
+
+def test_environment_for_another_tool_is_not_a_typo_here(tmp_path):
+    """FIELDTERM_REGIONAL__* in the environment must not stop the agent (or the desk) from
+    starting; an unknown section in the file, or an unknown key of a section this tool
+    reads, still is an error."""
+    p = tmp_path / "t.toml"
+    p.write_text("[agent]\nretry_interval = 10\n")
+    env = {"FIELDTERM_REGIONAL__ALERT_INTERVAL": "60"}
+    doc = ConfigDoc.load(p, environ=env)
+    AgentSection.from_section(doc.section("agent"))
+    doc.check_unknown()  # no error: [regional] is only in the environment
+    p.write_text("[agent]\nretry_interval = 10\n[agnet]\nx = 1\n")
+    doc = ConfigDoc.load(p, environ=env)
+    AgentSection.from_section(doc.section("agent"))
+    with pytest.raises(ConfigError, match="unknown section"):
+        doc.check_unknown()
+    p.write_text("[agent]\nretry_interval = 10\n")
+    doc = ConfigDoc.load(p, environ={"FIELDTERM_AGENT__RETRY_INTERVALL": "2"})
+    AgentSection.from_section(doc.section("agent"))
+    with pytest.raises(ConfigError, match="unknown key"):
+        doc.check_unknown()

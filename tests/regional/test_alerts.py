@@ -126,3 +126,33 @@ def test_desk_reports_a_batch_it_never_got(region, desk, capsys):
     d.on_message(ALERT, b"\x01Anot a batch" + bytes(60))
     assert (d.batches, d.missed, d.refused, d.received) == (4, 2, 1, 0)
     assert seen == []
+
+
+def test_alerts_queued_at_shutdown_are_sent_before_the_regional_exits(region, desk, monkeypatch):
+    """A hit answered just before SIGTERM must still reach the desk, not wait for a tick
+    that never comes (the interval is set far beyond the test)."""
+    region.stop_all()
+    monkeypatch.setenv("FIELDTERM_REGIONAL__ALERT_INTERVAL", "60")
+    proc, health = region.start_regional()
+    cmd = [FIELDTERM, "alerts", "--config", str(desk / "desk.toml"), "--count", "1"]
+    reader = subprocess.Popen(
+        [*cmd, "--timeout", "60", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        with QueryClient(ClientConfig.load(region.terminal_toml("kiosk-003"))) as qc:
+            assert qc.wait_connected(WAIT)
+            hit = qc.query(DocumentKey.from_mrz(parse(region.listed[1])), timeout=10)
+        assert hit.outcome == "POSSIBLE_MATCH"
+        wait_for(lambda: region.health(health).get("alerts_queued") == 1, "the queued alert")
+        region.stop_all()  # SIGTERM: the regional drains its queue on the way out
+        out, err = reader.communicate(timeout=60)
+    finally:
+        if reader.poll() is None:
+            reader.kill()
+            reader.wait()
+    assert reader.returncode == 0, err
+    assert json.loads(out.strip().splitlines()[-1])["query_id"] == hit.query_id.hex()
+    assert proc.returncode == 0
