@@ -261,6 +261,7 @@ def alert_desk(region: Region, out: Path, host: str | None = None, port: int | N
         raise SetupError(f"{out} is not empty: give a new directory for the alert desk")
     try:
         out.mkdir(mode=0o700, parents=True, exist_ok=True)
+        out.chmod(0o700)  # an existing empty directory too: it will hold the desk's keys
     except OSError as exc:
         raise SetupError(f"cannot create {out}: {exc.strerror}: pick a writable --out") from exc
     b_host, b_port = region.broker_address

@@ -44,6 +44,7 @@ def sniffer(region: Region, desk):
 
 
 def test_desk_files_and_modes(desk):
+    assert desk.stat().st_mode & 0o777 == 0o700
     names = {p.name: p.stat().st_mode & 0o777 for p in desk.iterdir()}
     assert names == {
         "ca.crt": 0o644,
