@@ -128,6 +128,12 @@ def register(subparsers: Any) -> None:
     s.add_argument("--out", required=True, type=Path, metavar="DIR", help="a new directory")
     s.add_argument("--host", help="broker address the desk connects to (default: from init)")
     s.add_argument("--port", type=int, help="broker TLS port (default: from init)")
+    s.add_argument(
+        "--rotate",
+        action="store_true",
+        help="the desk machine is lost or its key exposed: new key and certificate, the old "
+        "certificate revoked; broker directories get the new CRL and key (reload mosquitto)",
+    )
 
     s = sub.add_parser("revoke", help="cut a terminal off (CRL, ACL, terminals.json)")
     _common(s, top=False)

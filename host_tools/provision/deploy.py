@@ -63,6 +63,9 @@ def render(region: Region, d: Deployment) -> None:
     now = region.clock()
     rows = [(t.id, t.revoked, region.reg.keys(t.id)) for t in region.reg.terminals()]
     write_file(d.path / bc.TERMINALS_FILE, bc.terminals_json(region.region, rows, now), 0o644)
+    desk_pub = region.reg.path("region", bc.ALERT_DESK_PUB)
+    if desk_pub.exists():  # the regional service reloads it when it changes
+        write_file(d.path / bc.ALERT_DESK_PUB, desk_pub.read_bytes(), 0o644)
 
 
 def refresh_all(region: Region) -> tuple[list[Path], list[Path]]:
@@ -251,11 +254,23 @@ def _write_regional(region: Region, out: Path, host: str, port: int) -> None:
     write_file(out / "regional.toml", bc.regional_toml(region.region, host, port), 0o644)
 
 
-def alert_desk(region: Region, out: Path, host: str | None = None, port: int | None = None) -> Path:
+def alert_desk(
+    region: Region,
+    out: Path,
+    host: str | None = None,
+    port: int | None = None,
+    *,
+    rotate: bool = False,
+) -> Path:
     """The alert desk's directory: a TLS client identity (CN ``alert-desk``, which the ACL
     lets read the alert topic and nothing else), the desk's X25519 private key that opens
     the sealed alert batches, the regional signing key that signs each alert, and
-    ``desk.toml`` for ``fieldterm alerts``. ``out`` must be new or empty."""
+    ``desk.toml`` for ``fieldterm alerts``. ``out`` must be new or empty.
+
+    ``rotate`` (a desk machine lost or its key exposed): a new key pair and certificate;
+    the old certificate goes into the CRL, and every recorded broker directory gets the new
+    CRL and public key (the regional service picks the key up within seconds; Mosquitto
+    needs a reload for the CRL). Batches sealed from then on open only with the new key."""
     out = Path(out).absolute()
     if out.exists() and any(out.iterdir()):
         raise SetupError(f"{out} is not empty: give a new directory for the alert desk")
@@ -267,8 +282,17 @@ def alert_desk(region: Region, out: Path, host: str | None = None, port: int | N
     b_host, b_port = region.broker_address
     reg = region.reg
     with reg.transaction():
-        region.ensure_alert_desk_key()
         rel = "region/alert-desk-tls"
+        if rotate:
+            now = region.clock()
+            for c in reg.certs(bc.ALERT_DESK_CN):
+                if c.revoked_at is None:
+                    reg.revoke_cert(c.serial, now)
+            for name in ("alert-desk.key", bc.ALERT_DESK_PUB, "alert-desk-tls.crt",
+                         "alert-desk-tls.key"):  # fmt: skip
+                reg.path("region", name).unlink(missing_ok=True)
+            region.sign_crl()
+        region.ensure_alert_desk_key()
         if not reg.path(rel + ".crt").exists():
             region.issue_client_file(bc.ALERT_DESK_CN, rel)
         write_file(out / "ca.crt", reg.path("ca/chain.crt").read_bytes(), 0o644)
@@ -281,4 +305,6 @@ def alert_desk(region: Region, out: Path, host: str | None = None, port: int | N
         write_file(
             out / "desk.toml", bc.desk_toml(region.region, host or b_host, port or b_port), 0o644
         )
+        if rotate:
+            refresh_all(region)
     return out

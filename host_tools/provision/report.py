@@ -119,7 +119,14 @@ def dispatch(region: Region, cmd: str, args: argparse.Namespace) -> int:
         if args.site_bridge is None:
             print(f"and: fieldterm regional --config {r.directory / 'regional.toml'}")
     elif cmd == "alert-desk":
-        out = deploy.alert_desk(region, args.out, args.host, args.port)
+        out = deploy.alert_desk(region, args.out, args.host, args.port, rotate=args.rotate)
+        if args.rotate:
+            print(
+                "alert desk rotated: the old certificate is in the CRL and the old desk key "
+                "opens no new alert; reload mosquitto (kill -HUP) and delete the old desk "
+                "directory"
+            )
+            _after_change(region)
         print(f"alert desk directory {out} for region {region.region}:")
         for line in mode_listing(out):
             print(f"  {line}")

@@ -78,6 +78,7 @@ class RegionalService:
         self.audit = AuditTrail(cfg.audit_db)
         self._alert_topic = topics.alert_topic(cfg.region)
         self._desk = keys.load_x25519_public(cfg.alert_key) if cfg.alert_key else None
+        self._desk_stamp = self._stamp(cfg.alert_key)
         self._alerts: deque[dict[str, Any]] = deque()
         self._alert_lock = threading.Lock()
         self._alert_seq = 0
@@ -185,6 +186,32 @@ class RegionalService:
         self.counts["alerts_sent"] += len(batch)
         return info
 
+    @staticmethod
+    def _stamp(path: Path | None) -> tuple[int, int] | None:
+        try:
+            st = path.stat() if path is not None else None
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size) if st is not None else None
+
+    def reload_desk_key(self) -> bool:
+        """Pick up a rotated alert desk key (``provision alert-desk --rotate`` rewrites
+        it); a file that does not load keeps the old key. True if the key changed."""
+        stamp = self._stamp(self.cfg.alert_key)
+        if self.cfg.alert_key is None or stamp is None or stamp == self._desk_stamp:
+            return False
+        self._desk_stamp = stamp
+        try:
+            key = keys.load_x25519_public(self.cfg.alert_key)
+        except Exception as exc:
+            log.error(
+                "alert desk key %s not reloaded, keeping the old one: %s", self.cfg.alert_key, exc
+            )
+            return False
+        self._desk = key
+        log.warning("regional %s: alert desk key changed: sealing to the new key", self.cfg.region)
+        return True
+
     def _drain_alerts(self, within: float = 5.0) -> None:
         """At shutdown: send what is queued now (off the fixed rate, which no longer
         matters), wait for the broker to take it, and say what could not be sent."""
@@ -258,6 +285,7 @@ class RegionalService:
             )
         else:
             self._every(self.cfg.alert_interval, self.flush_alerts, "alert-batches")
+            self._every(1.0, self.reload_desk_key, "alert-key-reload")
         return self
 
     def run(self, stop: threading.Event) -> None:

@@ -157,3 +157,58 @@ def test_alerts_queued_at_shutdown_are_sent_before_the_regional_exits(region, de
     assert reader.returncode == 0, err
     assert json.loads(out.strip().splitlines()[-1])["query_id"] == hit.query_id.hex()
     assert proc.returncode == 0
+
+
+def test_rotated_desk_takes_over_and_the_old_one_is_shut_out(region, desk, broker):
+    """`provision alert-desk --rotate` (a desk machine lost): the old certificate is refused
+    after the broker reload, batches seal to the new key (the running regional service picks
+    it up) and the old key opens none of them."""
+    from firmware.errors import EnvelopeError  # noqa: PLC0415
+    from firmware.protocol import alerts  # noqa: PLC0415
+    from firmware.protocol import keys as pkeys  # noqa: PLC0415
+    from tests.provision.helpers import ConnectRefused  # noqa: PLC0415
+
+    region.stop_all()
+    region.start_regional()
+    new = region.root / "desk-rotated"
+    pw = region.root / "passphrase.txt"
+    rc = provision(
+        region.root / "registry", "alert-desk", "--rotate", "--out", str(new), passphrase=pw
+    )
+    assert rc == 0
+    assert (new / "alert-desk.key").read_bytes() != (desk / "alert-desk.key").read_bytes()
+    assert (region.broker_dir / "alert-desk.pub").read_bytes() != (
+        pkeys.load_x25519_private(desk / "alert-desk.key").public_key().public_bytes(*_spki())
+    )
+    broker.reload()
+    old = Peer(region.port, desk / "ca.crt", desk / "desk.crt", desk / "desk.key", "old-desk")
+    with pytest.raises(ConnectRefused):  # its certificate is in the reloaded CRL
+        old.connect()
+    peer = Peer(region.port, new / "ca.crt", new / "desk.crt", new / "desk.key", "new-desk")
+    peer.connect()
+    try:
+        assert not peer.subscribe(ALERT)[0].is_failure
+        new_key = pkeys.load_x25519_private(new / "alert-desk.key")
+        old_key = pkeys.load_x25519_private(desk / "alert-desk.key")
+
+        def opened_with_new_key() -> bool:
+            for _, payload in list(peer.received):
+                try:
+                    alerts.open_batch(new_key, "central", payload)
+                except EnvelopeError:
+                    continue
+                with pytest.raises(EnvelopeError):
+                    alerts.open_batch(old_key, "central", payload)
+                return True
+            return False
+
+        wait_for(opened_with_new_key, "a batch sealed to the rotated key")
+    finally:
+        peer.close()
+        region.stop_all()
+
+
+def _spki():
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+
+    return serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
