@@ -5,7 +5,8 @@ with the desk's X25519 key, checks every alert's regional signature and prints i
 arrive at a fixed rate whether or not there were hits (that is what hides hits from the
 broker), so most are empty and print nothing. A gap in the batch sequence is reported:
 alerts in a batch the desk never received are lost to the desk (they stay in the regional
-audit trail).
+audit trail). A batch seen before (a redelivery, or a replay by the broker) is ignored, so
+no alert is shown twice.
 
     fieldterm alerts --config desk.toml                 # until Ctrl-C
     fieldterm alerts --config desk.toml --count 1 --timeout 60 --json
@@ -77,6 +78,7 @@ class Desk:
         self.batches = 0
         self.refused = 0
         self.missed = 0
+        self.duplicates = 0
         self.last_seq: dict[str, int] = {}  # per regional process (src)
         self.got = threading.Event()
         self._lock = threading.Lock()
@@ -89,8 +91,14 @@ class Desk:
             log.error("alert batch on %s refused (%s): %s", topic, exc.reason, exc)
             return
         with self._lock:
-            self.batches += 1
             last = self.last_seq.get(batch.src)
+            if last is not None and batch.seq <= last:
+                # a QoS 1 redelivery, or a broker replaying an old batch: never show an
+                # alert twice (a restarted regional process has a new src)
+                self.duplicates += 1
+                log.warning("alert batch %d of %s seen before: ignored", batch.seq, batch.src)
+                return
+            self.batches += 1
             if last is not None and batch.seq > last + 1:
                 gap = batch.seq - last - 1
                 self.missed += gap
@@ -102,7 +110,7 @@ class Desk:
                     batch.seq - 1,
                     batch.src,
                 )
-            self.last_seq[batch.src] = max(batch.seq, last or 0)
+            self.last_seq[batch.src] = batch.seq
             for item in batch.alerts:
                 try:
                     body = alerts.verify_alert(self._sign, item, self.cfg.region)

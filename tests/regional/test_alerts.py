@@ -127,6 +127,24 @@ def test_desk_reports_a_batch_it_never_got(region, desk, capsys):
     d.on_message(ALERT, b"\x01Anot a batch" + bytes(60))
     assert (d.batches, d.missed, d.refused, d.received) == (4, 2, 1, 0)
     assert seen == []
+    # a batch with an alert, then the same batch again (redelivered or replayed by the broker)
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: PLC0415
+
+    sign_pem = (region.broker_dir / "regional-sign.key").read_bytes()
+    sign = serialization.load_pem_private_key(sign_pem, None)
+    assert isinstance(sign, Ed25519PrivateKey)
+    body = {
+        "v": 1, "region": "central", "terminal": "kiosk-001", "query_id": "00" * 16,
+        "dkh": "11" * 8, "reference": "UTO/1", "status": "LOST", "reporting_country": "UTO",
+        "list_version": 1, "t": 1.0,
+    }  # fmt: skip
+    hit = alerts.seal_batch(
+        pub, "central", src="a", seq=6, t=0, alerts=[alerts.sign_alert(sign, body)]
+    )
+    d.on_message(ALERT, hit)
+    d.on_message(ALERT, hit)
+    assert (d.received, d.duplicates, len(seen)) == (1, 1, 1)
 
 
 def test_alerts_queued_at_shutdown_are_sent_before_the_regional_exits(region, desk, monkeypatch):
