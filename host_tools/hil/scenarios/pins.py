@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from firmware.errors import ConfigError
+from firmware.errors import ConfigError, OperationError
 from host_tools.hil.qtest import PinTimeline
 
 REPO = Path(__file__).resolve().parents[3]
@@ -72,7 +72,7 @@ def firmware_patterns(step: float = STEP, seconds: float = 6.0) -> dict[str, Any
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     if proc.returncode != 0:
-        raise ConfigError(f"fieldterm signals patterns failed: {proc.stderr[-400:]}")
+        raise OperationError(f"fieldterm signals patterns failed: {proc.stderr[-400:]}")
     table: dict[str, Any] = json.loads(proc.stdout)
     return table
 
