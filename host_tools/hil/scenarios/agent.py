@@ -137,7 +137,7 @@ def run_raspi3b(ctx: Context) -> None:
     pins = kiosk_pins()
     names = {v: k for k, v in pins.items()}
     patterns = firmware_patterns()
-    region = Region(ctx.rundir / "region", "/dev/ttyAMA0", {}).provision()
+    region = Region(ctx.rundir / "region", "/dev/ttyAMA0").provision()
     env = {"FIELDTERM_SIGNALS__BACKEND": "gpio", "FIELDTERM_SIGNALS__DISPLAY": "none"}
     enc = encoder("stx")
     clean, listed = _td3(region.clean)[0], region.listed[0]
@@ -264,7 +264,7 @@ def run_raspi3b(ctx: Context) -> None:
 
 
 def run_virt(ctx: Context) -> None:
-    region = Region(ctx.rundir / "region", "/dev/ttyS0", {}).provision()
+    region = Region(ctx.rundir / "region", "/dev/ttyS0").provision()
     env = {"FIELDTERM_SIGNALS__BACKEND": "console", "FIELDTERM_SIGNALS__DISPLAY": "none"}
     enc = encoder("lines")
     clean, listed = _td3(region.clean), region.listed

@@ -11,7 +11,6 @@ NAT), the broker binds to loopback and the regional service connects over loopba
 from __future__ import annotations
 
 import json
-import re
 import signal
 import ssl
 import subprocess
@@ -25,7 +24,6 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from firmware.errors import OperationError
-from host_tools.hil.image import GuestFile
 from host_tools.mosquitto import free_port, mosquitto_binary
 
 REGION = "central"
@@ -53,11 +51,11 @@ def _documents(path: Path) -> list[list[str]]:
 
 @dataclass
 class Region:
-    """Provisioned files of one run. :meth:`bundle_files` is what goes into the guest."""
+    """Provisioned files of one run: the registry, the kiosk's bundle (which goes onto the
+    guest's SD card) and the broker/regional directory."""
 
     dir: Path
     scanner_port: str
-    signals: dict[str, str]
     broker_port: int = 0
     listed: list[list[str]] = field(default_factory=list)
     clean: list[list[str]] = field(default_factory=list)
@@ -114,21 +112,6 @@ class Region:
             self.listed = _documents(self.dir / "listed.jsonl")
             self.clean = _documents(self.dir / "clean.jsonl")
         return self
-
-    def bundle_files(self) -> list[GuestFile]:
-        """The bundle as installed in /etc/fieldterm, plus this run's [signals] choice."""
-        files = []
-        for path in sorted(self.bundle.iterdir()):
-            data = path.read_bytes()
-            if path.name == "terminal.toml" and self.signals:
-                data += (
-                    b"\n[signals]\n"
-                    + "".join(f'{k} = "{v}"\n' for k, v in self.signals.items()).encode()
-                )
-            files.append(
-                GuestFile(f"/etc/fieldterm/{path.name}", data, path.stat().st_mode & 0o777)
-            )
-        return files
 
 
 class HostService:
@@ -283,8 +266,3 @@ def read_guest_file(image: Path, path: str) -> str:
         ["debugfs", "-R", f"cat {path}", str(image)], capture_output=True, text=True, check=False
     )
     return proc.stdout
-
-
-def verdict_words(console: str) -> list[str]:
-    """Verdict words the agent's console output shows, in order (for diagnostics)."""
-    return re.findall(r"\b(CLEAR|POSSIBLE MATCH|UNKNOWN|RESCAN)\b", console)
