@@ -30,6 +30,7 @@ from host_tools.hil.scenarios.common import Context, ScannerLink, check, wait_un
 from host_tools.hil.scenarios.pins import classify, firmware_patterns, kiosk_pins
 from host_tools.hil.scenarios.region import (
     BIN,
+    TERMINAL,
     HostService,
     Region,
     StatusMonitor,
@@ -271,6 +272,7 @@ def run_virt(ctx: Context) -> None:
     broker = start_broker(region)
     regional = start_regional(region)
     monitor = StatusMonitor(region).start()
+    desk: HostService | None = None
     try:
         with ctx.virt(
             boot_files(region, env), timeout=600,
@@ -310,17 +312,36 @@ def run_virt(ctx: Context) -> None:
             )
             w.state("idle", 120)
 
-            # POSSIBLE MATCH last: it latches (no button on virt)
+            # POSSIBLE MATCH last: it latches (no button on virt); the alert desk on the
+            # host must get the sealed alert for it
+            desk = HostService(
+                "alert-desk",
+                [str(BIN), "alerts", "--config", str(region.desk / "desk.toml"), "--count", "1",
+                 "--timeout", "120", "--json"],
+                region.dir / "desk.log", region.dir,
+            ).start()  # fmt: skip
             w.mark()
             link.send(enc(listed[0]))
             ctx.timings["possible_match"] = w.state("possible_match", 90)
-            time.sleep(3)
+            wait_until(lambda: not desk.running(), 60, "the alert desk's alert")
+            time.sleep(1)
             head = monitor.latest().get("audit_head") or {}
             link.close()
             records = _stop_audit(ctx, g, region)
+        desk_out = (region.dir / "desk.log").read_text().splitlines()
+        alerts = [json.loads(ln) for ln in desk_out if ln.startswith("{")]
+        check(desk is not None and desk.proc is not None and desk.proc.returncode == 0
+              and len(alerts) == 1,
+              f"alert desk: {desk_out[-5:]}")  # fmt: skip
         outcomes = _outcomes(records)
         check(outcomes == ["NO_MATCH", "NO_MATCH", "POSSIBLE_MATCH"], f"audit verdicts {outcomes}")
         check(sum(r.get("kind") == "unknown" for r in records) >= 1, "no 'unknown' audit line")
+        hit = [r for r in records if r.get("kind") == "verdict"][2]
+        check(
+            alerts[0].get("query_id") == hit.get("qid") and alerts[0].get("terminal") == TERMINAL,
+            f"the desk's alert {alerts[0]} is not for the kiosk's possible match {hit}",
+        )
+        ctx.note(f"alert desk got the sealed alert for query {hit.get('qid')}")
         late = [r for r in records if r.get("kind") == "verdict"][1]
         unknown = next(r for r in records if r.get("kind") == "unknown")
         check(late.get("qid") == unknown.get("qid"), "late verdict is not for the outage scan")
@@ -335,6 +356,8 @@ def run_virt(ctx: Context) -> None:
         ctx.note(f"audit log verified: {len(records)} lines, verdicts {outcomes}")
     finally:
         monitor.stop()
+        if desk is not None:
+            desk.stop()
         regional.stop()
         broker.stop()
         (ctx.rundir / "status.jsonl").write_text(

@@ -72,6 +72,10 @@ class Region:
     def srv(self) -> Path:
         return self.dir / "srv"
 
+    @property
+    def desk(self) -> Path:
+        return self.dir / "desk"
+
     def provision(self, *, with_list: bool = True) -> Region:
         self.dir.mkdir(parents=True, exist_ok=True)
         pw = self.dir / "passphrase.txt"
@@ -89,6 +93,10 @@ class Region:
         )  # fmt: skip
         fieldterm(
             *common, "broker-config", "--out", str(self.srv), "--bind", "127.0.0.1", cwd=self.dir
+        )
+        # the alert desk sits on the host, so it reaches the broker over loopback
+        fieldterm(
+            *common, "alert-desk", "--out", str(self.desk), "--host", "127.0.0.1", cwd=self.dir
         )
         if with_list:
             fieldterm(
