@@ -4,7 +4,8 @@
 and the first-boot unit installs it; ``fieldterm-agent.service`` starts; ``usb-net`` on
 the dwc2 controller carries MQTT (mTLS) to the host broker through a restricted slirp;
 the scanner frames arrive on the PL011; the LEDs and buzzer are observed over qtest
-(GPLEV0 every 50 ms) and the acknowledge button is driven with GPSET0/GPCLR0. Checked:
+(GPLEV0 every 50 ms) and each stretch is classified against the firmware's own patterns
+(:func:`expect_pattern`); the acknowledge button is driven with GPSET0/GPCLR0. Checked:
 CLEAR, POSSIBLE MATCH (latched, then acknowledged by the button), RESCAN and UNKNOWN
 (the regional service stopped, so the query times out), then the audit log.
 
@@ -12,7 +13,8 @@ CLEAR, POSSIBLE MATCH (latched, then acknowledged by the button), RESCAN and UNK
 Mosquitto and the regional service, and a broker outage in the middle: the scan made
 while the broker is down shows UNKNOWN, stays in the outbox, and gets its verdict after
 the broker returns. Checked from the host through the retained status messages and the
-audit log read from the guest's disk.
+audit log read from the guest's disk; the alert desk on the host must get the sealed alert
+for the possible match.
 """
 
 from __future__ import annotations
