@@ -22,6 +22,7 @@ import tomli_w
 from firmware.protocol import topics
 
 from .atomic import write_file
+from .bundle import broker_table
 from .registry import IdentityKey, iso
 
 BROKER_GROUP = "mosquitto"
@@ -190,14 +191,7 @@ def regional_toml(region: str, host: str, port: int) -> str:
             "alert_key": ALERT_DESK_PUB,
             "alert_interval": 2.0,
         },
-        "broker": {
-            "host": host,
-            "port": port,
-            "ca": "ca.crt",
-            "cert": "regional.crt",
-            "key": "regional.key",
-            "keepalive": 30,
-        },
+        "broker": broker_table(host, port, "regional.crt", "regional.key"),
     }
     head = (
         f"# fieldterm regional service, region {region}: written by 'fieldterm provision "
@@ -214,14 +208,7 @@ def desk_toml(region: str, host: str, port: int) -> str:
             "alert_key": "alert-desk.key",
             "sign_public": "regional-sign.pub",
         },
-        "broker": {
-            "host": host,
-            "port": port,
-            "ca": "ca.crt",
-            "cert": "desk.crt",
-            "key": "desk.key",
-            "keepalive": 30,
-        },
+        "broker": broker_table(host, port, "desk.crt", "desk.key"),
     }
     head = (
         f"# fieldterm alert desk, region {region}: written by 'fieldterm provision alert-desk'.\n"

@@ -60,6 +60,19 @@ class Bundle:
         return "\n".join(lines) + "\n"
 
 
+def broker_table(host: str, port: int, cert: str, key: str, keepalive: int = 30) -> dict[str, Any]:
+    """The ``[broker]`` section every generated config has (terminal, regional, desk): mutual
+    TLS with the region's CA chain, the client's certificate and key beside the file."""
+    return {
+        "host": host,
+        "port": port,
+        "ca": "ca.crt",
+        "cert": cert,
+        "key": key,
+        "keepalive": keepalive,
+    }
+
+
 def terminal_toml(s: TerminalSettings) -> str:
     """terminal.toml as in docs/architecture.md; paths are relative to the file."""
     if s.language not in LANGUAGES:
@@ -70,14 +83,7 @@ def terminal_toml(s: TerminalSettings) -> str:
     term["language"] = s.language
     doc: Mapping[str, Any] = {
         "terminal": term,
-        "broker": {
-            "host": s.host,
-            "port": s.port,
-            "ca": "ca.crt",
-            "cert": "client.crt",
-            "key": "client.key",
-            "keepalive": s.keepalive,
-        },
+        "broker": broker_table(s.host, s.port, "client.crt", "client.key", s.keepalive),
         "protocol": {
             "identity_key": "identity.key",
             "regional_kem_public": "regional-kem.pub",
