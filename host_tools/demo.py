@@ -44,6 +44,7 @@ from typing import Any
 
 from firmware.mrz import make_td1, parse
 from host_tools.mosquitto import Mosquitto, free_port
+from host_tools.proc import stop_process
 
 REGION = "demo"
 TERMINAL = "kiosk-001"
@@ -526,35 +527,19 @@ class Demo:
     def stop_agent(self) -> int | None:
         if self.agent is None:
             return None
-        if self.agent.poll() is None:
-            self.agent.send_signal(signal.SIGTERM)
-            try:
-                self.agent.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.agent.kill()
-                self.agent.wait(timeout=5)
+        rc = stop_process(self.agent)
         if self._agent_out is not None:
             self._agent_out.join(timeout=5)
-        return self.agent.returncode
+        return rc
 
     def close(self) -> None:
         self.stop_agent()
-        if self.desk is not None and self.desk.poll() is None:
-            self.desk.send_signal(signal.SIGTERM)
-            try:
-                self.desk.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.desk.kill()
-                self.desk.wait(timeout=5)
+        if self.desk is not None:
+            stop_process(self.desk, grace=10)
         if self.sim is not None:
             self.sim.close()
-        if self.regional is not None and self.regional.poll() is None:
-            self.regional.send_signal(signal.SIGTERM)
-            try:
-                self.regional.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.regional.kill()
-                self.regional.wait(timeout=5)
+        if self.regional is not None:
+            stop_process(self.regional)
         if self.broker is not None:
             self.broker.stop()
 

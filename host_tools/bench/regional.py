@@ -28,6 +28,7 @@ from typing import Any
 from host_tools.bench.echo import EchoClient, Endpoint
 from host_tools.bench.loadgen import LoadResult, WindowedLoad
 from host_tools.mosquitto import BrokerTls, Mosquitto, free_port
+from host_tools.proc import stop_process
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -188,12 +189,7 @@ def run_echo(args: argparse.Namespace, reg: BenchRegion) -> dict[str, Any]:
     finally:
         for client in clients:
             client.close()
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc, grace=10)
 
 
 def prepare_store(reg: BenchRegion, records: int, seed: int = 1) -> dict[str, Any]:
@@ -251,16 +247,6 @@ def start_regional(reg: BenchRegion, timeout: float = 120.0) -> subprocess.Popen
         time.sleep(0.1)
     stop_process(proc)
     raise RuntimeError("regional service did not become healthy")
-
-
-def stop_process(proc: subprocess.Popen[Any]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 def _sample_keys(path: Path) -> list[Any]:

@@ -11,7 +11,6 @@ NAT), the broker binds to loopback and the regional service connects over loopba
 from __future__ import annotations
 
 import json
-import signal
 import ssl
 import subprocess
 import sys
@@ -25,6 +24,7 @@ import paho.mqtt.client as mqtt
 
 from firmware.errors import OperationError
 from host_tools.mosquitto import free_port, mosquitto_binary
+from host_tools.proc import stop_process
 
 REGION = "central"
 TERMINAL = "kiosk-hil"
@@ -145,14 +145,8 @@ class HostService:
         return self
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        if self.proc is not None:
+            stop_process(self.proc, grace=10, after_kill=10)
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
