@@ -4,13 +4,16 @@ What the broker carries on the alert topic is captured and checked as well."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from firmware.client.client import QueryClient
+from firmware.client.client import QueryClient, Verdict
 from firmware.client.config import ClientConfig
 from firmware.mrz import parse
 from firmware.protocol import topics
@@ -21,6 +24,33 @@ from .conftest import FIELDTERM, WAIT, Region, wait_for
 
 pytestmark = pytest.mark.timeout(240)
 ALERT = topics.alert_topic("central")
+
+
+@contextlib.contextmanager
+def alert_reader(desk: Path, timeout: float) -> Iterator[subprocess.Popen[str]]:
+    """`fieldterm alerts --count 1 --json` in the background; killed if still running."""
+    cmd = [FIELDTERM, "alerts", "--config", str(desk / "desk.toml"), "--count", "1"]
+    reader = subprocess.Popen(
+        [*cmd, "--timeout", str(timeout), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        yield reader
+    finally:
+        if reader.poll() is None:
+            reader.kill()
+            reader.wait()
+
+
+def query_listed(region: Region, terminal: str, index: int) -> Verdict:
+    """A listed document queried as ``terminal``: must come back POSSIBLE_MATCH."""
+    with QueryClient(ClientConfig.load(region.terminal_toml(terminal))) as qc:
+        assert qc.wait_connected(WAIT)
+        hit = qc.query(DocumentKey.from_mrz(parse(region.listed[index])), timeout=10)
+    assert hit.outcome == "POSSIBLE_MATCH"
+    return hit
 
 
 @pytest.fixture(scope="module")
@@ -57,25 +87,12 @@ def test_desk_files_and_modes(desk):
 
 
 def test_hit_reaches_the_desk_and_the_broker_cannot_tell(region, desk, sniffer):
-    cmd = [FIELDTERM, "alerts", "--config", str(desk / "desk.toml"), "--count", "1"]
-    reader = subprocess.Popen(
-        [*cmd, "--timeout", "90", "--json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    with alert_reader(desk, timeout=90) as reader:
         sniffer.wait_messages(ALERT, 2)  # batches flow before any hit: no hit, same traffic
         before = len(sniffer.received)
-        with QueryClient(ClientConfig.load(region.terminal_toml("kiosk-001"))) as qc:
-            assert qc.wait_connected(WAIT)
-            hit = qc.query(DocumentKey.from_mrz(parse(region.listed[0])), timeout=10)
-        assert hit.outcome == "POSSIBLE_MATCH" and hit.record is not None
+        hit = query_listed(region, "kiosk-001", 0)
+        assert hit.record is not None
         out, err = reader.communicate(timeout=90)
-    finally:
-        if reader.poll() is None:
-            reader.kill()
-            reader.wait()
     assert reader.returncode == 0, err
     alert = json.loads(out.strip().splitlines()[-1])
     assert alert["terminal"] == "kiosk-001"
@@ -153,25 +170,11 @@ def test_alerts_queued_at_shutdown_are_sent_before_the_regional_exits(region, de
     region.stop_all()
     monkeypatch.setenv("FIELDTERM_REGIONAL__ALERT_INTERVAL", "60")
     proc, health = region.start_regional()
-    cmd = [FIELDTERM, "alerts", "--config", str(desk / "desk.toml"), "--count", "1"]
-    reader = subprocess.Popen(
-        [*cmd, "--timeout", "60", "--json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        with QueryClient(ClientConfig.load(region.terminal_toml("kiosk-003"))) as qc:
-            assert qc.wait_connected(WAIT)
-            hit = qc.query(DocumentKey.from_mrz(parse(region.listed[1])), timeout=10)
-        assert hit.outcome == "POSSIBLE_MATCH"
+    with alert_reader(desk, timeout=60) as reader:
+        hit = query_listed(region, "kiosk-003", 1)
         wait_for(lambda: region.health(health).get("alerts_queued") == 1, "the queued alert")
         region.stop_all()  # SIGTERM: the regional drains its queue on the way out
         out, err = reader.communicate(timeout=60)
-    finally:
-        if reader.poll() is None:
-            reader.kill()
-            reader.wait()
     assert reader.returncode == 0, err
     assert json.loads(out.strip().splitlines()[-1])["query_id"] == hit.query_id.hex()
     assert proc.returncode == 0
