@@ -249,6 +249,12 @@ class Demo:
             stderr=open(self.dir / "desk.log", "ab"),
             start_new_session=True,
         )
+        log = self.dir / "desk.log"
+        until = time.monotonic() + 30
+        while "receiving alert batches" not in log.read_text():  # subscribed, hears the region
+            if self.desk.poll() is not None or time.monotonic() > until:
+                raise DemoError("the alert desk reader did not start:\n" + log.read_text()[-2000:])
+            time.sleep(0.1)
         say("  ok  alert desk reader (hit alerts sealed to the desk, sent every 2 s)")
 
     def desk_alerts(self, expected: int, within: float = 15.0) -> list[dict[str, Any]]:

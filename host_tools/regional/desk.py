@@ -3,7 +3,8 @@
 Subscribes to ``ft/v1/<region>/alert`` with the desk's TLS identity, opens each sealed batch
 with the desk's X25519 key, checks every alert's regional signature and prints it. Batches
 arrive at a fixed rate whether or not there were hits (that is what hides hits from the
-broker), so most are empty and print nothing. A gap in the batch sequence is reported:
+broker), so most are empty and print nothing; the first batch from each regional process
+is reported on stderr, so a quiet desk knows it is listening. A gap in the batch sequence is reported:
 alerts in a batch the desk never received are lost to the desk (they stay in the regional
 audit trail). A batch seen before (a redelivery, or a replay by the broker) is ignored, so
 no alert is shown twice.
@@ -99,7 +100,14 @@ class Desk:
                 log.warning("alert batch %d of %s seen before: ignored", batch.seq, batch.src)
                 return
             self.batches += 1
-            if last is not None and batch.seq > last + 1:
+            if last is None:  # a desk that prints nothing must be told it does hear the region
+                log.warning(
+                    "receiving alert batches from regional process %s (batch %d); "
+                    "each hit is printed as it comes",
+                    batch.src,
+                    batch.seq,
+                )
+            elif batch.seq > last + 1:
                 gap = batch.seq - last - 1
                 self.missed += gap
                 log.error(

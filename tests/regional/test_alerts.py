@@ -26,18 +26,26 @@ pytestmark = pytest.mark.timeout(240)
 ALERT = topics.alert_topic("central")
 
 
+READY = "receiving alert batches"
+
+
 @contextlib.contextmanager
-def alert_reader(desk: Path, timeout: float) -> Iterator[subprocess.Popen[str]]:
-    """`fieldterm alerts --count 1 --json` in the background; killed if still running."""
+def alert_reader(desk: Path, timeout: float) -> Iterator[tuple[subprocess.Popen[str], Path]]:
+    """`fieldterm alerts --count 1 --json` in the background, yielded once it has opened a
+    batch (so it is subscribed before the test makes a hit), with its stderr file; killed
+    if still running."""
     cmd = [FIELDTERM, "alerts", "--config", str(desk / "desk.toml"), "--count", "1"]
-    reader = subprocess.Popen(
-        [*cmd, "--timeout", str(timeout), "--json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    err = desk.parent / f"alerts-{time.monotonic_ns()}.stderr"
+    with err.open("w") as err_fh:
+        reader = subprocess.Popen(
+            [*cmd, "--timeout", str(timeout), "--json"],
+            stdout=subprocess.PIPE,
+            stderr=err_fh,
+            text=True,
+        )
     try:
-        yield reader
+        wait_for(lambda: READY in err.read_text() or reader.poll() is not None, "the reader")
+        yield reader, err
     finally:
         if reader.poll() is None:
             reader.kill()
@@ -87,13 +95,13 @@ def test_desk_files_and_modes(desk):
 
 
 def test_hit_reaches_the_desk_and_the_broker_cannot_tell(region, desk, sniffer):
-    with alert_reader(desk, timeout=90) as reader:
+    with alert_reader(desk, timeout=90) as (reader, err):
         sniffer.wait_messages(ALERT, 2)  # batches flow before any hit: no hit, same traffic
         before = len(sniffer.received)
         hit = query_listed(region, "kiosk-001", 0)
         assert hit.record is not None
-        out, err = reader.communicate(timeout=90)
-    assert reader.returncode == 0, err
+        out, _ = reader.communicate(timeout=90)
+    assert reader.returncode == 0, err.read_text()
     alert = json.loads(out.strip().splitlines()[-1])
     assert alert["terminal"] == "kiosk-001"
     assert alert["query_id"] == hit.query_id.hex()
@@ -168,14 +176,16 @@ def test_alerts_queued_at_shutdown_are_sent_before_the_regional_exits(region, de
     """A hit answered just before SIGTERM must still reach the desk, not wait for a tick
     that never comes (the interval is set far beyond the test)."""
     region.stop_all()
-    monkeypatch.setenv("FIELDTERM_REGIONAL__ALERT_INTERVAL", "60")
-    proc, health = region.start_regional()
-    with alert_reader(desk, timeout=60) as reader:
+    region.start_regional()  # the usual 2 s batches: the reader hears them and is ready
+    with alert_reader(desk, timeout=60) as (reader, err):
+        region.stop_all()
+        monkeypatch.setenv("FIELDTERM_REGIONAL__ALERT_INTERVAL", "60")
+        proc, health = region.start_regional()
         hit = query_listed(region, "kiosk-003", 1)
         wait_for(lambda: region.health(health).get("alerts_queued") == 1, "the queued alert")
         region.stop_all()  # SIGTERM: the regional drains its queue on the way out
-        out, err = reader.communicate(timeout=60)
-    assert reader.returncode == 0, err
+        out, _ = reader.communicate(timeout=60)
+    assert reader.returncode == 0, err.read_text()
     assert json.loads(out.strip().splitlines()[-1])["query_id"] == hit.query_id.hex()
     assert proc.returncode == 0
 

@@ -268,6 +268,7 @@ def run_raspi3b(ctx: Context) -> None:
 
 def run_virt(ctx: Context) -> None:
     region = Region(ctx.rundir / "region", "/dev/ttyS0").provision()
+    desk_dir = region.add_desk()
     env = {"FIELDTERM_SIGNALS__BACKEND": "console", "FIELDTERM_SIGNALS__DISPLAY": "none"}
     enc = encoder("lines")
     clean, listed = _td3(region.clean), region.listed
@@ -318,10 +319,15 @@ def run_virt(ctx: Context) -> None:
             # host must get the sealed alert for it
             desk = HostService(
                 "alert-desk",
-                [str(BIN), "alerts", "--config", str(region.desk / "desk.toml"), "--count", "1",
+                [str(BIN), "alerts", "--config", str(desk_dir / "desk.toml"), "--count", "1",
                  "--timeout", "120", "--json"],
                 region.dir / "desk.log", region.dir,
             ).start()  # fmt: skip
+            wait_until(
+                lambda: "receiving alert batches" in (region.dir / "desk.log").read_text()
+                or not desk.running(),
+                60, "the alert desk to hear the region",
+            )  # fmt: skip
             w.mark()
             link.send(enc(listed[0]))
             ctx.timings["possible_match"] = w.state("possible_match", 90)

@@ -76,12 +76,26 @@ class Region:
     def desk(self) -> Path:
         return self.dir / "desk"
 
+    @property
+    def _provision(self) -> list[str]:
+        pw = self.dir / "passphrase.txt"
+        return ["provision", "--registry", str(self.reg), "--passphrase-file", str(pw)]
+
+    def add_desk(self) -> Path:
+        """The alert desk's directory (only agent-virt has a desk). The desk sits on the
+        host, so it reaches the broker over loopback."""
+        fieldterm(
+            *self._provision, "alert-desk", "--out", str(self.desk), "--host", "127.0.0.1",
+            cwd=self.dir,
+        )  # fmt: skip
+        return self.desk
+
     def provision(self, *, with_list: bool = True) -> Region:
         self.dir.mkdir(parents=True, exist_ok=True)
         pw = self.dir / "passphrase.txt"
         pw.write_text("hil-run-only\n")
         pw.chmod(0o600)
-        common = ["provision", "--registry", str(self.reg), "--passphrase-file", str(pw)]
+        common = self._provision
         self.broker_port = free_port()
         fieldterm(
             *common, "init", "--region", REGION, "--host", GUEST_BROKER_HOST,
@@ -93,10 +107,6 @@ class Region:
         )  # fmt: skip
         fieldterm(
             *common, "broker-config", "--out", str(self.srv), "--bind", "127.0.0.1", cwd=self.dir
-        )
-        # the alert desk sits on the host, so it reaches the broker over loopback
-        fieldterm(
-            *common, "alert-desk", "--out", str(self.desk), "--host", "127.0.0.1", cwd=self.dir
         )
         if with_list:
             fieldterm(
