@@ -72,3 +72,7 @@ class EnvelopeError(BadDataError):
     """
 
     reason: str | None = None
+
+    def __init__(self, message: str, *, reason: str | None = None):
+        super().__init__(message)
+        self.reason = reason

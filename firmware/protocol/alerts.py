@@ -62,12 +62,6 @@ ALERT_FIELDS = (
 _INFO = b"fieldterm/v1 alert "
 
 
-def _bad(reason: str, msg: str) -> EnvelopeError:
-    err = EnvelopeError(msg)
-    err.reason = reason
-    return err
-
-
 def _info(region: str) -> bytes:
     return _INFO + validate_id("region", region).encode() + b"\x00" + HEADER
 
@@ -88,16 +82,16 @@ def verify_alert(key: Ed25519PublicKey, item: Any, region: str) -> dict[str, Any
     """The alert body of a signed ``item``; :class:`EnvelopeError` unless the signature
     holds, the body has exactly the alert fields and it is for ``region``."""
     if not isinstance(item, dict) or set(item) != {"alert", "sig"}:
-        raise _bad("structure", "alert: expected {alert, sig}")
+        raise EnvelopeError("alert: expected {alert, sig}", reason="structure")
     body, sig = item["alert"], item["sig"]
     if not isinstance(body, dict) or set(body) != set(ALERT_FIELDS):
-        raise _bad("structure", "alert: unexpected fields")
+        raise EnvelopeError("alert: unexpected fields", reason="structure")
     try:
         key.verify(base64.b64decode(str(sig), validate=True), _canonical(body))
     except (InvalidSignature, binascii.Error, ValueError):
-        raise _bad("signature", "alert: signature does not verify") from None
+        raise EnvelopeError("alert: signature does not verify", reason="signature") from None
     if body["region"] != region:
-        raise _bad("region", f"alert: for region {body['region']!r}")
+        raise EnvelopeError(f"alert: for region {body['region']!r}", reason="region")
     return body
 
 
@@ -141,21 +135,21 @@ def seal_batch(
 def open_batch(desk: X25519PrivateKey, region: str, payload: bytes) -> Batch:
     """Open a sealed batch; :class:`EnvelopeError` naming what is wrong otherwise."""
     if len(payload) < 2 + 32 + 16 or payload[:1] != HEADER[:1]:
-        raise _bad("version", "alert batch: truncated or unknown version")
+        raise EnvelopeError("alert batch: truncated or unknown version", reason="version")
     if payload[1] != TYPE_ALERT:
-        raise _bad("type", "alert batch: not an alert message")
+        raise EnvelopeError("alert batch: not an alert message", reason="type")
     try:
         plain = SUITE.decrypt(payload[2:], desk, info=_info(region))
     except (InvalidTag, ValueError):
-        raise _bad(
-            "aead", "alert batch: does not open with this desk key for this region"
+        raise EnvelopeError(
+            "alert batch: does not open with this desk key for this region", reason="aead"
         ) from None
     if len(plain) != BATCH_SIZE:
-        raise _bad("size", f"alert batch: {len(plain)} bytes, not {BATCH_SIZE}")
+        raise EnvelopeError(f"alert batch: {len(plain)} bytes, not {BATCH_SIZE}", reason="size")
     try:
         doc = json.loads(plain.rstrip(b"\0").decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
-        raise _bad("structure", "alert batch: not valid JSON") from None
+        raise EnvelopeError("alert batch: not valid JSON", reason="structure") from None
     if (
         not isinstance(doc, dict)
         or set(doc) != {"region", "src", "seq", "t", "alerts"}
@@ -165,7 +159,7 @@ def open_batch(desk: X25519PrivateKey, region: str, payload: bytes) -> Batch:
         or isinstance(doc["seq"], bool)
         or not isinstance(doc["t"], (int, float))
     ):
-        raise _bad("structure", "alert batch: unexpected structure")
+        raise EnvelopeError("alert batch: unexpected structure", reason="structure")
     if doc["region"] != region:
-        raise _bad("region", f"alert batch: for region {doc['region']!r}")
+        raise EnvelopeError(f"alert batch: for region {doc['region']!r}", reason="region")
     return Batch(region, doc["src"], doc["seq"], float(doc["t"]), tuple(doc["alerts"]))

@@ -205,9 +205,7 @@ class OpenedQuery:
 
 
 def _fail(reason: str, msg: str) -> EnvelopeError:
-    err = EnvelopeError(f"query refused ({reason}): {msg}")
-    err.reason = reason
-    return err
+    return EnvelopeError(f"query refused ({reason}): {msg}", reason=reason)
 
 
 class RegionalSessions:
