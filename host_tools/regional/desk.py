@@ -81,7 +81,6 @@ class Desk:
         self.missed = 0
         self.duplicates = 0
         self.last_seq: dict[str, int] = {}  # per regional process (src)
-        self.got = threading.Event()
         self._lock = threading.Lock()
 
     def on_message(self, topic: str, payload: bytes) -> None:
@@ -130,7 +129,6 @@ class Desk:
                 line = json.dumps(body, sort_keys=True) if self.as_json else describe(body)
                 self.out.write(line + "\n")
                 self.out.flush()
-                self.got.set()
 
 
 def register(sub: argparse._SubParsersAction) -> None:
