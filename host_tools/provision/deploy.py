@@ -268,9 +268,10 @@ def alert_desk(
     ``desk.toml`` for ``fieldterm alerts``. ``out`` must be new or empty.
 
     ``rotate`` (a desk machine lost or its key exposed): a new key pair and certificate;
-    the old certificate goes into the CRL, and every recorded broker directory gets the new
-    CRL and public key (the regional service picks the key up within seconds; Mosquitto
-    needs a reload for the CRL). Batches sealed from then on open only with the new key."""
+    the old certificate goes into the CRL. As after ``revoke``, :func:`refresh_all` then
+    gives every recorded broker directory the new CRL and public key (the CLI does it; the
+    regional service picks the key up within seconds; Mosquitto needs a reload for the CRL).
+    Batches sealed from then on open only with the new key."""
     out = Path(out).absolute()
     if out.exists() and any(out.iterdir()):
         raise SetupError(f"{out} is not empty: give a new directory for the alert desk")
@@ -305,6 +306,4 @@ def alert_desk(
         write_file(
             out / "desk.toml", bc.desk_toml(region.region, host or b_host, port or b_port), 0o644
         )
-        if rotate:
-            refresh_all(region)
     return out
