@@ -13,14 +13,12 @@ import json
 import sys
 from typing import Any
 
-CHANNELS = ("green", "amber", "red", "buzzer")
-
 
 def sampled(step: float, seconds: float) -> dict[str, Any]:
     """``{"step", "seconds", "states": {state: {"describe", "levels": {ch: "0110..."}}}}``:
     each channel's level at ``0, step, 2*step, ...`` up to ``seconds`` after the state was
     shown, as a string of 0 and 1."""
-    from firmware.signals.patterns import PATTERNS  # noqa: PLC0415
+    from firmware.signals.patterns import CHANNELS, PATTERNS  # noqa: PLC0415
 
     if not (0 < step <= seconds <= 600):
         raise ValueError("need 0 < step <= seconds <= 600")

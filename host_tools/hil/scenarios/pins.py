@@ -54,7 +54,6 @@ def kiosk_pins(repo: Path = REPO) -> dict[str, int]:
     raise ConfigError("no table naming green, amber, red, buzzer and button", source="hardware/")
 
 
-OUTPUTS = ("green", "amber", "red", "buzzer")
 #: Sampling step of the expected patterns and of the comparison (the recorder polls at 50 ms).
 STEP = 0.02
 
@@ -105,6 +104,8 @@ def classify(
     stay off, so a pattern explains the pins only if all four outputs agree.
     """
     step = float(patterns["step"])
+    # the output channels as the firmware names them (every state lists all of them)
+    outputs = tuple(next(iter(patterns["states"].values()))["levels"])
     per = round(window / step)
     if per > round(float(patterns["seconds"]) / step):
         raise ValueError(f"window {window} s is longer than the sampled patterns")
@@ -112,20 +113,20 @@ def classify(
     lo, hi = around + search[0], around + search[1]
     offsets = round((hi - lo) / step) + 1
     # observed levels on the same grid from lo (bisect into the change list once per point)
-    obs: dict[str, list[bool]] = {ch: [] for ch in OUTPUTS}
+    obs: dict[str, list[bool]] = {ch: [] for ch in outputs}
     for i in range(offsets + per):
         t = lo + i * step
         k = bisect.bisect_right(times, t) - 1
         levels = timeline.samples[k][1] if k >= 0 else 0
-        for ch in OUTPUTS:
+        for ch in outputs:
             obs[ch].append(bool(levels >> pins[ch] & 1))
     out = []
     for state, info in patterns["states"].items():
-        expected = {ch: [c == "1" for c in info["levels"][ch][:per]] for ch in OUTPUTS}
+        expected = {ch: [c == "1" for c in info["levels"][ch][:per]] for ch in outputs}
         best, best_start = -1.0, lo
         for off in range(offsets):
             agree = sum(
-                all(obs[ch][off + j] == expected[ch][j] for ch in OUTPUTS) for j in range(per)
+                all(obs[ch][off + j] == expected[ch][j] for ch in outputs) for j in range(per)
             )
             if agree / per > best:
                 best, best_start = agree / per, lo + off * step
