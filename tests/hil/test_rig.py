@@ -98,7 +98,7 @@ def _synthetic_timeline(states, pins, *, quantum=0.05, jitter=0.03, seed=1):
     by the firmware's own patterns, polled every ``quantum`` s with random lateness."""
     import random  # noqa: PLC0415
 
-    from firmware.signals.patterns import PATTERNS  # noqa: PLC0415
+    from firmware.signals.patterns import CHANNELS, PATTERNS  # noqa: PLC0415
     from host_tools.hil.qtest import PinTimeline  # noqa: PLC0415
 
     rng = random.Random(seed)
@@ -109,7 +109,7 @@ def _synthetic_timeline(states, pins, *, quantum=0.05, jitter=0.03, seed=1):
         while t < start + length:
             levels = sum(
                 1 << pins[ch]
-                for ch in ("green", "amber", "red", "buzzer")
+                for ch in CHANNELS
                 if PATTERNS[state].level(ch, t - start - rng.uniform(0, jitter))
             )
             tl.record(t, levels)
