@@ -3,8 +3,9 @@
 Subcommands register themselves through the ``fieldterm.commands`` entry-point group
 (see pyproject.toml). Each entry point is a ``register(subparsers)`` function that adds
 its parser and sets ``func`` to a handler ``(args) -> int``. Registration must be cheap:
-heavy imports happen inside handlers. This keeps the terminal's command core free of any
-import of host tools while one command still serves the kiosk, the laptop and the server.
+heavy imports happen inside handlers. When the command line names a subcommand, only that
+subcommand's entry point is loaded (``fieldterm agent`` never imports a host tool's module,
+which keeps the kiosk's resident memory small); ``fieldterm --help`` loads them all.
 """
 
 from __future__ import annotations
@@ -29,7 +30,20 @@ EXIT_SETUP = 4
 EXIT_BAD_DATA = 65  # EX_DATAERR
 
 
-def build_parser() -> argparse.ArgumentParser:
+def requested_command(argv: Sequence[str]) -> str | None:
+    """The subcommand named on the command line: the first word that is not an option
+    (``fieldterm``'s own options take no values), or None."""
+    for word in argv:
+        if word == "--":
+            return None
+        if not word.startswith("-"):
+            return word
+    return None
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``fieldterm`` parser; with ``command``, only that subcommand is registered (when
+    an entry point of that name exists; otherwise all are, so argparse lists the choices)."""
     parser = argparse.ArgumentParser(
         prog="fieldterm",
         description=(
@@ -42,7 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="count", default=0, help="more log output (repeatable)"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for ep in sorted(entry_points(group="fieldterm.commands"), key=lambda e: e.name):
+    eps = sorted(entry_points(group="fieldterm.commands"), key=lambda e: e.name)
+    if command is not None and any(ep.name == command for ep in eps):
+        eps = [ep for ep in eps if ep.name == command]
+    for ep in eps:
         try:
             register = ep.load()
         except ImportError as exc:
@@ -73,8 +90,9 @@ def configure_logging(verbosity: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(requested_command(words))
+    args = parser.parse_args(words)
     configure_logging(args.verbose)
     func = getattr(args, "func", None)
     if func is None:
