@@ -7,7 +7,11 @@ import logging
 import sys
 from typing import Any
 
-DEFAULT_CONFIG = "/etc/fieldterm/terminal.toml"
+CONFIG_HELP = (
+    "terminal.toml (default /etc/fieldterm/terminal.toml, or $FIELDTERM_ETC/terminal.toml); "
+    "drop-ins in terminal.d/*.toml next to it, then FIELDTERM_<SECTION>__<KEY> variables, "
+    "then these flags override it key by key"
+)
 
 
 def register(subparsers: Any) -> None:
@@ -23,9 +27,7 @@ def register(subparsers: Any) -> None:
             "Enter with --signals console on a terminal)."
         ),
     )
-    p.add_argument(
-        "--config", default=DEFAULT_CONFIG, help=f"terminal.toml (default {DEFAULT_CONFIG})"
-    )
+    p.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
     p.add_argument(
         "--signals", choices=("gpio", "mock", "console"), help="override [signals] backend"
     )

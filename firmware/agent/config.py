@@ -127,13 +127,15 @@ class AgentConfig:
 
 
 def load_agent_config(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | None,
     *,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> AgentConfig:
-    """Load terminal.toml (see hardware/terminal.example.toml for every option)."""
-    doc = ConfigDoc.load(path, environ=environ, overrides=overrides)
+    """Load terminal.toml (see hardware/terminal.example.toml for every option): ``path``, or
+    ``/etc/fieldterm/terminal.toml`` when None, then drop-ins, environment and ``overrides``
+    as :mod:`firmware.config` layers them."""
+    doc = ConfigDoc.load(path, name="terminal", environ=environ, overrides=overrides)
     return agent_config_from_doc(doc)
 
 
