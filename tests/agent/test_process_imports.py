@@ -51,6 +51,7 @@ MUST_NOT_LOAD = (
     "cryptography.hazmat.primitives.serialization",
     "cryptography.hazmat.primitives.asymmetric.dsa",
     "importlib.metadata",
+    "importlib.resources",
     "firmware.mrz.cli",
     "firmware.mrz.summary",
     "firmware.scanner.cli",
