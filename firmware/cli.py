@@ -45,7 +45,7 @@ BUILTIN_COMMANDS = {
 }
 ENTRY_POINT_GROUP = "fieldterm.commands"
 
-Register = Callable[[argparse._SubParsersAction], None]  # type: ignore[type-arg]
+Register = Callable[[argparse._SubParsersAction], None]
 
 
 def requested_command(argv: Sequence[str]) -> str | None:
