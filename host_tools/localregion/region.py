@@ -261,6 +261,7 @@ class LocalRegion:
         events = old.events if old is not None else EventTail(home / "events.jsonl")
         agent_env = {**os.environ, **(QUICK_AGENT if quick else {}), **(env or {})}
         agent_env.pop("NOTIFY_SOCKET", None)
+        agent_env["PYTHONUNBUFFERED"] = "1"  # its console lines reach agent.log as shown
         agent = AgentProcess(
             [
                 "agent", "--config", str(self.terminal_toml(tid)),
