@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from firmware.backends import BackendTable
+from firmware.backend_table import BackendTable
 from host_tools.sltd.sqlitestore import SqliteStore
 from host_tools.sltd.storebase import (
     COLUMNS,

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from importlib.metadata import EntryPoint
 from typing import Generic, TypeVar, cast
 
-from firmware.errors import ConfigError
+from firmware.errors import ConfigError, SetupError
 
 T = TypeVar("T")
 
@@ -28,7 +28,7 @@ class BackendTable(Generic[T]):
         for name, target in entries.items():
             module, sep, attr = target.partition(":")
             if not (module and sep and attr):
-                raise ValueError(f"backend {name!r}: {target!r} is not 'module:attribute'")
+                raise SetupError(f"backend {name!r}: {target!r} is not 'module:attribute'")
         self.setting = setting
         self._entries = dict(entries)
 
