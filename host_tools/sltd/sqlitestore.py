@@ -63,7 +63,7 @@ class SqliteStore(SltdStore):
     """SQLite file store (WAL). One connection per reading thread, one writer connection."""
 
     def __init__(self, path: str | Path, *, create: bool = False):
-        self.path = Path(path)
+        self.path = self.local_path = Path(path)
         self.url = str(self.path)
         if not create and not self.path.exists():
             raise SetupError(f"SLTD store not found: {self.path} (run 'fieldterm sltd generate')")

@@ -21,6 +21,7 @@ import datetime as dt
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any
 
 from firmware.errors import OperationError
@@ -79,6 +80,9 @@ class SltdStore(ABC):
     """Port for an SLTD store. Backends are thread-safe: ``get`` may be called from any thread."""
 
     url: str
+    #: The file holding the store when it is one (an index may then sit next to it);
+    #: None for a store on a server.
+    local_path: Path | None = None
 
     @classmethod
     @abstractmethod

@@ -18,6 +18,7 @@ def test_both_scheme_spellings_open_the_pg_backend(pg_url):
     with open_store(pg_url) as a, open_store(pg_url.replace("postgresql://", "postgres://")) as b:
         assert type(a) is PgStore and type(b) is PgStore
         assert a.store_id == b.store_id
+        assert a.local_path is None  # a server store: an index goes to index_dir
 
 
 def test_unreachable_server_is_an_operation_error(pg_cluster):
