@@ -13,7 +13,7 @@ backend is one line in its table, never another branch in the code that opens it
 from __future__ import annotations
 
 from collections.abc import Mapping
-from importlib.metadata import EntryPoint
+from importlib import import_module
 from typing import Generic, TypeVar, cast
 
 from firmware.errors import ConfigError, SetupError
@@ -51,4 +51,5 @@ class BackendTable(Generic[T]):
                 f"unknown backend {name!r}; known: {', '.join(self.names)}",
                 field=setting or self.setting,
             )
-        return cast(T, EntryPoint(name=name, value=target, group=self.setting).load())
+        module, _, attr = target.partition(":")
+        return cast(T, getattr(import_module(module), attr))
