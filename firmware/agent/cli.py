@@ -7,6 +7,8 @@ import logging
 import sys
 from typing import Any
 
+from firmware.signals.backends import DISPLAYS, PANELS
+
 CONFIG_HELP = (
     "terminal.toml (default /etc/fieldterm/terminal.toml, or $FIELDTERM_ETC/terminal.toml); "
     "drop-ins in terminal.d/*.toml next to it, then FIELDTERM_<SECTION>__<KEY> variables, "
@@ -28,12 +30,10 @@ def register(subparsers: Any) -> None:
         ),
     )
     p.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
-    p.add_argument(
-        "--signals", choices=("gpio", "mock", "console"), help="override [signals] backend"
-    )
+    p.add_argument("--signals", choices=PANELS.names, help="override [signals] backend")
     p.add_argument(
         "--display",
-        choices=("ssd1306", "sh1106", "mock", "console", "none"),
+        choices=DISPLAYS.names,
         help="override [signals] display",
     )
     p.add_argument("--scanner-port", help="override [scanner] port (a device or pyserial URL)")
@@ -62,7 +62,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 def configure_journal_logging() -> None:
     """Under systemd, log lines go to the journal, which stamps time itself: no timestamps,
     and a ``<N>`` syslog priority prefix that journald understands."""
-    from firmware.agent.systemd import under_systemd  # noqa: PLC0415
+    from firmware.systemd import under_systemd  # noqa: PLC0415
 
     if not under_systemd():
         return

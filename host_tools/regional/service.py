@@ -9,6 +9,12 @@ every ``alert_interval`` seconds to the alert desk (firmware/protocol/alerts.py)
 broker cannot tell when hits happen. Refused queries (tampered, replayed, foreign keys, revoked
 terminal, stale) get no answer at all; they are counted by reason and audited.
 
+Ready means one thing, everywhere (tests, demo, benchmarks, HIL, systemd): the broker has
+granted the query subscription (SUBACK), so no query can be dropped for want of a
+subscriber. At that moment the health file is written with ``"ready": true`` and, under
+systemd (``$NOTIFY_SOCKET``), ``READY=1`` is sent. ``ready`` turns false while the broker
+link is down and true again after the next SUBACK.
+
 Several processes may run with the same config: the shared subscription spreads queries
 over them and the replay store and audit trail are shared SQLite files. Give each process
 its own health file (``fieldterm regional --health-file`` or the environment variable
@@ -27,11 +33,13 @@ from pathlib import Path
 from typing import Any
 
 from firmware.errors import EnvelopeError
-from firmware.protocol import alerts, keys, topics
+from firmware.protocol import keys, topics
 from firmware.protocol.dockey import keyed_hash64
 from firmware.protocol.messages import Response
 from firmware.protocol.session import RegionalSessions
+from firmware.systemd import SystemdNotifier
 from firmware.transport.mqtt import MqttLink
+from host_tools.regional.alert_batcher import AlertBatcher, hit_alert
 from host_tools.regional.audit import AuditTrail
 from host_tools.regional.config import RegionalConfig
 from host_tools.regional.replay import ReplayStore
@@ -76,22 +84,27 @@ class RegionalService:
         )
         self.replay = ReplayStore(cfg.replay_db, cfg.replay_window)
         self.audit = AuditTrail(cfg.audit_db)
-        self._alert_topic = topics.alert_topic(cfg.region)
-        self._desk = keys.load_x25519_public(cfg.alert_key) if cfg.alert_key else None
-        self._desk_stamp = self._stamp(cfg.alert_key)
-        self._alerts: deque[dict[str, Any]] = deque()
-        self._alert_lock = threading.Lock()
-        self._alert_seq = 0
-        self._alert_src = os.urandom(8).hex()
+        self.alerts = AlertBatcher(
+            cfg.region,
+            self._sign_key,
+            cfg.alert_key,
+            # self.link is made below; these look it up when alerts flow
+            publish=lambda topic, payload: self.link.publish(topic, payload),  # noqa: PLW0108
+            connected=lambda: self.link.connected.is_set(),  # noqa: PLW0108
+            clock=clock,
+            counts=self.counts,
+        )
         self._qprefix_len = len(topics.query_topic(cfg.region, "x")) - 1
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._closed = False
+        self._systemd = SystemdNotifier()
         self.link = MqttLink(
             cfg.broker,
             client_id or f"regional-{os.uname().nodename}-{os.getpid()}",
             on_message=self.on_query,
             subscriptions=(topics.query_subscription(cfg.region, cfg.share_group),),
+            on_link=self._on_link,
         )
 
     # -- the hot path (paho thread) --------------------------------------------------------
@@ -132,7 +145,9 @@ class RegionalService:
         dkh = keyed_hash64(self._index_key, q.dk).to_bytes(8, "big").hex()
         self.audit.record(now, q.terminal_id, q.query_id, dkh, outcome, version)
         if rec is not None:
-            self._alert(now, q, dkh, rec, version)
+            self.alerts.add(
+                hit_alert(self.cfg.region, q, now=now, dkh=dkh, rec=rec, list_version=version)
+            )
 
     def _refuse(self, now: float, terminal: str, query_id: bytes | None, reason: str) -> None:
         self.refusals[reason] += 1
@@ -140,107 +155,53 @@ class RegionalService:
         self.audit.record(now, terminal[:64], query_id, None, f"REFUSED:{reason}", None)
         log.info("refused a query from %r: %s", terminal[:64], reason)
 
-    def _alert(self, now: float, q: Any, dkh: str, rec: Any, version: int) -> None:
-        body = {
-            "v": 1,
-            "region": self.cfg.region,
-            "terminal": q.terminal_id,
-            "query_id": q.query_id.hex(),
-            "dkh": dkh,
-            "reference": rec.reference,
-            "status": str(rec.status),
-            "reporting_country": rec.reporting_country,
-            "list_version": version,
-            "t": round(now, 3),
-        }
-        with self._alert_lock:
-            self._alerts.append(alerts.sign_alert(self._sign_key, body))
-        self.counts["alerts"] += 1
+    # -- hit alerts (host_tools/regional/alert_batcher.py) --------------------------------
+    @property
+    def _alerts(self) -> deque[dict[str, Any]]:
+        """The queued signed alerts (health reports how many)."""
+        return self.alerts.queue
+
+    @property
+    def _desk(self) -> Any:
+        """The alert desk's public key, or None when alerts are not sent."""
+        return self.alerts.desk
 
     def flush_alerts(self) -> Any:
-        """Publish one sealed batch (up to MAX_PER_BATCH queued alerts, or none: the
-        broker sees the same message either way). Nothing while the broker is away: alerts
-        stay queued. Returns paho's message info of the batch, or None."""
-        if self._desk is None or not self.link.connected.is_set():
-            return None
-        with self._alert_lock:
-            batch = [
-                self._alerts.popleft() for _ in range(min(len(self._alerts), alerts.MAX_PER_BATCH))
-            ]
-        self._alert_seq += 1
-        try:
-            payload = alerts.seal_batch(
-                self._desk,
-                self.cfg.region,
-                src=self._alert_src,
-                seq=self._alert_seq,
-                t=self._clock(),
-                alerts=batch,
-            )
-            info = self.link.publish(self._alert_topic, payload)
-        except Exception:
-            with self._alert_lock:
-                self._alerts.extendleft(reversed(batch))
-            raise
-        self.counts["alert_batches"] += 1
-        self.counts["alerts_sent"] += len(batch)
-        return info
-
-    @staticmethod
-    def _stamp(path: Path | None) -> tuple[int, int] | None:
-        try:
-            st = path.stat() if path is not None else None
-        except OSError:
-            return None
-        return (st.st_mtime_ns, st.st_size) if st is not None else None
+        """One sealed alert batch now: :meth:`AlertBatcher.flush`."""
+        return self.alerts.flush()
 
     def reload_desk_key(self) -> bool:
-        """Pick up a rotated alert desk key (``provision alert-desk --rotate`` rewrites
-        it); a file that does not load keeps the old key. True if the key changed."""
-        stamp = self._stamp(self.cfg.alert_key)
-        if self.cfg.alert_key is None or stamp is None or stamp == self._desk_stamp:
-            return False
-        self._desk_stamp = stamp
-        try:
-            key = keys.load_x25519_public(self.cfg.alert_key)
-        except Exception as exc:
-            log.error(
-                "alert desk key %s not reloaded, keeping the old one: %s", self.cfg.alert_key, exc
-            )
-            return False
-        self._desk = key
-        log.warning("regional %s: alert desk key changed: sealing to the new key", self.cfg.region)
-        return True
+        """A rotated desk key: :meth:`AlertBatcher.reload_desk_key`."""
+        return self.alerts.reload_desk_key()
 
     def _drain_alerts(self, within: float = 5.0) -> None:
-        """At shutdown: send what is queued now (off the fixed rate, which no longer
-        matters), wait for the broker to take it, and say what could not be sent."""
-        infos = []
-        while self._alerts and (info := self.flush_alerts()) is not None:
-            infos.append(info)
-        for info in infos:
-            try:
-                info.wait_for_publish(timeout=within)
-            except (ValueError, RuntimeError) as exc:  # paho: link gone meanwhile
-                log.warning("an alert batch may not have reached the broker: %s", exc)
-        if self._alerts:
-            log.warning(
-                "regional %s: %d hit alert(s) not sent to the alert desk (broker away); "
-                "they are in the audit trail",
-                self.cfg.region,
-                len(self._alerts),
-            )
+        self.alerts.drain(within)
 
     def _forget(self, terminal_id: str) -> None:
         if self.sessions is not None:
             self.sessions.forget_terminal(terminal_id)
 
-    # -- background ------------------------------------------------------------------------
+    # -- readiness and health --------------------------------------------------------------
+    def _on_link(self, up: bool) -> None:
+        """paho thread: the query subscription was granted (up) or the link was lost. The
+        health file says so at once (not at the next interval), and systemd hears READY=1
+        the first time."""
+        try:
+            self.write_health()
+        except OSError as exc:
+            log.error("health file %s not written: %s", self.cfg.health_file, exc)
+        if up:
+            log.warning("regional %s: ready (query subscription granted)", self.cfg.region)
+            self._systemd.ready(f"serving region {self.cfg.region}")
+        else:
+            self._systemd.status("broker link lost; reconnecting")
+
     def health(self) -> dict[str, Any]:
         return {
             "pid": os.getpid(),
             "t": round(self._clock(), 3),
             "region": self.cfg.region,
+            "ready": self.link.ready.is_set(),
             "connected": self.link.connected.is_set(),
             "connects": self.link.connects,
             "counts": dict(self.counts),
@@ -256,7 +217,8 @@ class RegionalService:
 
     def write_health(self) -> None:
         path = Path(self.cfg.health_file)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        # The interval thread and the link callback both write: one temporary file each.
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_text(json.dumps(self.health()))
         os.replace(tmp, path)
 
@@ -289,12 +251,12 @@ class RegionalService:
         return self
 
     def run(self, stop: threading.Event) -> None:
-        """Start, write health at once when connected, and serve until ``stop`` is set."""
+        """Start and serve until ``stop`` is set (readiness is reported by ``_on_link``)."""
         self.start()
-        self.link.wait_connected(30.0)
-        self.write_health()
+        self.write_health()  # "ready": false until the SUBACK
         while not stop.wait(1.0):
             pass
+        self._systemd.stopping()
         self.stop()
 
     def stop(self) -> None:
@@ -316,6 +278,7 @@ class RegionalService:
             self.write_health()
         except Exception:
             log.debug("final health write failed", exc_info=True)
+        self._systemd.close()
 
     def __enter__(self) -> RegionalService:
         return self.start()

@@ -12,6 +12,7 @@ from firmware.agent.core import AgentCore
 from firmware.agent.events import EventLog
 from firmware.agent.outbox import Outbox
 from firmware.agent.states import TerminalStateMachine
+from firmware.client.client import Verdict
 from firmware.mrz import make_td3, parse
 from firmware.scanner.base import ScannedDocument
 
@@ -37,26 +38,17 @@ def from_mrz(m):
     return Key(m.issuing_state, m.category, m.document_number)
 
 
-@dataclass(frozen=True)
-class Verdict:
-    query_id: bytes
-    outcome: str
-    record: object = None
-    list_version: str | None = "v7"
-    reason: str | None = None
-    latency_s: float = 0.01
-
-
 class FakeQuery:
     def __init__(self):
         self.sent = []  # (query_id, key)
         self.callbacks = {}
 
-    def submit(self, qid, dk, on_verdict):
-        self.sent.append((qid, dk))
-        self.callbacks[qid] = on_verdict
+    def submit(self, query_id, dk, on_verdict):
+        self.sent.append((query_id, dk))
+        self.callbacks[query_id] = on_verdict
 
     def answer(self, qid, outcome, **kw):
+        kw.setdefault("list_version", 7)
         self.callbacks[qid](Verdict(qid, outcome, **kw))
 
 
