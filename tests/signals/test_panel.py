@@ -8,7 +8,7 @@ import types
 
 import pytest
 
-from firmware.errors import SetupError
+from firmware.errors import ConfigError, OperationError, SetupError
 from firmware.signals import PATTERNS, open_button, open_display, open_panel
 from firmware.signals.console import ConsolePanel
 from firmware.signals.mock import MockPanel
@@ -99,7 +99,7 @@ def test_buzzer_can_be_disabled():
 
 
 def test_unknown_state_is_an_error():
-    with pytest.raises(Exception, match="no pattern"):
+    with pytest.raises(OperationError, match="no pattern"):
         MockPanel().show("bogus", 0.0)
 
 
@@ -194,5 +194,6 @@ def test_mock_button_and_display_factories():
     b.press()
     assert b.pressed() and not b.pressed()
     assert open_display("none") is None
-    with pytest.raises(Exception, match=r"signals\.display"):
+    with pytest.raises(ConfigError, match=r"signals\.display") as exc:
         open_display("hd44780")
+    assert exc.value.field == "signals.display"
