@@ -2,7 +2,7 @@
 one is refused by it: the README flow run with the real ``fieldterm`` command.
 
 init -> add-terminal x2 -> broker-config -> mosquitto -c -> fieldterm regional ->
-fieldterm query --mrz-jsonl. Skipped until the regional service and the query client exist.
+fieldterm query --mrz-jsonl.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from tests.support.regional_audit import audit_db, audit_rows, wait_rows
 
 FIELDTERM = str(Path(sys.executable).with_name("fieldterm"))
 
@@ -54,19 +56,19 @@ def regional(region, broker):
         start_new_session=True,
     )
     # Queries sent before the service has subscribed would be lost by the broker: wait
-    # until it reports itself connected (it subscribes in on_connect, before that).
+    # until it reports itself ready (its subscription acknowledged by a SUBACK).
     health = d / "regional-health.json"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         assert proc.poll() is None, (region.root / "regional.log").read_text()
         try:
-            if json.loads(health.read_text()).get("connected"):
+            if json.loads(health.read_text()).get("ready"):
                 break
         except (OSError, ValueError):
             pass
         time.sleep(0.1)
     else:
-        pytest.fail("regional service did not report connected within 60 s")
+        pytest.fail("regional service did not report ready within 60 s")
     yield proc
     proc.terminate()
     try:
@@ -91,14 +93,14 @@ def _wait_health(region, pred, what: str, timeout: float = 30.0) -> None:
     pytest.fail(f"timed out waiting for {what}")
 
 
-def _query(bundle: Path, sample: Path) -> subprocess.CompletedProcess[str]:
+def _query(bundle: Path, sample: Path, timeout: float = 10.0) -> subprocess.CompletedProcess[str]:
     return _fieldterm(
         "query",
         "--config",
         str(bundle / "terminal.toml"),
         "--mrz-jsonl",
         "--timeout",
-        "10",
+        str(timeout),
         stdin=sample.open(),
         env=dict(os.environ),
     )
@@ -116,12 +118,34 @@ def test_provisioned_terminal_gets_verdicts(region, regional):
     assert _verdicts(clean.stdout) == ["CLEAR"] * 3
 
 
+def _rows(out: str) -> list[dict]:
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
 def test_revoked_terminal_is_refused_by_the_regional_service(region, broker, regional):
-    """The broker still admits kiosk-002 (no reload): only terminals.json cuts it off."""
+    """The broker still admits kiosk-002 (no reload): only terminals.json cuts it off. The
+    refusal is the regional's own (counted and audited as ``unknown_terminal``, once per
+    query), not a timeout, and kiosk-001 is still answered."""
+    db = audit_db(region.broker_dir / "regional.toml")
     assert region.cli("revoke", "kiosk-002") == 0
     _wait_health(region, lambda h: h.get("terminals") == 1, "the regional to drop kiosk-002")
-    out = _query(region.bundles["kiosk-002"], region.root / "clean.jsonl")
-    verdicts = _verdicts(out.stdout)
-    assert verdicts and all(v == "UNKNOWN" for v in verdicts)
+    before = len(audit_rows(db, "kiosk-002"))
+    out = _query(region.bundles["kiosk-002"], region.root / "clean.jsonl", timeout=3.0)
+    sent = _rows(out.stdout)
+    assert len(sent) == 3 and all(r["verdict"] == "UNKNOWN" for r in sent), out.stderr
+    rows = wait_rows(db, "kiosk-002", before + 3)[before:]
+    assert [r.outcome for r in rows] == ["REFUSED:unknown_terminal"] * 3
+    _wait_health(
+        region,
+        lambda h: h.get("refusals", {}).get("unknown_terminal", 0) >= 3,
+        "the refusals counted",
+    )
+    health = json.loads((region.broker_dir / "regional-health.json").read_text())
+    assert health["refusals"] == {"unknown_terminal": 3}
     ok = _query(region.bundles["kiosk-001"], region.root / "clean.jsonl")
-    assert _verdicts(ok.stdout) == ["CLEAR"] * 3
+    answered = _rows(ok.stdout)
+    assert [r["verdict"] for r in answered] == ["CLEAR"] * 3
+    ids = [bytes.fromhex(r["query_id"]) for r in answered]
+    rows = wait_rows(db, "kiosk-001", len(ids))
+    audited = {r.query_id: r.outcome for r in rows}
+    assert [audited.get(q) for q in ids] == ["NO_MATCH"] * 3
