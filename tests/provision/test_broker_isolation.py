@@ -101,3 +101,13 @@ def test_terminal_verifies_the_broker_name(region, broker):
     link = MqttLink(cfg, "kiosk-001", on_message=lambda t, p: None)
     with link:
         assert link.wait_connected(WAIT)
+
+
+def test_reload_of_the_generated_config_is_seen_in_its_own_log(region, broker):
+    """The generated mosquitto.conf logs to BROKER/data/mosquitto.log: reload() finds the
+    broker's 'Reloading config.' line there."""
+    log = region.broker_dir / "data" / "mosquitto.log"
+    assert log in broker.log_files()
+    before = log.read_text().count("Reloading config.")
+    broker.reload()
+    assert log.read_text().count("Reloading config.") == before + 1
