@@ -88,7 +88,7 @@ def world(tmp_path, test_pki, mtls_broker, monkeypatch):
 
     yield make_agent, sim, regional, mtls_broker, tmp_path
     sim.close()
-    regional.close()
+    regional.stop()
 
 
 def after(history: list[str], state: str) -> list[str]:
