@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 import json
 import os
 import shutil
@@ -39,7 +40,9 @@ class LocalRegion:
     unless ``keep``) holds everything. ``terminal_host`` is the broker address written into
     the kiosks' bundles (``provision init --host``); ``bind`` the broker's listen address
     when it differs (the HIL's kiosks reach a loopback broker through a forward).
-    ``terminal_args`` adds ``add-terminal`` options per terminal.
+    ``terminal_args`` adds ``add-terminal`` options per terminal. ``tool`` runs the
+    one-shot commands (default: :class:`Fieldterm`, a subprocess each, as a technician
+    runs them; tests may pass one that runs them in-process).
     """
 
     def __init__(
@@ -57,6 +60,7 @@ class LocalRegion:
         terminal_args: Mapping[str, Sequence[str]] | None = None,
         on_step: OnStep | None = None,
         keep: bool = False,
+        tool: Fieldterm | None = None,
     ):
         self._own_dir = workdir is None
         self.dir = Path(workdir or tempfile.mkdtemp(prefix="fieldterm-region-", dir="/tmp"))
@@ -72,9 +76,10 @@ class LocalRegion:
         self.port = port or free_port()
         self.terminal_args = dict(terminal_args or {})
         self.keep = keep
-        self.tool = Fieldterm(cwd=self.dir, on_step=on_step)
+        self.tool = tool or Fieldterm(cwd=self.dir, on_step=on_step)
         self.broker: Mosquitto | None = None
-        self.regionals: list[RegionalProcess] = []
+        self.regionals: list[RegionalProcess] = []  # running or not; see stop_regionals
+        self._regional_runs = 0
         self.desk: DeskProcess | None = None
         self.agents: dict[str, AgentProcess] = {}
         self._stack = contextlib.ExitStack()
@@ -194,7 +199,8 @@ class LocalRegion:
     ) -> RegionalProcess:
         """One more ``fieldterm regional`` process (several share the queries); returns
         once it is ready (its subscription granted), unless ``wait`` is False."""
-        n = len(self.regionals)
+        n = self._regional_runs
+        self._regional_runs += 1
         proc = RegionalProcess(
             self.regional_toml,
             self.dir / f"regional-{n}.health.json",
@@ -214,8 +220,19 @@ class LocalRegion:
             raise LocalRegionError("no regional process was started")
         return self.regionals[0]
 
+    def stop_regionals(self) -> None:
+        """SIGTERM every regional process (each drains its alerts and exits) and forget
+        them; logs and health files stay."""
+        for proc in self.regionals:
+            proc.signal(signal.SIGTERM)
+        for proc in self.regionals:
+            proc.stop()
+        self.regionals.clear()
+
     def regional_logs(self) -> str:
-        return "\n".join(p.logs() for p in self.regionals)
+        return "\n".join(
+            p.read_text(errors="replace") for p in sorted(self.dir.glob("regional-*.log"))
+        )
 
     def start_desk(self, *, wait: bool = True) -> DeskProcess:
         """The alert desk's reader; ready once it hears a batch from the region (so start
@@ -261,6 +278,7 @@ class LocalRegion:
         events = old.events if old is not None else EventTail(home / "events.jsonl")
         agent_env = {**os.environ, **(QUICK_AGENT if quick else {}), **(env or {})}
         agent_env.pop("NOTIFY_SOCKET", None)
+        agent_env["PYTHONUNBUFFERED"] = "1"  # its console lines reach agent.log as shown
         agent = AgentProcess(
             [
                 "agent", "--config", str(self.terminal_toml(tid)),

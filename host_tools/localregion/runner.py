@@ -31,14 +31,19 @@ class Fieldterm:
         self.cwd = cwd
         self.on_step = on_step
 
-    def run(self, desc: str, *args: str, timeout: float = 600.0) -> str:
-        """Run ``fieldterm ARGS``; returns its stdout, raises on a non-zero exit."""
+    def run(
+        self, desc: str, *args: str, timeout: float = 600.0, input_text: str | None = None
+    ) -> str:
+        """Run ``fieldterm ARGS`` (``input_text`` on its stdin); returns its stdout,
+        raises on a non-zero exit."""
         t0 = time.monotonic()
         try:
             r = subprocess.run(
                 fieldterm_argv(*args),
                 capture_output=True,
                 text=True,
+                input=input_text,
+                stdin=None if input_text is not None else subprocess.DEVNULL,
                 cwd=self.cwd,
                 timeout=timeout,
                 check=False,

@@ -2,7 +2,7 @@
 one is refused by it: the README flow run with the real ``fieldterm`` command.
 
 init -> add-terminal x2 -> broker-config -> mosquitto -c -> fieldterm regional ->
-fieldterm query --mrz-jsonl.
+fieldterm query --mrz-jsonl. The region is the shared LocalRegion (tests/provision/conftest.py).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -29,68 +28,9 @@ def _fieldterm(*argv: str, **kw) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def regional(region, broker):
-    d = region.broker_dir
-    gen = _fieldterm(
-        "sltd",
-        "generate",
-        "--records",
-        "2000",
-        "--seed",
-        "5",
-        "--out",
-        str(d / "sltd.sqlite"),
-        "--listed-sample",
-        str(region.root / "listed.jsonl"),
-        "--unlisted-sample",
-        str(region.root / "clean.jsonl"),
-        "--sample-size",
-        "3",
-        "--no-progress",
-    )
-    assert gen.returncode == 0, gen.stderr
-    log = (region.root / "regional.log").open("wb")
-    proc = subprocess.Popen(
-        [FIELDTERM, "regional", "--config", str(d / "regional.toml")],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    # Queries sent before the service has subscribed would be lost by the broker: wait
-    # until it reports itself ready (its subscription acknowledged by a SUBACK).
-    health = d / "regional-health.json"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, (region.root / "regional.log").read_text()
-        try:
-            if json.loads(health.read_text()).get("ready"):
-                break
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.1)
-    else:
-        pytest.fail("regional service did not report ready within 60 s")
-    yield proc
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=5)
-    log.close()
-
-
-def _wait_health(region, pred, what: str, timeout: float = 30.0) -> None:
-    """Wait (bounded) until the regional's health file satisfies ``pred``."""
-    health = region.broker_dir / "regional-health.json"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if pred(json.loads(health.read_text())):
-                return
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"timed out waiting for {what}")
+    """The synthetic list and one regional process, ready (its subscription granted)."""
+    region.generate_list()
+    return region.start_regional()
 
 
 def _query(bundle: Path, sample: Path, timeout: float = 10.0) -> subprocess.CompletedProcess[str]:
@@ -112,9 +52,9 @@ def _verdicts(out: str) -> list[str]:
 
 def test_provisioned_terminal_gets_verdicts(region, regional):
     hits = _query(region.bundles["kiosk-001"], region.root / "listed.jsonl")
-    assert hits.returncode == 0, hits.stderr + (region.root / "regional.log").read_text()
+    assert hits.returncode == 0, hits.stderr + region.regional_logs()
     assert _verdicts(hits.stdout) == ["POSSIBLE MATCH"] * 3
-    clean = _query(region.bundles["kiosk-002"], region.root / "clean.jsonl")
+    clean = _query(region.bundles["kiosk-002"], region.root / "unlisted.jsonl")
     assert _verdicts(clean.stdout) == ["CLEAR"] * 3
 
 
@@ -126,26 +66,22 @@ def test_revoked_terminal_is_refused_by_the_regional_service(region, broker, reg
     """The broker still admits kiosk-002 (no reload): only terminals.json cuts it off. The
     refusal is the regional's own (counted and audited as ``unknown_terminal``, once per
     query), not a timeout, and kiosk-001 is still answered."""
-    db = audit_db(region.broker_dir / "regional.toml")
+    db = audit_db(region.regional_toml)
     assert region.cli("revoke", "kiosk-002") == 0
-    _wait_health(region, lambda h: h.get("terminals") == 1, "the regional to drop kiosk-002")
+    regional.wait_health(lambda h: h.get("terminals") == 1, "the regional to drop kiosk-002")
     before = len(audit_rows(db, "kiosk-002"))
-    out = _query(region.bundles["kiosk-002"], region.root / "clean.jsonl", timeout=3.0)
+    out = _query(region.bundles["kiosk-002"], region.root / "unlisted.jsonl", timeout=3.0)
     sent = _rows(out.stdout)
     assert len(sent) == 3 and all(r["verdict"] == "UNKNOWN" for r in sent), out.stderr
     rows = wait_rows(db, "kiosk-002", before + 3)[before:]
     assert [r.outcome for r in rows] == ["REFUSED:unknown_terminal"] * 3
-    _wait_health(
-        region,
-        lambda h: h.get("refusals", {}).get("unknown_terminal", 0) >= 3,
-        "the refusals counted",
+    regional.wait_health(
+        lambda h: h.get("refusals", {}).get("unknown_terminal", 0) >= 3, "the refusals counted"
     )
-    health = json.loads((region.broker_dir / "regional-health.json").read_text())
-    assert health["refusals"] == {"unknown_terminal": 3}
-    ok = _query(region.bundles["kiosk-001"], region.root / "clean.jsonl")
+    assert regional.health()["refusals"] == {"unknown_terminal": 3}
+    ok = _query(region.bundles["kiosk-001"], region.root / "unlisted.jsonl")
     answered = _rows(ok.stdout)
     assert [r["verdict"] for r in answered] == ["CLEAR"] * 3
     ids = [bytes.fromhex(r["query_id"]) for r in answered]
-    rows = wait_rows(db, "kiosk-001", len(ids))
-    audited = {r.query_id: r.outcome for r in rows}
+    audited = {r.query_id: r.outcome for r in wait_rows(db, "kiosk-001", len(ids))}
     assert [audited.get(q) for q in ids] == ["NO_MATCH"] * 3
