@@ -8,27 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from host_tools.localregion import LocalRegion
 from host_tools.mosquitto import Mosquitto
-from tests.support.localregion import InProcessFieldterm
+from tests.support.localregion import TestRegion
 
-from .helpers import Peer, provision
+from .helpers import Peer
 
 
-class Region(LocalRegion):
+class Region(TestRegion):
     """The provisioning tests' view of the local region."""
-
-    @property
-    def root(self) -> Path:
-        return self.dir
-
-    @property
-    def bundles(self) -> dict[str, Path]:
-        return {tid: self.bundle(tid) for tid in self.terminals}
-
-    def cli(self, *argv: str) -> int:
-        """``fieldterm provision ARGV`` on this region's registry; returns the exit code."""
-        return provision(self.registry, *argv, passphrase=self.passphrase)
 
     def regional_peer(self) -> Peer:
         """A raw MQTT peer with the regional service's identity."""
@@ -47,13 +34,9 @@ def workdir(tmp_path: Path) -> Path:
 def region(workdir: Path) -> Iterator[Region]:
     """init -> add-terminal x2 -> broker-config, exactly as the README tells a technician."""
     with Region(
-        workdir / "region",
-        terminals=("kiosk-001", "kiosk-002"),
-        records=2000,
-        seed=5,
+        workdir / "region", terminals=("kiosk-001", "kiosk-002"), records=2000, seed=5,
         sample_size=3,
-        tool=InProcessFieldterm(),
-    ) as r:
+    ) as r:  # fmt: skip
         yield r.provision()
 
 

@@ -30,7 +30,8 @@ def _fieldterm(*argv: str, **kw) -> subprocess.CompletedProcess[str]:
 def regional(region, broker):
     """The synthetic list and one regional process, ready (its subscription granted)."""
     region.generate_list()
-    return region.start_regional()
+    region.start_regional()
+    return region.regional
 
 
 def _query(bundle: Path, sample: Path, timeout: float = 10.0) -> subprocess.CompletedProcess[str]:
