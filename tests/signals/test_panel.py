@@ -11,6 +11,7 @@ import pytest
 from firmware.errors import ConfigError, OperationError, SetupError
 from firmware.signals import PATTERNS, open_button, open_display, open_panel
 from firmware.signals.console import ConsolePanel
+from firmware.signals.display import NoDisplay
 from firmware.signals.mock import MockPanel
 
 
@@ -193,7 +194,7 @@ def test_mock_button_and_display_factories():
     assert not b.pressed()
     b.press()
     assert b.pressed() and not b.pressed()
-    assert open_display("none") is None
-    with pytest.raises(ConfigError, match=r"signals\.display") as exc:
+    assert isinstance(open_display("none"), NoDisplay)
+    with pytest.raises(ConfigError, match=r"signals\.display") as info:
         open_display("hd44780")
-    assert exc.value.field == "signals.display"
+    assert info.value.field == "signals.display"
