@@ -1,5 +1,5 @@
 """The agent core's ports against the classes that fill them: the real ones the agent
-wires in and the recording fakes tests/agent/test_core.py drives the core with. A
+wires in and the recording fakes (tests/agent/fakes.py) tests/agent/test_core.py drives the core with. A
 method renamed or a parameter changed on either side fails here, not silently in a fake."""
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from firmware.agent import ports
 from firmware.agent.officer import OfficerSignals
 from firmware.agent.status import StatusPublisher
 from firmware.client.client import QueryClient
-from tests.agent import test_core
+from tests.agent import fakes
 
 PORTS = {
-    ports.QueryPort: [QueryClient, test_core.FakeQuery],
-    ports.SignalsPort: [OfficerSignals, test_core.FakeSignals],
+    ports.QueryPort: [QueryClient, fakes.FakeQuery],
+    ports.SignalsPort: [OfficerSignals, fakes.FakeSignals],
     ports.StatusPort: [StatusPublisher],
 }
 
@@ -60,4 +60,4 @@ def test_a_drifted_fake_is_caught():
 def test_core_fake_verdict_is_the_real_one():
     from firmware.client.client import Verdict  # noqa: PLC0415
 
-    assert test_core.Verdict is Verdict
+    assert fakes.Verdict is Verdict

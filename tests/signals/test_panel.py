@@ -8,7 +8,7 @@ import types
 
 import pytest
 
-from firmware.errors import ConfigError, SetupError
+from firmware.errors import ConfigError, OperationError, SetupError
 from firmware.signals import PATTERNS, open_button, open_display, open_panel
 from firmware.signals.console import ConsolePanel
 from firmware.signals.display import NoDisplay
@@ -100,7 +100,7 @@ def test_buzzer_can_be_disabled():
 
 
 def test_unknown_state_is_an_error():
-    with pytest.raises(Exception, match="no pattern"):
+    with pytest.raises(OperationError, match="no pattern"):
         MockPanel().show("bogus", 0.0)
 
 
