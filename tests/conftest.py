@@ -20,12 +20,17 @@ def mtls_broker(tmp_path, test_pki):
         yield broker
 
 
-@pytest.fixture(autouse=True)
-def _broker_can_traverse_tmp(request, tmp_path_factory):
+@pytest.fixture(scope="session", autouse=True)
+def _broker_can_traverse_basetemp(tmp_path_factory):
     """Mosquitto started as root drops to the user 'mosquitto' (as in production), which must
-    traverse to configs under pytest's temporary directories; those are created 0700."""
+    traverse to configs under pytest's temporary directories; those are created 0700.
+    Session-scoped, so module-scoped regions under ``tmp_path_factory`` work too."""
     base = tmp_path_factory.getbasetemp()
     for d in (base.parent, base):
         d.chmod(0o711)
+
+
+@pytest.fixture(autouse=True)
+def _broker_can_traverse_tmp(request):
     if "tmp_path" in request.fixturenames:
         request.getfixturevalue("tmp_path").chmod(0o711)

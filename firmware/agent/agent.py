@@ -30,8 +30,8 @@ from firmware.agent.officer import OfficerSignals
 from firmware.agent.outbox import Outbox
 from firmware.agent.states import TerminalStateMachine
 from firmware.agent.status import StatusPublisher, offline_payload, status_topic
-from firmware.agent.systemd import SystemdNotifier
 from firmware.errors import SetupError
+from firmware.systemd import SystemdNotifier
 
 log = logging.getLogger(__name__)
 

@@ -60,7 +60,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 def configure_journal_logging() -> None:
     """Under systemd, log lines go to the journal, which stamps time itself: no timestamps,
     and a ``<N>`` syslog priority prefix that journald understands."""
-    from firmware.agent.systemd import under_systemd  # noqa: PLC0415
+    from firmware.systemd import under_systemd  # noqa: PLC0415
 
     if not under_systemd():
         return

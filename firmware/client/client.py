@@ -139,10 +139,13 @@ class QueryClient:
         return self
 
     def wait_connected(self, timeout: float) -> bool:
-        return self.link.wait_connected(timeout)
+        """Wait until the link is ready: connected and subscribed to this terminal's
+        response topic, so no answer can be dropped for want of a subscription."""
+        return self.link.wait_ready(timeout)
 
     def connected(self) -> bool:
-        return self.link.connected.is_set()
+        """Whether the link is ready (connected and subscribed)."""
+        return self.link.ready.is_set()
 
     def close(self) -> None:
         """Stop the link and the sweeper; still-pending queries get no verdict. Idempotent."""

@@ -9,8 +9,13 @@ Design notes:
 - ``on_message(topic, payload)`` runs on paho's network thread; it must not block.
   Subscriptions are (re)made in ``on_connect``, so a broker restart or a lost session
   never leaves the link deaf.
+- Two events: :attr:`MqttLink.connected` is set on CONNACK; :attr:`MqttLink.ready` once
+  the broker has also *granted* every subscription (SUBACK with no failure code), so
+  nothing addressed to this link can be dropped for want of a subscription. ``on_link``
+  reports ``True`` at ready and ``False`` when the link is lost. A refused subscription
+  (an ACL that denies it) is logged and leaves the link connected but never ready.
 - Reconnection is paho's own (``loop_start`` + ``reconnect_delay_set``); every state
-  change is logged and mirrored in :attr:`MqttLink.connected` and the ``on_link`` callback.
+  change is logged and mirrored in the events and the ``on_link`` callback.
 - No v5 ``Properties`` are built or read here: paho's property handling costs tens of
   microseconds per message and the sealed protocol carries everything in the payload.
 - ``max_inflight_messages_set(0)`` makes paho's in-flight window unlimited (0 = no
@@ -96,6 +101,8 @@ class MqttLink:
         self.client_id = client_id
         self.subscriptions = tuple(subscriptions)
         self.connected = threading.Event()
+        self.ready = threading.Event()
+        self.refused_subscriptions: tuple[str, ...] = ()
         self.connects = 0
         self.disconnects = 0
         self._on_message = on_message
@@ -103,6 +110,7 @@ class MqttLink:
         self._closed = False
         self._started = False
         self._lock = threading.Lock()
+        self._sub_mid: int | None = None
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
         c.tls_set_context(broker.ssl_context())
         c.max_inflight_messages_set(0)  # 0 = unlimited in paho 2.x
@@ -115,6 +123,7 @@ class MqttLink:
         c.on_connect = self._connected_cb
         c.on_disconnect = self._disconnected_cb
         c.on_message = self._message_cb
+        c.on_subscribe = self._subscribed_cb
         self._client = c
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -129,7 +138,12 @@ class MqttLink:
         return self
 
     def wait_connected(self, timeout: float) -> bool:
+        """Wait for CONNACK (the broker admitted us; subscriptions may still be pending)."""
         return self.connected.wait(timeout)
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait until connected *and* every subscription is granted (see the module doc)."""
+        return self.ready.wait(timeout)
 
     def close(self) -> None:
         """Disconnect cleanly (no last will) and stop the network thread. Idempotent."""
@@ -143,6 +157,7 @@ class MqttLink:
             log.debug("disconnect failed", exc_info=True)
         self._client.loop_stop()
         self.connected.clear()
+        self.ready.clear()
 
     def __enter__(self) -> MqttLink:
         return self.start()
@@ -164,8 +179,6 @@ class MqttLink:
             log.warning("mqtt %s: broker refused the connection: %s", self.client_id, rc)
             return
         self.connects += 1
-        for topic in self.subscriptions:
-            client.subscribe(topic, qos=1)
         log.info(
             "mqtt %s: connected to %s:%d (connection %d)",
             self.client_id,
@@ -174,11 +187,45 @@ class MqttLink:
             self.connects,
         )
         self.connected.set()
+        if not self.subscriptions:
+            self._set_ready()
+            return
+        # One SUBSCRIBE for every filter, so one SUBACK says whether the link is ready.
+        _rc, self._sub_mid = client.subscribe([(t, 1) for t in self.subscriptions])
+
+    def _subscribed_cb(
+        self, _c: Any, _u: Any, mid: int, reason_codes: Any, _props: Any = None
+    ) -> None:
+        if mid != self._sub_mid:
+            return
+        refused = tuple(
+            f"{topic} ({rc})"
+            for topic, rc in zip(self.subscriptions, reason_codes, strict=False)
+            if getattr(rc, "is_failure", False)
+        )
+        self.refused_subscriptions = refused
+        if refused:
+            log.error(
+                "mqtt %s: the broker refused subscription(s) %s: not ready "
+                "(check the broker's ACL for this identity)",
+                self.client_id,
+                ", ".join(refused),
+            )
+            return
+        self._set_ready()
+
+    def _set_ready(self) -> None:
+        log.info("mqtt %s: ready (subscriptions granted)", self.client_id)
+        self.ready.set()
         self._notify(True)
 
     def _disconnected_cb(self, _c: Any, _u: Any, _flags: Any, rc: Any, _props: Any = None) -> None:
-        was = self.connected.is_set()
+        was = self.ready.is_set()
+        if self.connected.is_set() and not was:
+            log.warning("mqtt %s: link lost before it was ready (%s)", self.client_id, rc)
         self.connected.clear()
+        self.ready.clear()
+        self._sub_mid = None
         if was:
             self.disconnects += 1
             if not self._closed:

@@ -9,6 +9,12 @@ every ``alert_interval`` seconds to the alert desk (firmware/protocol/alerts.py)
 broker cannot tell when hits happen. Refused queries (tampered, replayed, foreign keys, revoked
 terminal, stale) get no answer at all; they are counted by reason and audited.
 
+Ready means one thing, everywhere (tests, demo, benchmarks, HIL, systemd): the broker has
+granted the query subscription (SUBACK), so no query can be dropped for want of a
+subscriber. At that moment the health file is written with ``"ready": true`` and, under
+systemd (``$NOTIFY_SOCKET``), ``READY=1`` is sent. ``ready`` turns false while the broker
+link is down and true again after the next SUBACK.
+
 Several processes may run with the same config: the shared subscription spreads queries
 over them and the replay store and audit trail are shared SQLite files. Give each process
 its own health file (``fieldterm regional --health-file`` or the environment variable
@@ -31,6 +37,7 @@ from firmware.protocol import alerts, keys, topics
 from firmware.protocol.dockey import keyed_hash64
 from firmware.protocol.messages import Response
 from firmware.protocol.session import RegionalSessions
+from firmware.systemd import SystemdNotifier
 from firmware.transport.mqtt import MqttLink
 from host_tools.regional.audit import AuditTrail
 from host_tools.regional.config import RegionalConfig
@@ -87,11 +94,13 @@ class RegionalService:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._closed = False
+        self._systemd = SystemdNotifier()
         self.link = MqttLink(
             cfg.broker,
             client_id or f"regional-{os.uname().nodename}-{os.getpid()}",
             on_message=self.on_query,
             subscriptions=(topics.query_subscription(cfg.region, cfg.share_group),),
+            on_link=self._on_link,
         )
 
     # -- the hot path (paho thread) --------------------------------------------------------
@@ -235,12 +244,27 @@ class RegionalService:
         if self.sessions is not None:
             self.sessions.forget_terminal(terminal_id)
 
-    # -- background ------------------------------------------------------------------------
+    # -- readiness and health --------------------------------------------------------------
+    def _on_link(self, up: bool) -> None:
+        """paho thread: the query subscription was granted (up) or the link was lost. The
+        health file says so at once (not at the next interval), and systemd hears READY=1
+        the first time."""
+        try:
+            self.write_health()
+        except OSError as exc:
+            log.error("health file %s not written: %s", self.cfg.health_file, exc)
+        if up:
+            log.warning("regional %s: ready (query subscription granted)", self.cfg.region)
+            self._systemd.ready(f"serving region {self.cfg.region}")
+        else:
+            self._systemd.status("broker link lost; reconnecting")
+
     def health(self) -> dict[str, Any]:
         return {
             "pid": os.getpid(),
             "t": round(self._clock(), 3),
             "region": self.cfg.region,
+            "ready": self.link.ready.is_set(),
             "connected": self.link.connected.is_set(),
             "connects": self.link.connects,
             "counts": dict(self.counts),
@@ -256,7 +280,8 @@ class RegionalService:
 
     def write_health(self) -> None:
         path = Path(self.cfg.health_file)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        # The interval thread and the link callback both write: one temporary file each.
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_text(json.dumps(self.health()))
         os.replace(tmp, path)
 
@@ -289,12 +314,12 @@ class RegionalService:
         return self
 
     def run(self, stop: threading.Event) -> None:
-        """Start, write health at once when connected, and serve until ``stop`` is set."""
+        """Start and serve until ``stop`` is set (readiness is reported by ``_on_link``)."""
         self.start()
-        self.link.wait_connected(30.0)
-        self.write_health()
+        self.write_health()  # "ready": false until the SUBACK
         while not stop.wait(1.0):
             pass
+        self._systemd.stopping()
         self.stop()
 
     def stop(self) -> None:
@@ -316,6 +341,7 @@ class RegionalService:
             self.write_health()
         except Exception:
             log.debug("final health write failed", exc_info=True)
+        self._systemd.close()
 
     def __enter__(self) -> RegionalService:
         return self.start()

@@ -19,18 +19,19 @@ from firmware.protocol import keys, topics
 from firmware.protocol.dockey import DocumentKey
 from firmware.protocol.messages import Response
 from firmware.protocol.session import RegionalSessions
-from tests.regional.conftest import FIELDTERM, WAIT, Region, make_region
+from tests.regional.conftest import WAIT
+from tests.support.localregion import FIELDTERM
+from tests.support.localregion import TestRegion as Region
 
 pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture(scope="module")
-def region():
-    import shutil  # noqa: PLC0415
-
-    r = make_region()
-    yield r
-    shutil.rmtree(r.root, ignore_errors=True)
+def region(tmp_path_factory):
+    with Region(
+        tmp_path_factory.mktemp("client"), terminals=("kiosk-001", "kiosk-002", "kiosk-003")
+    ) as r:
+        yield r.provision().generate_list()
 
 
 def dk_of(lines: list[str]) -> DocumentKey:

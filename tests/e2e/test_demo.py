@@ -1,4 +1,5 @@
-"""`make demo` end to end (a smaller list): exit 0, the expected summary line, nothing lost."""
+"""`make demo` end to end (a smaller list): exit 0, the expected summary line, nothing lost;
+then its interactive shell, driven through stdin as a person would type."""
 
 from __future__ import annotations
 
@@ -8,10 +9,14 @@ import sys
 
 import pytest
 
+from firmware.mrz import make_td3
+
 pytestmark = pytest.mark.slow
 
 
 def test_demo_script_passes(tmp_path):
+    # A document made here, not from the demo's list: "ZZ" numbers are not generated.
+    typed = make_td3(document_number="ZZ1234567")
     r = subprocess.run(
         [
             sys.executable,
@@ -21,7 +26,9 @@ def test_demo_script_passes(tmp_path):
             "20000",
             "--workdir",
             str(tmp_path / "demo"),
+            "--interactive",
         ],
+        input="\n".join([*typed, "", "status", "ack", "quit"]) + "\n",
         capture_output=True,
         text=True,
         timeout=240,
@@ -34,3 +41,10 @@ def test_demo_script_passes(tmp_path):
     assert "pending query resolved after the outage: NO_MATCH" in out
     assert re.search(r"agent: RSS [0-9.]+ MB", out)
     assert "audit OK" in out
+    # The interactive shell: the typed passport is answered, status reports the counters.
+    after = out[out.index("== interactive") :]
+    assert "=>  shown: CLEAR" in after
+    assert re.search(
+        r"kiosk screen: \w+; regional \(last report\) answered \d+, refused 0, ready True", after
+    )
+    assert "acknowledge sent" in after

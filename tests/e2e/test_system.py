@@ -1,14 +1,15 @@
 """The whole system, real parts: provisioning, Mosquitto with mutual TLS and the generated
 ACL, the regional service (a subprocess), the sealed query client, a pty scanner, the agent.
 
-Only the LEDs, buzzer and display are simulated (recording mocks), so the officer's view
-is asserted as a sequence.
+The region is the shared :class:`~host_tools.localregion.LocalRegion`; the agent runs
+in-process here (tests may import kiosk code) so that only the LEDs, buzzer and display
+are simulated (recording mocks) and the officer's view is asserted as a sequence. One test
+runs the agent as the region's process instead, to SIGKILL it.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 
@@ -18,39 +19,48 @@ from firmware.agent.agent import Agent
 from firmware.agent.audit import load_audit_key, verify_file
 from firmware.agent.config import load_agent_config
 from firmware.agent.outbox import Outbox
-from host_tools.demo import Demo, _bad_check_digit, _read_samples, fieldterm_cmd
+from host_tools.localregion import LocalRegion
+from host_tools.localregion.documents import bad_check_digit
+from host_tools.localregion.runner import fieldterm_argv
 from tests.e2e.rig import AgentThread, read_events, shown, wait_for
 
 pytestmark = pytest.mark.slow
 
+TID = "kiosk-001"
+
 
 @pytest.fixture
 def system(tmp_path):
-    d = Demo(tmp_path, records=5000, seed=11)
-    tmp_path.chmod(0o711)
-    try:
-        d.provision()
-        d.start_broker()
-        d.start_regional()
-        d.start_scanner()
-        yield d
-    finally:
-        d.close()
+    with LocalRegion(tmp_path / "region", terminals=(TID,), records=5000, seed=11) as r:
+        r.provision().generate_list()
+        r.start_broker()
+        r.start_regional()
+        r.sim = r.start_scanner()
+        yield r
+
+
+def state_dir(d):
+    return d.state_dir(TID)
+
+
+def events_path(d):
+    return d.dir / "agents" / TID / "events.jsonl"
 
 
 def samples(d):
-    listed = [x for x in _read_samples(d.dir / "listed.jsonl") if len(x) == 2]
-    unlisted = [x for x in _read_samples(d.dir / "unlisted.jsonl") if len(x) == 2]
+    listed = [x for x in d.listed if len(x) == 2]
+    unlisted = [x for x in d.unlisted if len(x) == 2]
     return listed, unlisted
 
 
 def agent_config(d, **agent_overrides):
+    events_path(d).parent.mkdir(parents=True, exist_ok=True)
     over = {
         "scanner": {"port": d.sim.path, "framing": "lines"},
         "signals": {"backend": "mock", "display": "mock"},
         "agent": {
-            "state_dir": str(d.dir / "state"),
-            "events_file": str(d.dir / "events.jsonl"),
+            "state_dir": str(state_dir(d)),
+            "events_file": str(events_path(d)),
             "result_hold": 0.3,
             "unknown_hold": 0.3,
             "rescan_hold": 0.3,
@@ -58,7 +68,7 @@ def agent_config(d, **agent_overrides):
             **agent_overrides,
         },
     }
-    return load_agent_config(d.kiosk / "terminal.toml", overrides=over)
+    return load_agent_config(d.terminal_toml(TID), overrides=over)
 
 
 def panel_states(agent):
@@ -68,14 +78,12 @@ def panel_states(agent):
 
 def verdicts(d):
     return [
-        (e["seq"], e["outcome"])
-        for e in read_events(d.dir / "events.jsonl")
-        if e["event"] == "verdict"
+        (e["seq"], e["outcome"]) for e in read_events(events_path(d)) if e["event"] == "verdict"
     ]
 
 
 def link_up(d):
-    return any(e["event"] == "link" and e["up"] for e in read_events(d.dir / "events.jsonl"))
+    return any(e["event"] == "link" and e["up"] for e in read_events(events_path(d)))
 
 
 def test_scan_to_signals_through_the_real_system(system):
@@ -92,7 +100,7 @@ def test_scan_to_signals_through_the_real_system(system):
         wait_for(lambda: panel_states(agent)[-1] == "possible_match", 10, "match latched")
         agent._signals.button.press()  # the mock acknowledge button
         wait_for(lambda: panel_states(agent)[-1] == "idle", 10, "acknowledged")
-        d.sim.send(_bad_check_digit(unlisted[1]))
+        d.sim.send(bad_check_digit(unlisted[1]))
         wait_for(lambda: "rescan" in panel_states(agent), 10, "rescan")
         wait_for(lambda: panel_states(agent)[-1] == "idle", 10, "idle")
     assert verdicts(d) == [(1, "NO_MATCH"), (2, "POSSIBLE_MATCH")]
@@ -111,10 +119,10 @@ def test_scan_to_signals_through_the_real_system(system):
         "rescan",
         "idle",
     ]
-    key = load_audit_key(d.kiosk / "audit.key")
-    rep = verify_file(d.dir / "state" / "audit.log", key)
+    key = load_audit_key(d.bundle(TID) / "audit.key")
+    rep = verify_file(state_dir(d) / "audit.log", key)
     assert rep.ok and rep.counts["verdict"] == 2
-    raw = (d.dir / "state" / "audit.log").read_text()
+    raw = (state_dir(d) / "audit.log").read_text()
     assert unlisted[0][1][:9].rstrip("<") not in raw  # no document number in the audit log
 
 
@@ -124,51 +132,50 @@ def test_broker_killed_mid_query_delivers_once(system):
     agent = Agent(agent_config(d))
     with AgentThread(agent):
         wait_for(lambda: link_up(d), 30, "broker link")
-        os.kill(d.regional.pid, signal.SIGSTOP)  # the regional is stuck: the query is in flight
+        d.regional.signal(signal.SIGSTOP)  # the regional is stuck: the query is in flight
         try:
             d.sim.send(unlisted[0])
             wait_for(lambda: "querying" in panel_states(agent), 10, "querying")
             d.broker.stop(kill=True)
             wait_for(lambda: panel_states(agent)[-1] in ("unknown", "offline"), 10, "unknown")
         finally:
-            os.kill(d.regional.pid, signal.SIGCONT)
-        d.broker.start()
+            d.regional.signal(signal.SIGCONT)
+        d.start_broker()
         wait_for(lambda: verdicts(d), 60, "verdict after the broker restart")
-        wait_for(lambda: len(Outbox(d.dir / "state" / "outbox.sqlite").pending()) == 0, 10)
+        wait_for(lambda: len(Outbox(state_dir(d) / "outbox.sqlite").pending()) == 0, 10)
     assert verdicts(d) == [(1, "NO_MATCH")]
     assert "clear" not in panel_states(agent)[: panel_states(agent).index("unknown")]
-    rep = verify_file(d.dir / "state" / "audit.log", load_audit_key(d.kiosk / "audit.key"))
+    rep = verify_file(state_dir(d) / "audit.log", load_audit_key(d.bundle(TID) / "audit.key"))
     assert rep.ok and rep.counts["verdict"] == 1
 
 
 def test_agent_sigkilled_after_accepting_a_scan_resolves_after_restart(system):
     d = system
     _, unlisted = samples(d)
-    events = d.dir / "events.jsonl"
-    os.kill(d.regional.pid, signal.SIGSTOP)
+    events = events_path(d)
+    d.regional.signal(signal.SIGSTOP)
     try:
-        d.start_agent()
+        agent = d.start_agent(TID, scanner=d.sim, signals="mock", display="mock")
         d.sim.send(unlisted[0])
         wait_for(
             lambda: any(e["event"] == "document" and e.get("valid") for e in read_events(events)),
             30,
             "scan accepted",
         )
-        d.agent.send_signal(signal.SIGKILL)
-        d.agent.wait(10)
+        assert agent.kill() == -signal.SIGKILL
     finally:
-        os.kill(d.regional.pid, signal.SIGCONT)
-    with Outbox(d.dir / "state" / "outbox.sqlite") as ob:
+        d.regional.signal(signal.SIGCONT)
+    with Outbox(state_dir(d) / "outbox.sqlite") as ob:
         assert [e.seq for e in ob.pending()] == [1]
     assert verdicts(d) == [] or verdicts(d) == [(1, "NO_MATCH")]
-    d.start_agent()
+    agent = d.start_agent(TID, scanner=d.sim, signals="mock", display="mock")
     starts = [e for e in read_events(events) if e["event"] == "start"]
     assert starts[-1]["pending"] == [1]  # the officer is told which verdict is pending
     wait_for(lambda: (1, "NO_MATCH") in verdicts(d), 30, "pending resolved")
-    assert d.stop_agent() == 0
-    with Outbox(d.dir / "state" / "outbox.sqlite") as ob:
+    assert agent.stop() == 0
+    with Outbox(state_dir(d) / "outbox.sqlite") as ob:
         assert ob.pending() == []
-    rep = verify_file(d.dir / "state" / "audit.log", load_audit_key(d.kiosk / "audit.key"))
+    rep = verify_file(state_dir(d) / "audit.log", load_audit_key(d.bundle(TID) / "audit.key"))
     assert rep.ok and rep.counts["verdict"] == 1
 
 
@@ -181,9 +188,9 @@ def test_audit_tampering_on_a_real_log_is_detected(system):
         for i, doc in enumerate(unlisted[:3], 1):
             d.sim.send(doc)
             wait_for(lambda i=i: len(verdicts(d)) == i, 30, "verdict")
-    log = d.dir / "state" / "audit.log"
-    verify = fieldterm_cmd(
-        "audit", "verify", "--log", str(log), "--key", str(d.kiosk / "audit.key")
+    log = state_dir(d) / "audit.log"
+    verify = fieldterm_argv(
+        "audit", "verify", "--log", str(log), "--key", str(d.bundle(TID) / "audit.key")
     )
     assert subprocess.run(verify, capture_output=True, check=False).returncode == 0
     lines = log.read_text().splitlines(keepends=True)

@@ -1,75 +1,46 @@
-"""A provisioned region on disk and its broker, run from the generated mosquitto.conf."""
+"""A provisioned region on disk and its broker, run from the generated mosquitto.conf:
+the shared :class:`~host_tools.localregion.LocalRegion`, provisioned in-process."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.support.broker import Mosquitto, free_port
+from host_tools.mosquitto import Mosquitto
+from tests.support.localregion import TestRegion
 
-from .helpers import Peer, provision
+from .helpers import Peer
 
 
-@dataclass
-class Region:
-    root: Path
-    registry: Path
-    passphrase: Path
-    bundles: dict[str, Path]
-    broker_dir: Path
-    port: int
+class Region(TestRegion):
+    """The provisioning tests' view of the local region."""
 
-    def cli(self, *argv: str) -> int:
-        return provision(self.registry, *argv, passphrase=self.passphrase)
-
-    def regional(self) -> Peer:
+    def regional_peer(self) -> Peer:
+        """A raw MQTT peer with the regional service's identity."""
         d = self.broker_dir
         return Peer(self.port, d / "ca.crt", d / "regional.crt", d / "regional.key", "regional")
 
 
 @pytest.fixture
-def workdir() -> Iterator[Path]:
-    """A directory the user 'mosquitto' can traverse (pytest's tmp_path is 0700 for root),
-    since the generated broker config drops to that user as production does."""
-    d = Path(tempfile.mkdtemp(prefix="ft-provision-", dir="/tmp"))
-    os.chmod(d, 0o755)
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
+def workdir(tmp_path: Path) -> Path:
+    """A directory the user 'mosquitto' can traverse (tests/conftest.py opens pytest's
+    temporary directories to it), since the generated broker config drops to that user."""
+    return tmp_path
 
 
 @pytest.fixture
-def region(workdir: Path) -> Region:
+def region(workdir: Path) -> Iterator[Region]:
     """init -> add-terminal x2 -> broker-config, exactly as the README tells a technician."""
-    pw = workdir / "passphrase.txt"
-    pw.write_text("correct horse battery staple\n")
-    reg = workdir / "registry"
-    port = free_port()
-    assert provision(reg, "init", "--region", "central", passphrase=pw) == 0
-    bundles = {}
-    for tid in ("kiosk-001", "kiosk-002"):
-        bundles[tid] = workdir / "bundles" / tid
-        assert provision(reg, "add-terminal", tid, "--out", str(bundles[tid]), passphrase=pw) == 0
-    broker = workdir / "broker"
-    assert (
-        provision(reg, "broker-config", "--out", str(broker), "--port", str(port), passphrase=pw)
-        == 0
-    )
-    return Region(workdir, reg, pw, bundles, broker, port)
+    with Region(
+        workdir / "region", terminals=("kiosk-001", "kiosk-002"), records=2000, seed=5,
+        sample_size=3,
+    ) as r:  # fmt: skip
+        yield r.provision()
 
 
 @pytest.fixture
-def broker(region: Region) -> Iterator[Mosquitto]:
+def broker(region: Region) -> Mosquitto:
     """Mosquitto run as ``mosquitto -c BROKER/mosquitto.conf`` (the file as generated)."""
-    conf = (region.broker_dir / "mosquitto.conf").read_text()
-    m = Mosquitto(region.broker_dir, port=region.port, conf_text=conf)
-    m.start()
-    try:
-        yield m
-    finally:
-        m.stop()
+    return region.start_broker()

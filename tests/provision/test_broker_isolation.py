@@ -13,7 +13,7 @@ R1, R2 = "ft/v1/central/r/kiosk-001", "ft/v1/central/r/kiosk-002"
 
 
 def test_terminal_cannot_publish_on_another_terminals_query_topic(region, broker):
-    regional = region.regional().connect()
+    regional = region.regional_peer().connect()
     k1 = Peer.from_bundle(region.port, region.bundles["kiosk-001"]).connect()
     k2 = Peer.from_bundle(region.port, region.bundles["kiosk-002"]).connect()
     try:
@@ -32,7 +32,7 @@ def test_terminal_cannot_publish_on_another_terminals_query_topic(region, broker
 
 
 def test_terminal_cannot_receive_another_terminals_responses(region, broker):
-    regional = region.regional().connect()
+    regional = region.regional_peer().connect()
     k1 = Peer.from_bundle(region.port, region.bundles["kiosk-001"]).connect()
     k2 = Peer.from_bundle(region.port, region.bundles["kiosk-002"]).connect()
     try:

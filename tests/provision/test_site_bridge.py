@@ -40,7 +40,7 @@ def test_site_bridge_carries_queries_and_responses(region, broker):
     broker.reload()  # the regional broker now admits the bridge
     site = Mosquitto(site_dir, port=site_port, conf_text=(site_dir / "mosquitto.conf").read_text())
     site.start()
-    regional = region.regional().connect()
+    regional = region.regional_peer().connect()
     kiosk = Peer.from_bundle(site_port, site_bundle, "kiosk-101").connect()
     try:
         regional.subscribe("$share/regional/ft/v1/central/q/+")

@@ -31,16 +31,14 @@ from host_tools.hil.qtest import PinRecorder, QtestClient
 from host_tools.hil.scenarios.common import Context, ScannerLink, check, wait_until
 from host_tools.hil.scenarios.pins import classify, firmware_patterns, kiosk_pins
 from host_tools.hil.scenarios.region import (
-    BIN,
     TERMINAL,
-    HostService,
-    Region,
     StatusMonitor,
     audit_records,
+    hil_region,
     read_guest_file,
-    start_broker,
-    start_regional,
 )
+from host_tools.localregion import DeskProcess, LocalRegion, RegionalProcess
+from host_tools.localregion.runner import fieldterm_argv
 from host_tools.sim.scanner import encoder
 
 AGENT_READY = r"agent ready \(terminal kiosk-hil"
@@ -69,11 +67,11 @@ def run_dropin(env: dict[str, str]) -> GuestFile:
     return GuestFile("/etc/systemd/system/fieldterm-agent.service.d/hil-run.conf", text.encode())
 
 
-def boot_files(region: Region, env: dict[str, str]) -> list[GuestFile]:
+def boot_files(region: LocalRegion, env: dict[str, str]) -> list[GuestFile]:
     """The bundle on the boot partition (installed by first boot) and the run drop-in."""
     files = [
         GuestFile(f"/boot/fieldterm-bundle/{p.name}", p.read_bytes(), p.stat().st_mode & 0o777)
-        for p in sorted(region.bundle.iterdir())
+        for p in sorted(region.bundle(TERMINAL).iterdir())
     ]
     return [*files, run_dropin(env)]
 
@@ -94,7 +92,7 @@ class Watch:
         return time.monotonic() - t0
 
 
-def _stop_audit(ctx: Context, guest: Guest, region: Region) -> list[dict[str, Any]]:
+def _stop_audit(ctx: Context, guest: Guest, region: LocalRegion) -> list[dict[str, Any]]:
     """Cut the power (QEMU stops), read the audit log from the disk, verify its chain."""
     guest.stop()
     img = ctx.rundir / "root.img"
@@ -103,8 +101,8 @@ def _stop_audit(ctx: Context, guest: Guest, region: Region) -> list[dict[str, An
     records = audit_records(text)
     check(bool(records), "no audit log on the guest's disk")
     proc = subprocess.run(
-        [str(BIN), "audit", "verify", "--log", str(ctx.rundir / "audit.log"), "--key",
-         str(region.bundle / "audit.key")],
+        fieldterm_argv("audit", "verify", "--log", str(ctx.rundir / "audit.log"), "--key",
+                       str(region.bundle(TERMINAL) / "audit.key")),
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     check(proc.returncode == 0, f"audit verify failed: {(proc.stdout + proc.stderr)[-400:]}")
@@ -140,17 +138,18 @@ def run_raspi3b(ctx: Context) -> None:
     pins = kiosk_pins()
     names = {v: k for k, v in pins.items()}
     patterns = firmware_patterns()
-    region = Region(ctx.rundir / "region", "/dev/ttyAMA0").provision()
+    region = hil_region(ctx.rundir / "region", "/dev/ttyAMA0")
     env = {"FIELDTERM_SIGNALS__BACKEND": "gpio", "FIELDTERM_SIGNALS__DISPLAY": "none"}
     enc = encoder("stx")
-    clean, listed = _td3(region.clean)[0], region.listed[0]
-    broker = start_broker(region)
-    regional: HostService | None = start_regional(region)
+    unlisted = _td3(region.unlisted)
+    clean, listed = unlisted[0], region.listed[0]
+    region.start_broker()
+    regional: RegionalProcess | None = region.start_regional()
     monitor = StatusMonitor(region).start()
     try:
         with ctx.raspi3b(
             boot_files(region, env), timeout=900,
-            usb_net=[(region.broker_port, region.broker_port)],
+            usb_net=[(region.port, region.port)],
         ) as g, QtestClient(g.spec.qtest_socket or Path()) as qt:  # fmt: skip
             qt.connect(g.deadline)
             # The button is wired to ground with the pull-up on (active low); QEMU does not
@@ -226,7 +225,7 @@ def run_raspi3b(ctx: Context) -> None:
                 # RESCAN: bad check digits, nothing sent
                 w.mark()
                 t = rec.now()
-                link.send(enc(bad_mrz(_td3(region.clean)[1])))
+                link.send(enc(bad_mrz(unlisted[1])))
                 ctx.timings["rescan"] = w.state("rescan", 120)
                 expect_pattern(ctx, rec, pins, patterns, state="rescan", around=rec.now())
                 wait_until(lambda: bool(rec.timeline.edges(pins["amber"], t)), 10, "amber LED")
@@ -240,7 +239,7 @@ def run_raspi3b(ctx: Context) -> None:
                 regional = None
                 w.mark()
                 t = rec.now()
-                link.send(enc(_td3(region.clean)[2]))
+                link.send(enc(unlisted[2]))
                 ctx.timings["unknown"] = w.state("unknown", 120)
                 expect_pattern(ctx, rec, pins, patterns, state="unknown", around=rec.now())
                 wait_until(lambda: bool(rec.timeline.edges(pins["amber"], t)), 10, "amber LED")
@@ -258,28 +257,25 @@ def run_raspi3b(ctx: Context) -> None:
         ctx.note(f"audit log verified: {len(records)} lines, verdicts {outcomes}")
     finally:
         monitor.stop()
-        if regional is not None:
-            regional.stop()
-        broker.stop()
+        region.close()
         (ctx.rundir / "status.jsonl").write_text(
             "".join(json.dumps(m) + "\n" for _, m in monitor.messages)
         )
 
 
 def run_virt(ctx: Context) -> None:
-    region = Region(ctx.rundir / "region", "/dev/ttyS0").provision()
-    desk_dir = region.add_desk()
+    region = hil_region(ctx.rundir / "region", "/dev/ttyS0", desk=True)
     env = {"FIELDTERM_SIGNALS__BACKEND": "console", "FIELDTERM_SIGNALS__DISPLAY": "none"}
     enc = encoder("lines")
-    clean, listed = _td3(region.clean), region.listed
-    broker = start_broker(region)
-    regional = start_regional(region)
+    clean, listed = _td3(region.unlisted), region.listed
+    broker = region.start_broker()
+    region.start_regional()
     monitor = StatusMonitor(region).start()
-    desk: HostService | None = None
+    desk: DeskProcess | None = None
     try:
         with ctx.virt(
             boot_files(region, env), timeout=600,
-            guestfwd=[(region.broker_port, region.broker_port)],
+            guestfwd=[(region.port, region.port)],
         ) as g:  # fmt: skip
             g.wait_for(r"HIL-READY", 150)
             ctx.timings["boot"] = g.elapsed()
@@ -300,8 +296,8 @@ def run_virt(ctx: Context) -> None:
             w.mark()
             link.send(enc(clean[1]))
             ctx.timings["outage_unknown"] = w.state("unknown", 90)
-            time.sleep(5)
-            broker = start_broker(region)
+            time.sleep(5)  # the outage itself: the kiosk must hold the scan meanwhile
+            region.start_broker()
             ctx.timings["outage_s"] = time.monotonic() - t_down
             wait_until(
                 lambda: any(m.get("state") == "online" and m.get("pending") == 0
@@ -317,30 +313,15 @@ def run_virt(ctx: Context) -> None:
 
             # POSSIBLE MATCH last: it latches (no button on virt); the alert desk on the
             # host must get the sealed alert for it
-            desk = HostService(
-                "alert-desk",
-                [str(BIN), "alerts", "--config", str(desk_dir / "desk.toml"), "--count", "1",
-                 "--timeout", "120", "--json"],
-                region.dir / "desk.log", region.dir,
-            ).start()  # fmt: skip
-            wait_until(
-                lambda: "receiving alert batches" in (region.dir / "desk.log").read_text()
-                or not desk.running(),
-                60, "the alert desk to hear the region",
-            )  # fmt: skip
+            desk = region.start_desk()  # returns once it hears the region
             w.mark()
             link.send(enc(listed[0]))
             ctx.timings["possible_match"] = w.state("possible_match", 90)
-            wait_until(lambda: not desk.running(), 60, "the alert desk's alert")
-            time.sleep(1)
+            alerts = desk.wait_alerts(1, timeout=60)
             head = monitor.latest().get("audit_head") or {}
             link.close()
             records = _stop_audit(ctx, g, region)
-        desk_out = (region.dir / "desk.log").read_text().splitlines()
-        alerts = [json.loads(ln) for ln in desk_out if ln.startswith("{")]
-        check(desk is not None and desk.proc is not None and desk.proc.returncode == 0
-              and len(alerts) == 1,
-              f"alert desk: {desk_out[-5:]}")  # fmt: skip
+        check(len(alerts) == 1, f"alert desk: {alerts}")
         outcomes = _outcomes(records)
         check(outcomes == ["NO_MATCH", "NO_MATCH", "POSSIBLE_MATCH"], f"audit verdicts {outcomes}")
         check(sum(r.get("kind") == "unknown" for r in records) >= 1, "no 'unknown' audit line")
@@ -364,10 +345,7 @@ def run_virt(ctx: Context) -> None:
         ctx.note(f"audit log verified: {len(records)} lines, verdicts {outcomes}")
     finally:
         monitor.stop()
-        if desk is not None:
-            desk.stop()
-        regional.stop()
-        broker.stop()
+        region.close()
         (ctx.rundir / "status.jsonl").write_text(
             "".join(json.dumps(m) + "\n" for _, m in monitor.messages)
         )

@@ -1,5 +1,7 @@
 """systemd integration without a dependency: sd_notify and the watchdog interval.
 
+Shared by the kiosk agent and the regional service.
+
 ``sd_notify`` sends a datagram to the AF_UNIX socket named by ``$NOTIFY_SOCKET`` (a path,
 or an abstract socket when it starts with ``@``). Outside systemd every call is a no-op.
 The unit (hardware/systemd/fieldterm-agent.service) is ``Type=notify`` with

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 
-from firmware.agent.systemd import SystemdNotifier, under_systemd
+from firmware.systemd import SystemdNotifier, under_systemd
 
 
 def test_notify_reaches_the_socket(tmp_path):
