@@ -111,9 +111,7 @@ class MinimalEchoClient:
             on_message=self._on_message,
             subscriptions=(MODES["min"][2] + user,),
         ).start()
-        # SUBSCRIBE precedes every query on this one connection, and the broker handles a
-        # connection's packets in order, so no answer can arrive before the subscription.
-        if not self._link.wait_connected(timeout):
+        if not self._link.wait_ready(timeout):  # SUBACK: no answer can miss the subscription
             self.close()
             raise SetupError(f"echo-min requester {cid} did not connect")
 

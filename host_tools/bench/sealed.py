@@ -108,11 +108,10 @@ def open_terminal(
     *,
     client_id: str | None = None,
 ) -> SealedTerminal:
-    """Start a query client from ``cfg`` and wait until the broker has admitted it."""
+    """Start a query client from ``cfg``; return once it is ready (connected, and its
+    response subscription granted)."""
     client = QueryClient(cfg, client_id=client_id).start()
-    link = client.link
-    ready = getattr(link, "wait_ready", link.wait_connected)
-    if not ready(20.0):
+    if not client.wait_connected(20.0):
         client.close()
         raise SetupError(f"terminal {cfg.terminal_id} did not connect to the broker")
     return SealedTerminal(client, picker, tally, timeout)
