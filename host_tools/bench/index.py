@@ -16,7 +16,8 @@ and misses, one at a time from Python:
 
 Reports bytes per record on the query path, build/load times and per-lookup times with
 the ratios ``sqlite_over_index`` and ``pg_tcp_over_index`` (targets: <= 9 bytes/record and
->= 20x PostgreSQL at 100 M records), and the benchmark's peak RSS. Sizes: 10 M keys by
+>= 20x PostgreSQL at 100 M records), and the peak RSS of the benchmark process
+(``peak_rss_mb``; under ``bench all``, of every benchmark run so far in that process). Sizes: 10 M keys by
 default (about a minute and a few hundred MB), ``--quick`` 1 M, ``--full`` 100 M (about
 4-5 minutes and 2.5 GB). A lookup that answers wrongly is a failure: the ratios are
 withheld and ``fieldterm bench`` exits 1.

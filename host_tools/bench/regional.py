@@ -244,6 +244,7 @@ def _workdir(args: argparse.Namespace) -> Iterator[Path]:
         yield work
         return
     tmp = tempfile.mkdtemp(prefix="fieldterm-bench-regional-")
+    Path(tmp).chmod(0o711)  # Mosquitto runs as user 'mosquitto', which must traverse it
     try:
         yield Path(tmp)
     finally:
