@@ -74,13 +74,15 @@ def format_text(res: dict[str, Any]) -> str:
     """The readable summary printed without ``--json``."""
     lines = [
         f"== bench regional == {res['records']:,} records, {res['terminals']} terminals, "
-        f"window {res['window']}, {res['passes']} interleaved passes of "
+        f"window {res['window']}; mTLS, QoS 1",
+        f"  {res['passes']} interleaved passes of "
         f"{res['duration_s']:g} s under load + {res['serial_queries']} serial queries "
-        f"({', '.join(res['order'])}); mTLS, QoS 1",
+        f"({', '.join(res['order'])})",
         f"  {'':<52} {'q/s load':>9} {'p50 load':>9} {'p99 load':>9}"
         f" {'q/s 1-by-1':>10} {'p50':>8} {'p99':>8}",
     ]
-    for name, f in res["systems"].items():
+    for name in res["order"]:
+        f = res["systems"][name]
         lines.append(
             f"  {LABELS.get(name, name):<52} {_num(f['qps'], ',.0f'):>9}"
             f" {_num(f['loaded_p50_us'], ',.0f'):>7}us {_num(f['loaded_p99_us'], ',.0f'):>7}us"
@@ -88,7 +90,8 @@ def format_text(res: dict[str, Any]) -> str:
             f" {_num(f['p99_us'], ',.0f'):>6}us"
         )
     if res.get("ratios"):
-        for key, r in res["ratios"].items():
+        for key in [f"sealed_over_{b}" for b in BASELINES if f"sealed_over_{b}" in res["ratios"]]:
+            r = res["ratios"][key]
             by_pass = ", ".join(_num(x, ".2f") for x in r["qps_by_pass"])
             lines.append(
                 f"  {key}: q/s {_num(r['qps'], '.2f')}x (passes {by_pass}),"
@@ -109,7 +112,10 @@ def format_text(res: dict[str, Any]) -> str:
         lines.append(f"  FAILED: {why}")
     lines.append("  per pass (q/s under load):")
     for n in sorted({p["pass"] for p in res["per_pass"]}):
-        row = [p for p in res["per_pass"] if p["pass"] == n]
+        row = sorted(
+            (p for p in res["per_pass"] if p["pass"] == n),
+            key=lambda p: res["order"].index(p["system"]),
+        )
         parts = []
         for p in row:
             extra = ""
