@@ -128,37 +128,35 @@ def _start_responder(stack: ExitStack, mode: str, broker: BrokerConfig, log: Pat
             raise SetupError(f"echo responder {mode} did not become ready; see {log}")
 
 
-def _open_systems(
-    stack: ExitStack, region: RunningRegion, names: tuple[str, ...], args: argparse.Namespace
-) -> dict[str, System]:
-    out: dict[str, System] = {}
-    tids = region.terminals
-    for name in names:
-        tally = sealed.SealedTally() if name == "sealed" else Tally()
-        if name == "sealed":
-            picker = sealed.DocumentPicker(region.listed, region.unlisted, args.hit_every)
-            assert isinstance(tally, sealed.SealedTally)
-            terms = []
-            for tid in tids:
-                t = sealed.open_terminal(region.terminal_config(tid), picker, tally, args.timeout)
-                stack.callback(t.close)
-                terms.append(t)
-            system = System(name, [t.submit for t in terms], tally)
-            if args.fault == "wrong-key":
-                system.faulty = _wrong_key_pass(region, system, picker, tally, args.timeout)
-        else:
-            mode = name.removeprefix("echo_")
-            _start_responder(stack, mode, region.responder_broker, region.dir / f"{name}.log")
-            cls = echo.EchoClient if mode == "v5" else echo.MinimalEchoClient
-            clients = []
-            for tid in tids:
-                # a client id of its own: the terminal's is the sealed client's
-                c = cls(f"{tid}-{name}", tid, region.terminal_broker(tid))
-                stack.callback(c.close)
-                clients.append(c)
-            system = System(name, [tally.counted(c.submit) for c in clients], tally)
-        out[name] = system
-    return out
+def _sealed_system(stack: ExitStack, region: RunningRegion, args: argparse.Namespace) -> System:
+    """A sealed query client per terminal (closed by ``stack``)."""
+    picker = sealed.DocumentPicker(region.listed, region.unlisted, args.hit_every)
+    tally = sealed.SealedTally()
+    terms = []
+    for tid in region.terminals:
+        t = sealed.open_terminal(region.terminal_config(tid), picker, tally, args.timeout)
+        stack.callback(t.close)
+        terms.append(t)
+    system = System("sealed", [t.submit for t in terms], tally)
+    if args.fault == "wrong-key":
+        system.faulty = _wrong_key_pass(region, system, picker, tally, args.timeout)
+    return system
+
+
+def _echo_system(stack: ExitStack, region: RunningRegion, name: str) -> System:
+    """An echo responder process and a requester per terminal (stopped by ``stack``)."""
+    mode = name.removeprefix("echo_")
+    _start_responder(stack, mode, region.responder_broker, region.dir / f"{name}.log")
+    cls = echo.EchoClient if mode == "v5" else echo.MinimalEchoClient
+    tally = Tally()
+    subs = []
+    for tid in region.terminals:
+        # the terminal's identity (the broker's ACL user) with a client id of its own:
+        # the terminal's client id is the sealed client's
+        c = cls(f"{tid}-{name}", tid, region.terminal_broker(tid))
+        stack.callback(c.close)
+        subs.append(tally.counted(c.submit))
+    return System(name, subs, tally)
 
 
 def _wrong_key_pass(
@@ -187,31 +185,38 @@ def _wrong_key_pass(
 
 
 def _pass(system: System, subs: list[Submitter], args: argparse.Namespace) -> None:
-    grace = args.timeout + 2.0
+    grace = args.timeout + 2.0  # room for a query's TIMEOUT after the run's end
     per = max(1, args.window // len(subs))
     system.loaded.append(WindowedLoad(subs, window=per, duration=args.duration, grace=grace).run())
     system.serial.append(WindowedLoad(subs[:1], window=1, total=args.serial, grace=grace).run())
 
 
 def _warm_up(system: System, args: argparse.Namespace) -> None:
+    grace = args.timeout + 2.0
     per = max(1, args.window // len(system.submitters))
-    WindowedLoad(system.submitters, window=per, total=4 * args.window).run()
-    WindowedLoad(system.submitters[:1], window=1, total=min(100, args.serial)).run()
+    WindowedLoad(system.submitters, window=per, total=4 * args.window, grace=grace).run()
+    WindowedLoad(system.submitters[:1], window=1, total=min(100, args.serial), grace=grace).run()
 
 
 def _interleave(
     systems: dict[str, System], region: RunningRegion, args: argparse.Namespace
 ) -> list[dict[str, Any]]:
+    """Warm every system up, then ``args.passes`` rounds of one pass each, in order;
+    returns every pass's figures and accounting."""
     for s in systems.values():
         _warm_up(s, args)
-    audit = {"rows": audited_when(region.audit_db, lambda: _tally_answered(systems))}
+
+    def answered() -> int:
+        return systems["sealed"].tally.answered if "sealed" in systems else 0
+
+    audit_before = audited_when(region.audit_db, answered)
     per_pass: list[dict[str, Any]] = []
     for n in range(1, args.passes + 1):
         for s in systems.values():
             before = s.tally.snapshot()
-            fault = n == 1 and s.faulty is not None
-            if fault and s.faulty is not None:
-                with s.faulty() as subs:
+            faulty = s.faulty if n == 1 else None
+            if faulty is not None:
+                with faulty() as subs:
                     _pass(s, subs, args)
             else:
                 _pass(s, s.submitters, args)
@@ -222,18 +227,13 @@ def _interleave(
             row["lost"] = row["sent"] - (after["answered"] - before["answered"])
             row["wrong"] = after["wrong"] - before["wrong"]
             if s.name == "sealed":
-                rows = audited_when(region.audit_db, lambda: _tally_answered(systems))
-                row["audited"] = rows[0] - audit["rows"][0]
-                row["refused"] = rows[1] - audit["rows"][1]
-                audit["rows"] = rows
-                row["fault"] = args.fault if fault else None
+                audit = audited_when(region.audit_db, answered)
+                row["audited"] = audit[0] - audit_before[0]
+                row["refused"] = audit[1] - audit_before[1]
+                row["fault"] = args.fault if faulty is not None else None
+                audit_before = audit
             per_pass.append(row)
     return per_pass
-
-
-def _tally_answered(systems: dict[str, System]) -> int:
-    s = systems.get("sealed")
-    return s.tally.answered if s is not None else 0
 
 
 @contextmanager
@@ -277,7 +277,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         res.update(region.info)
         t0 = time.perf_counter()
         with ExitStack() as stack:
-            systems = _open_systems(stack, region, names, args)
+            systems = {
+                n: _sealed_system(stack, region, args)
+                if n == "sealed"
+                else _echo_system(stack, region, n)
+                for n in names
+            }
             per_pass = _interleave(systems, region, args)
         res["run_s"] = time.perf_counter() - t0
         health = region.stop_regional()  # it flushes its audit trail and health on the way
