@@ -7,6 +7,8 @@ import logging
 import sys
 from typing import Any
 
+from firmware.signals.backends import DISPLAYS, PANELS
+
 DEFAULT_CONFIG = "/etc/fieldterm/terminal.toml"
 
 
@@ -26,12 +28,10 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--config", default=DEFAULT_CONFIG, help=f"terminal.toml (default {DEFAULT_CONFIG})"
     )
-    p.add_argument(
-        "--signals", choices=("gpio", "mock", "console"), help="override [signals] backend"
-    )
+    p.add_argument("--signals", choices=PANELS.names, help="override [signals] backend")
     p.add_argument(
         "--display",
-        choices=("ssd1306", "sh1106", "mock", "console", "none"),
+        choices=DISPLAYS.names,
         help="override [signals] display",
     )
     p.add_argument("--scanner-port", help="override [scanner] port (a device or pyserial URL)")

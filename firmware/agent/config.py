@@ -20,10 +20,11 @@ from typing import Any
 
 from firmware.config import ConfigDoc, Section
 from firmware.errors import ConfigError
+from firmware.signals.backends import DISPLAYS, PANELS
 
-SIGNAL_BACKENDS = ("gpio", "mock", "console")
-I2C_DISPLAYS = ("ssd1306", "sh1106")
-DISPLAY_BACKENDS = (*I2C_DISPLAYS, "mock", "console", "none")
+#: ``signals.backend`` and ``signals.display`` accept the names of the backend tables.
+SIGNAL_BACKENDS = PANELS.names
+DISPLAY_BACKENDS = DISPLAYS.names
 MRZ_MODES = ("strict", "tolerant", "repair")
 LANGUAGES = ("en", "ru", "kk", "ky", "uz", "tg", "tk")
 PIN_NAMES = ("green", "amber", "red", "buzzer", "button")

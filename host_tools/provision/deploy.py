@@ -21,9 +21,9 @@ from firmware.errors import SetupError
 from . import broker_config as bc
 from . import pki
 from .atomic import write_file
+from .authority import RegionAuthority as Region
 from .bundle import MANIFEST, Bundle
 from .registry import Deployment
-from .service import Region
 
 
 @dataclass(frozen=True)

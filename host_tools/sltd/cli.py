@@ -146,7 +146,7 @@ def _import(args: argparse.Namespace) -> int:
     from host_tools.sltd.importer import import_csv  # noqa: PLC0415
     from host_tools.sltd.store import open_store  # noqa: PLC0415
 
-    with open_store(args.db) as store:
+    with open_store(args.db, setting="--db") as store:
         n = import_csv(store, args.csv)
         print(f"imported {n:,} records; list version {store.version()}")
     return 0
@@ -157,7 +157,7 @@ def _remove(args: argparse.Namespace) -> int:
     from host_tools.sltd.store import open_store  # noqa: PLC0415
 
     keys = load_keys(args.csv)
-    with open_store(args.db) as store:
+    with open_store(args.db, setting="--db") as store:
         n = store.remove(keys)
         print(f"removed {n:,} of {len(keys):,} records named; list version {store.version()}")
     return 0
@@ -187,7 +187,7 @@ def _stats(args: argparse.Namespace) -> int:
     from host_tools.sltd.stats import format_stats  # noqa: PLC0415
     from host_tools.sltd.store import open_store  # noqa: PLC0415
 
-    with open_store(args.db) as store:
+    with open_store(args.db, setting="--db") as store:
         st = store.stats(top=args.top)
     if args.json:
         print(json.dumps(st, sort_keys=True))

@@ -13,7 +13,7 @@ import pytest
 
 from firmware.errors import SetupError
 from host_tools.provision import atomic, bundle
-from host_tools.provision.service import BundleTarget, Region, TerminalOptions
+from host_tools.provision.authority import BundleTarget, RegionAuthority, TerminalOptions
 
 from .helpers import provision
 
@@ -157,7 +157,7 @@ def test_sd_card_bundle_and_no_second_one(reg, tmp_path, capsys):
 def test_expired_issuing_ca(reg, tmp_path):
     r, pw = reg
     later = dt.datetime.now(dt.UTC) + dt.timedelta(days=1900)
-    with Region.open(r, pw.read_text().strip().encode(), clock=lambda: later) as region:
+    with RegionAuthority.open(r, pw.read_text().strip().encode(), clock=lambda: later) as region:
         with pytest.raises(SetupError, match=r"issuing CA expired on .* new region CA"):
             region.add_terminal("kiosk-001", BundleTarget(out=tmp_path / "x"), TerminalOptions())
     assert _terminal_rows(r) == []
