@@ -43,6 +43,12 @@ the index at its design size of 100 M keys (about 2.5 GB of memory, 4-5 minutes)
 """
 
 
+_EPILOG = (
+    "Exits 1, with the reasons on stderr and no ratios, if the benchmark's work did not "
+    "add up (see `fieldterm bench --help`, docs/benchmarks.md)."
+)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bench",
@@ -52,7 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     bsub = p.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)
     for name, help_text in BENCHMARKS.items():
-        bp = bsub.add_parser(name, help=help_text, description=help_text)
+        bp = bsub.add_parser(name, help=help_text, description=help_text, epilog=_EPILOG)
         bp.add_argument("--json", action="store_true", help="print one JSON object")
         bp.set_defaults(func=_run_one, bench_name=name)
         try:
