@@ -127,10 +127,9 @@ def test_terminals_cannot_read_alerts(region, desk, sniffer):
         kiosk.subscribe(mine)
         n = sniffer.count(ALERT)
         wait_for(lambda: sniffer.count(ALERT) >= n + 2, "two more batches")
-        # A barrier instead of a pause: Mosquitto queues deliveries to one client in the order
-        # it handled the publishes, so once
-        # a message published after those batches reaches the kiosk, any alert it was
-        # going to get would have come first.
+        # A barrier instead of a pause: Mosquitto queues deliveries to one client in the
+        # order it handled the publishes, so once a message published after those batches
+        # reaches the kiosk, any alert it was going to get would have come first.
         regional.publish(mine, b"barrier")
         kiosk.wait_messages(mine, 1)
         assert kiosk.count(ALERT) == 0
