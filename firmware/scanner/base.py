@@ -58,20 +58,29 @@ def default_parse(lines: Sequence[str], mode: str) -> MrzResult:
     return parse(lines, mode)
 
 
+#: One line holding a whole MRZ (2 x 36, 2 x 44, 3 x 30), as some keyboard-wedge readers
+#: send it; the MRZ engine's tolerant and repair modes split it, strict mode refuses it.
+JOINED_LENGTHS = frozenset({72, 88, 90})
+
+
 def expected_line_count(length: int) -> int:
-    """Lines a document has, judged by the length of its first line (TD1: 3, else 2)."""
+    """Lines a document has, judged by the length of its first line (TD1: 3, a joined
+    MRZ: 1, else 2)."""
+    if length in JOINED_LENGTHS:
+        return 1
     return 3 if length <= 33 else 2
 
 
 def looks_like_mrz_line(text: bytes) -> bool:
     """A line that is probably an MRZ line, read well or badly by the OCR.
 
-    Length near one of the MRZ lengths and mostly MRZ characters with at least one
-    filler and no control bytes: a misread line still counts (it becomes a document with
-    errors), a status message such as ``OK`` or ``READY`` does not.
+    Length near one of the MRZ lengths (or exactly that of a joined MRZ) and mostly MRZ
+    characters with at least one filler and no control bytes: a misread line still counts
+    (it becomes a document with errors), a status message such as ``OK`` or ``READY``
+    does not.
     """
     n = len(text)
-    if n < 26 or n > 48 or b"<" not in text or min(text) < 0x20:
+    if not (26 <= n <= 48 or n in JOINED_LENGTHS) or b"<" not in text or min(text) < 0x20:
         return False
     good = sum(1 for b in text if b in MRZ_CHARS)
     return good * 10 >= n * 8

@@ -1,6 +1,7 @@
 """``lines`` framing: plain MRZ lines, each ended by CR, LF or CR LF.
 
-A document is 2 or 3 lines of the lengths a type allows (3 x 30, 2 x 36, 2 x 44). The
+A document is 2 or 3 lines of the lengths a type allows (3 x 30, 2 x 36, 2 x 44), or one
+line of 72, 88 or 90 characters holding a whole MRZ (a keyboard-wedge reader). The
 first MRZ-like line sets how many lines are expected; a gap longer than the idle time,
 a line of another MRZ length or the end of the stream ends a partial document, which
 still goes out (with MRZ errors) so the officer rescans. Lines that do not look like MRZ
@@ -16,8 +17,8 @@ from typing import ClassVar
 from firmware.scanner.base import Framer, expected_line_count, looks_like_mrz_line
 
 NAME = "lines"
-#: Longest line kept; an MRZ line has at most 44 characters.
-MAX_LINE = 64
+#: Longest line kept: an MRZ line has at most 44 characters, a joined MRZ 90.
+MAX_LINE = 96
 _CR, _LF = 0x0D, 0x0A
 
 
@@ -107,7 +108,7 @@ def _next_terminator(data: bytes, start: int) -> int:
 
 def _same_type(first: int, length: int) -> bool:
     """Whether a line of ``length`` can follow a first line of ``first`` characters."""
-    standard = {30, 36, 44}
+    standard = {30, 36, 44, 72, 88, 90}
     if first in standard and length in standard:
         return first == length
     return True  # a misread length: keep the lines together, the MRZ engine reports it

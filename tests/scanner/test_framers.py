@@ -264,3 +264,19 @@ def test_framing_error_keeps_bounded_list():
 def test_unknown_framing_name():
     with pytest.raises(ValueError, match="unknown framing 'xml'"):
         make_framer("xml")
+
+
+@pytest.mark.parametrize("kind", ["TD1", "TD2", "TD3"])
+def test_lines_joined_mrz_is_one_document_the_engine_splits(kind):
+    """A keyboard-wedge reader sends the whole MRZ as one line (90, 72 or 88 characters):
+    it goes out as a one-line document; tolerant mode splits it, strict refuses it."""
+    from firmware.mrz import parse  # noqa: PLC0415
+
+    joined = "".join(DOCS[kind])
+    assert len(joined) == {"TD1": 90, "TD2": 72, "TD3": 88}[kind]
+    f = make_framer("lines")
+    docs = f.feed(joined.encode() + b"\r\n" + ENCODERS["lines-crlf"](DOCS["TD3"]), 0.0)
+    assert [d.lines for d in docs] == [(joined,), tuple(DOCS["TD3"])]
+    assert f.bad_frames == 0 and f.junk_bytes == 0
+    assert parse(list(docs[0].lines), "tolerant").valid
+    assert not parse(list(docs[0].lines), "strict").valid
