@@ -72,7 +72,12 @@ class OfflineStore:
     agent's downloader) calls :meth:`recover` once, then :meth:`begin` per new manifest."""
 
     def __init__(
-        self, root: str | os.PathLike[str], *, region: str, sign_public: Ed25519PublicKey, key_id: bytes
+        self,
+        root: str | os.PathLike[str],
+        *,
+        region: str,
+        sign_public: Ed25519PublicKey,
+        key_id: bytes,
     ):
         self.root = Path(root)
         self.region = region
@@ -211,7 +216,9 @@ class Download:
         on any failure."""
         missing = self.missing()
         if missing:
-            raise ListIncompleteError(f"list {self.manifest.version}: {len(missing)} chunks missing")
+            raise ListIncompleteError(
+                f"list {self.manifest.version}: {len(missing)} chunks missing"
+            )
         store, m = self.store, self.manifest
         store.lists.mkdir(parents=True, exist_ok=True)
         name = list_name(m)

@@ -119,7 +119,11 @@ def test_sigkill_at_random_points_leaves_the_old_or_the_new_list(
     old = maker.full(maker.keys(3000, 7), 1, chunk_size=256)
     install(store, old)
     new = maker.full(maker.keys(12_000, 8), 2, chunk_size=256)  # about 55 chunks
-    files = {"manifest": tmp_path / "m.json", "payload": tmp_path / "p.bin", "pub": tmp_path / "pub"}
+    files = {
+        "manifest": tmp_path / "m.json",
+        "payload": tmp_path / "p.bin",
+        "pub": tmp_path / "pub",
+    }
     files["manifest"].write_bytes(new.manifest_bytes)
     files["payload"].write_bytes(new.payload)
     files["pub"].write_bytes(
