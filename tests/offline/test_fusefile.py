@@ -112,3 +112,32 @@ def test_close_is_idempotent_and_releases_the_map() -> None:
     f.close()
     f.close()
     assert f._map.closed
+
+
+def _mapped_rss_kb(path: Path) -> int:
+    """Resident kB of this process's mappings of ``path`` (exact: from /proc/self/smaps)."""
+    total, inside = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        head = line.split()
+        if head and "-" in head[0] and len(head) >= 5:  # a mapping's first line
+            inside = line.endswith(str(path))
+        elif inside and line.startswith("Rss:"):
+            total += int(head[1])
+    return total
+
+
+def test_lookups_add_resident_pages_that_release_pages_drops(tmp_path: Path) -> None:
+    keys = np.unique(np.random.default_rng(3).integers(0, 2**64, size=1_000_000, dtype=np.uint64))
+    path = tmp_path / "big.ftol"
+    path.write_bytes(fusebuild.filter_bytes(keys, bits=8, key_id=KEY_ID))
+    rng = random.Random(4)
+    with FuseFilterFile(path) as f:
+        before = _mapped_rss_kb(path)
+        for _ in range(3000):
+            f.contains(rng.getrandbits(64))
+        touched = _mapped_rss_kb(path)
+        f.release_pages()
+        after = _mapped_rss_kb(path)
+    assert before <= 64  # mapping the file reads only its header
+    assert touched > 512  # lookups fault pages of the map in (the file is 1.1 MB)
+    assert after == 0  # and they leave the resident set again
