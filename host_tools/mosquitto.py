@@ -18,6 +18,30 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from firmware.errors import FieldtermTimeout, OperationError
+
+#: What Mosquitto 2.0 logs (level information) when SIGHUP makes it re-read its config.
+_RELOADED = b"Reloading config."
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _read_from(path: Path, offset: int) -> bytes:
+    """What ``path`` holds past ``offset`` (all of it if it shrank: a new file)."""
+    try:
+        with path.open("rb") as fh:
+            if fh.seek(0, os.SEEK_END) < offset:
+                offset = 0
+            fh.seek(offset)
+            return fh.read()
+    except OSError:
+        return b""
+
 
 def mosquitto_binary() -> str:
     for cand in (shutil.which("mosquitto"), "/usr/sbin/mosquitto"):
@@ -129,12 +153,49 @@ class Mosquitto:
         self.stop()
         raise RuntimeError(f"mosquitto did not listen on {self.port} within {timeout}s")
 
-    def reload(self) -> None:
-        """SIGHUP: re-read the ACL, CRL and certificates (what `revoke` relies on)."""
-        assert self.proc is not None
+    def log_files(self) -> list[Path]:
+        """Where this broker logs: every ``log_dest file`` of the config it runs, and its
+        stderr (Mosquitto's default destination)."""
+        conf = self.dir / "mosquitto.conf"
+        text = conf.read_text() if conf.exists() else (self.conf_text or "")
+        files = []
+        for line in text.splitlines():
+            parts = line.split(None, 2)
+            if len(parts) == 3 and parts[:2] == ["log_dest", "file"]:
+                files.append(Path(parts[2].strip()))
+        return [*files, self.dir / "mosquitto.stderr"]
+
+    def reload(self, timeout: float = 10.0) -> None:
+        """SIGHUP, then wait for the broker to log that it is reloading.
+
+        Mosquitto re-reads the config, ACL, CRL and certificates (what `revoke` relies
+        on) in its single-threaded main loop right after it logs ``Reloading config.``
+        and before it handles any further packet, so once the line is in the log every
+        packet sent afterwards meets the new settings. Raises :class:`FieldtermTimeout`
+        with the log tail if no new such line appears within ``timeout`` seconds (the
+        config must log ``information``, as both generated configs do).
+        """
+        if self.proc is None or self.proc.poll() is not None:
+            raise OperationError(f"mosquitto is not running: {self.logs()[-2000:]}")
         self.write_config()
+        files = self.log_files()
+        before = {f: _size(f) for f in files}
         self.proc.send_signal(signal.SIGHUP)
-        time.sleep(0.3)
+        deadline = time.monotonic() + timeout
+        while True:
+            if any(_RELOADED in _read_from(f, before[f]) for f in files):
+                return
+            if self.proc.poll() is not None:
+                raise OperationError(
+                    f"mosquitto exited with {self.proc.returncode} on reload: "
+                    f"{self.logs()[-2000:]}"
+                )
+            if time.monotonic() >= deadline:
+                raise FieldtermTimeout(
+                    f"mosquitto logged no {_RELOADED.decode()!r} within {timeout} s of SIGHUP "
+                    f"(looked in {', '.join(map(str, files))}); log tail: {self.logs()[-2000:]}"
+                )
+            time.sleep(0.02)
 
     def stop(self, kill: bool = False) -> None:
         if self.proc is None:
@@ -150,7 +211,7 @@ class Mosquitto:
 
     def logs(self) -> str:
         parts = []
-        for p in (self.log_path, self.dir / "mosquitto.stderr"):
+        for p in dict.fromkeys([self.log_path, *self.log_files()]):
             if p.exists():
                 parts.append(p.read_text(errors="replace"))
         return "\n".join(parts)

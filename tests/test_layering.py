@@ -9,7 +9,19 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DRIVER_LIBS = {"RPi", "lgpio", "luma", "smbus2", "psycopg", "board", "busio"}
+DRIVER_LIBS = {"RPi", "lgpio", "luma", "PIL", "smbus2", "psycopg", "board", "busio"}
+#: The only modules that may import each driver library: its backend (and, for psycopg,
+#: the index benchmark, which measures PostgreSQL itself). A new backend adds itself here.
+DRIVER_HOMES = {
+    "RPi": {"firmware.signals.gpio"},
+    "lgpio": {"firmware.signals.gpio"},
+    "luma": {"firmware.signals.display"},
+    "PIL": {"firmware.signals.display"},
+    "psycopg": {"host_tools.sltd.pgstore", "host_tools.bench.index"},
+}
+#: Names under which a config value picks a backend; code outside the backend tables
+#: never compares them with a backend's name.
+BACKEND_SETTINGS = {"backend", "display", "scheme"}
 KIOSK_ONLY = ("firmware.signals", "firmware.agent")
 
 
@@ -67,6 +79,51 @@ def test_driver_libraries_only_inside_functions():
     assert bad == []
 
 
+def _driver_outside_home(pkg: str) -> list[str]:
+    bad = []
+    for name, path in _modules(pkg):
+        for mod, line, _ in _imports(path):
+            lib = mod.split(".")[0]
+            if lib in DRIVER_LIBS and name not in DRIVER_HOMES.get(lib, set()):
+                bad.append(f"{path.relative_to(ROOT)}:{line} imports {mod}")
+    return bad
+
+
+def test_driver_libraries_only_in_their_backend_module():
+    assert _driver_outside_home("firmware") + _driver_outside_home("host_tools") == []
+
+
+def _is_backend_name(node: ast.expr) -> bool:
+    if isinstance(node, ast.Constant):
+        return isinstance(node.value, str)
+    if isinstance(node, ast.Tuple | ast.List | ast.Set):
+        return bool(node.elts) and all(_is_backend_name(e) for e in node.elts)
+    return False
+
+
+def _backend_branches(pkg: str) -> list[str]:
+    """Comparisons of a backend setting (``cfg.signals.backend``, ``display``...) with a
+    name: the code branching on which backend is in use, which the tables replace."""
+    out = []
+    for _name, path in _modules(pkg):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if not isinstance(node, ast.Compare):
+                continue
+            operands = [node.left, *node.comparators]
+            setting = any(
+                (isinstance(o, ast.Attribute) and o.attr in BACKEND_SETTINGS)
+                or (isinstance(o, ast.Name) and o.id in BACKEND_SETTINGS)
+                for o in operands
+            )
+            if setting and any(_is_backend_name(o) for o in operands):
+                out.append(f"{path.relative_to(ROOT)}:{node.lineno} {ast.unparse(node)}")
+    return out
+
+
+def test_application_code_never_branches_on_the_backend():
+    assert _backend_branches("firmware") + _backend_branches("host_tools") == []
+
+
 def test_rule_checker_catches_a_violation(tmp_path, monkeypatch):
     """The checker must be able to fail: plant a bad import and see it reported."""
     fake = tmp_path / "firmware"
@@ -74,6 +131,28 @@ def test_rule_checker_catches_a_violation(tmp_path, monkeypatch):
     (fake / "bad.py").write_text("import host_tools.sltd\nfrom RPi import GPIO\n")
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
     assert _violations("firmware", ("host_tools",)) == ["firmware/bad.py:1 imports host_tools.sltd"]
+    assert _driver_outside_home("firmware") == ["firmware/bad.py:2 imports RPi"]
+
+
+def test_backend_rules_catch_a_violation(tmp_path, monkeypatch):
+    """Plant a driver import outside its backend and branches on the backend in use."""
+    fake = tmp_path / "firmware" / "agent"
+    fake.mkdir(parents=True)
+    (fake / "wiring.py").write_text(
+        "def f(cfg, display, scheme):\n"
+        "    import psycopg\n"
+        "    if cfg.signals.backend != 'console':\n"
+        "        pass\n"
+        "    opts = {} if display in ('ssd1306', 'sh1106') else {'clock': 1}\n"
+        "    ok = scheme == 'postgresql' or cfg.display is None or cfg.backend == other\n"
+    )
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    assert _driver_outside_home("firmware") == ["firmware/agent/wiring.py:2 imports psycopg"]
+    assert _backend_branches("firmware") == [
+        "firmware/agent/wiring.py:3 cfg.signals.backend != 'console'",
+        "firmware/agent/wiring.py:5 display in ('ssd1306', 'sh1106')",
+        "firmware/agent/wiring.py:6 scheme == 'postgresql'",
+    ]
 
 
 @pytest.mark.parametrize("pkg", ["firmware", "host_tools"])

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 from firmware.agent.audit import AuditLog, load_audit_key
-from firmware.agent.config import I2C_DISPLAYS, AgentConfig
+from firmware.agent.config import AgentConfig
 from firmware.agent.core import AgentCore
 from firmware.agent.events import EventLog
 from firmware.agent.officer import OfficerSignals
@@ -71,11 +70,7 @@ def open_signals(cfg: AgentConfig, clock: Callable[[], float]) -> OfficerSignals
 
     sc = cfg.signals
     panel = open_panel(sc.backend, dict(sc.pins), clock, buzzer=sc.buzzer)
-    # I2C displays take their bus and address; the recording mock takes the clock.
-    opts: dict[str, Any] = {"clock": clock} if sc.display == "mock" else {}
-    if sc.display in I2C_DISPLAYS:
-        opts = {"bus": sc.i2c_bus, "address": sc.i2c_address}
-    display = open_display(sc.display, **opts)
+    display = open_display(sc.display, clock=clock, bus=sc.i2c_bus, address=sc.i2c_address)
     button = open_button(sc.backend, dict(sc.pins), clock)
     return OfficerSignals(panel, display, button, language=cfg.language, render=render_screen)
 
@@ -164,7 +159,6 @@ class Agent:
             self.cfg.scanner, self.core.on_document, self.clock, mrz_mode=a.mrz_mode
         )
         self.scanner.start()
-        self._start_console_keys()
         self._start_client()
         age = process_age()
         self.events.write("ready", process_age_s=age, pid=os.getpid())
@@ -254,18 +248,6 @@ class Agent:
             connected = connected()
         if connected and self.core is not None:
             self.core.on_link(True)
-
-    def _start_console_keys(self) -> None:
-        """Console backend on a terminal: Enter acknowledges (the console's "button")."""
-        if self.cfg.signals.backend != "console" or not sys.stdin.isatty():
-            return
-
-        def read_keys() -> None:
-            for _line in sys.stdin:
-                self.acknowledge()
-
-        threading.Thread(target=read_keys, name="console-keys", daemon=True).start()
-        log.warning("console signals: press Enter to acknowledge a possible match")
 
     def _goodbye(self) -> None:
         if self.status is not None and self.core is not None and self.core.machine.link_up:

@@ -7,7 +7,13 @@ import logging
 import sys
 from typing import Any
 
-DEFAULT_CONFIG = "/etc/fieldterm/terminal.toml"
+from firmware.signals.backends import DISPLAYS, PANELS
+
+CONFIG_HELP = (
+    "terminal.toml (default /etc/fieldterm/terminal.toml, or $FIELDTERM_ETC/terminal.toml); "
+    "drop-ins in terminal.d/*.toml next to it, then FIELDTERM_<SECTION>__<KEY> variables, "
+    "then these flags override it key by key"
+)
 
 
 def register(subparsers: Any) -> None:
@@ -23,15 +29,11 @@ def register(subparsers: Any) -> None:
             "Enter with --signals console on a terminal)."
         ),
     )
-    p.add_argument(
-        "--config", default=DEFAULT_CONFIG, help=f"terminal.toml (default {DEFAULT_CONFIG})"
-    )
-    p.add_argument(
-        "--signals", choices=("gpio", "mock", "console"), help="override [signals] backend"
-    )
+    p.add_argument("--config", metavar="FILE", help=CONFIG_HELP)
+    p.add_argument("--signals", choices=PANELS.names, help="override [signals] backend")
     p.add_argument(
         "--display",
-        choices=("ssd1306", "sh1106", "mock", "console", "none"),
+        choices=DISPLAYS.names,
         help="override [signals] display",
     )
     p.add_argument("--scanner-port", help="override [scanner] port (a device or pyserial URL)")

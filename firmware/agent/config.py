@@ -20,10 +20,11 @@ from typing import Any
 
 from firmware.config import ConfigDoc, Section
 from firmware.errors import ConfigError
+from firmware.signals.backends import DISPLAYS, PANELS
 
-SIGNAL_BACKENDS = ("gpio", "mock", "console")
-I2C_DISPLAYS = ("ssd1306", "sh1106")
-DISPLAY_BACKENDS = (*I2C_DISPLAYS, "mock", "console", "none")
+#: ``signals.backend`` and ``signals.display`` accept the names of the backend tables.
+SIGNAL_BACKENDS = PANELS.names
+DISPLAY_BACKENDS = DISPLAYS.names
 MRZ_MODES = ("strict", "tolerant", "repair")
 LANGUAGES = ("en", "ru", "kk", "ky", "uz", "tg", "tk")
 PIN_NAMES = ("green", "amber", "red", "buzzer", "button")
@@ -127,13 +128,15 @@ class AgentConfig:
 
 
 def load_agent_config(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | None,
     *,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> AgentConfig:
-    """Load terminal.toml (see hardware/terminal.example.toml for every option)."""
-    doc = ConfigDoc.load(path, environ=environ, overrides=overrides)
+    """Load terminal.toml (see hardware/terminal.example.toml for every option): ``path``, or
+    ``/etc/fieldterm/terminal.toml`` when None, then drop-ins, environment and ``overrides``
+    as :mod:`firmware.config` layers them."""
+    doc = ConfigDoc.load(path, name="terminal", environ=environ, overrides=overrides)
     return agent_config_from_doc(doc)
 
 

@@ -13,7 +13,8 @@ _DESCRIPTION = """\
 Send sealed SLTD queries as the terminal configured in TERMINAL_TOML and print one JSON
 line per input line, in input order.
 
-Input (--mrz-jsonl): one JSON array of MRZ lines per line, the input format of
+Input: JSON lines from FILE (--mrz-jsonl FILE) or standard input (the default, or
+--mrz-jsonl -): one JSON array of MRZ lines per line, the input format of
 'fieldterm mrz parse --jsonl'. Each is parsed with the MRZ engine (--mode). An invalid
 MRZ is not queried: it prints {"outcome": "RESCAN", "verdict": "RESCAN", "errors": [...]}.
 Blank lines are skipped. Valid documents are all sent at once (pipelined), then answered:
@@ -31,7 +32,8 @@ exit status: 0 when every valid document got an answer (any outcome), 3 if any T
 
 example:
   fieldterm sltd generate --records 2000 --out sltd.sqlite --listed-sample hits.jsonl
-  fieldterm query --config bundle/terminal.toml --mrz-jsonl < hits.jsonl
+  fieldterm query --config bundle/terminal.toml --mrz-jsonl hits.jsonl
+  fieldterm query --config bundle/terminal.toml < hits.jsonl   # standard input
 """
 
 DISPLAY = {
@@ -51,12 +53,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--config", required=True, metavar="TERMINAL_TOML", help="terminal.toml")
+    p.add_argument(
+        "--config",
+        metavar="TERMINAL_TOML",
+        help="terminal.toml (default /etc/fieldterm/terminal.toml, or "
+        "$FIELDTERM_ETC/terminal.toml), with its terminal.d/*.toml drop-ins and "
+        "FIELDTERM_<SECTION>__<KEY> variables layered on top",
+    )
     p.add_argument(
         "--mrz-jsonl",
-        action="store_true",
-        required=True,
-        help="read JSON arrays of MRZ lines from standard input, one document per line",
+        metavar="FILE",
+        nargs="?",
+        const="-",
+        default="-",
+        type=argparse.FileType("r", encoding="utf-8"),
+        help="JSON arrays of MRZ lines, one document per line, from FILE; '-' (or the flag "
+        "alone, or no flag) reads standard input",
     )
     p.add_argument(
         "--timeout",
@@ -80,10 +92,21 @@ def _run(args: argparse.Namespace) -> int:
     from firmware.client.client import QueryClient  # noqa: PLC0415
     from firmware.client.config import ClientConfig  # noqa: PLC0415
 
+    source: IO[str] = args.mrz_jsonl
     cfg = ClientConfig.load(args.config)
-    with QueryClient(cfg) as qc:
-        qc.wait_connected(args.connect_timeout)  # queries sent offline still wait their deadline
-        return run_queries(qc, sys.stdin, sys.stdout, args.mode, args.timeout)
+    if source is sys.stdin and sys.stdin.isatty():
+        print(
+            "fieldterm query: reading JSON lines from the terminal (Ctrl-D ends)", file=sys.stderr
+        )
+    try:
+        with QueryClient(cfg) as qc:
+            qc.wait_connected(
+                args.connect_timeout
+            )  # queries sent offline still wait their deadline
+            return run_queries(qc, source, sys.stdout, args.mode, args.timeout)
+    finally:
+        if source is not sys.stdin:
+            source.close()
 
 
 def run_queries(qc: Any, stdin: IO[str], stdout: IO[str], mode: str, timeout: float | None) -> int:

@@ -35,9 +35,11 @@ class ClientConfig:
 
     @classmethod
     def load(
-        cls, path: str | os.PathLike[str], *, environ: dict[str, str] | None = None
+        cls, path: str | os.PathLike[str] | None, *, environ: dict[str, str] | None = None
     ) -> ClientConfig:
-        return client_config_from_doc(ConfigDoc.load(path, environ=environ))
+        """terminal.toml (``/etc/fieldterm/terminal.toml`` when ``path`` is None), layered
+        with drop-ins and the environment as :mod:`firmware.config` does."""
+        return client_config_from_doc(ConfigDoc.load(path, name="terminal", environ=environ))
 
 
 TerminalConfig = ClientConfig
@@ -49,7 +51,7 @@ def _ident(sec: object, key: str) -> str:
         raise ConfigError(
             f"{value!r} must match [a-z0-9][a-z0-9-]{{0,62}}",
             field=f"{sec.name}.{key}",  # type: ignore[attr-defined]
-            source=sec.source,  # type: ignore[attr-defined]
+            source=sec.source_of(key),  # type: ignore[attr-defined]
         )
     return value
 
@@ -60,7 +62,7 @@ def _existing(sec: object, key: str, required: bool = True) -> Path | None:
         raise ConfigError(
             f"file not found: {p}",
             field=f"{sec.name}.{key}",  # type: ignore[attr-defined]
-            source=sec.source,  # type: ignore[attr-defined]
+            source=sec.source_of(key),  # type: ignore[attr-defined]
         )
     return p
 

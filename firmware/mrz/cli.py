@@ -68,7 +68,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     mode.add_argument(
         "--tolerant",
         action="store_true",
-        help="normalise CR/LF, surrounding whitespace, lowercase and blank lines first",
+        help="normalise CR/LF, surrounding whitespace, lowercase and blank lines first, and "
+        "split a joined MRZ (one line of 88, 72 or 90 characters, as keyboard-wedge readers "
+        "send it)",
     )
     mode.add_argument(
         "--repair",
@@ -182,6 +184,8 @@ def run_text(stdin: IO[bytes], stdout: IO[str], mode: str) -> int:
             stdout.write(format_summary(result, f"Document {number}") + "\n")
             if mode == "strict" and not result.valid and any(ln != ln.strip() for ln in block):
                 stdout.write("  hint: the lines carry CR or spaces; try --tolerant\n")
+            elif mode == "strict" and len(block) == 1 and len(block[0].strip()) in (72, 88, 90):
+                stdout.write("  hint: one line of that length is a joined MRZ; try --tolerant\n")
             if number < len(blocks):
                 stdout.write("\n")
         stdout.flush()

@@ -18,7 +18,9 @@ def parse(lines: Sequence[str], mode: str = STRICT) -> MrzResult:
 
     - ``"strict"`` (default): the exact ICAO layout, lines exactly as received;
     - ``"tolerant"``: first normalises line breaks, surrounding whitespace, lowercase and
-      blank lines, and lists what it changed in ``result.normalised``;
+      blank lines, splits a joined MRZ (a single line of 88, 72 or 90 characters: 2 x 44,
+      2 x 36, 3 x 30), and lists what it changed in ``result.normalised``
+      (``joined_line`` for the split);
     - ``"repair"``: tolerant, then OCR-confusion substitutions (O/0, I/1, B/8, S/5, Z/2,
       G/6) where the character class decides, or where exactly one smallest set of
       substitutions makes every check digit pass; see :mod:`firmware.mrz.repair`.

@@ -75,7 +75,17 @@ def structure_failure(
     """The result for lines that match no layout: every field ``None``."""
     count = len(lines)
     error: MrzError
-    if count not in (2, 3):
+    if count == 1:
+        # Naming the line and its length tells an integrator at once that a reader sent the
+        # whole MRZ as one line (88, 72 or 90 characters), which tolerant mode splits.
+        error = MrzError(
+            "structure",
+            "lines",
+            (0, len(lines[0])),
+            f"expected 2 or 3 lines, got 1 line of {len(lines[0])} characters"
+            + (" (a joined MRZ: tolerant mode splits it)" if len(lines[0]) in (72, 88, 90) else ""),
+        )
+    elif count not in (2, 3):
         error = MrzError("structure", "lines", None, "expected 2 or 3 lines")
     else:
         allowed = (30,) if count == 3 else (36, 44)

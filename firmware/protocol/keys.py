@@ -3,6 +3,12 @@
 Private keys: PKCS#8 PEM (optionally encrypted with a passphrase); public keys: SPKI PEM;
 secrets: 64 hex characters (32 bytes). Every failure raises :class:`SetupError` (or
 :class:`ConfigError`) naming the file and what to do. Key material never appears in messages.
+
+The keys fieldterm writes (unencrypted PKCS#8 v1 and SPKI for X25519 and Ed25519) are, by
+RFC 8410, a fixed DER prefix followed by the 32 raw key bytes; those are read directly, which
+keeps cryptography's general ``serialization`` module (RSA, DSA, EC, SSH; about 1.6 MB
+resident) out of the kiosk agent. Any other PEM (encrypted, PKCS#8 v2, another algorithm)
+goes through that general loader, imported only then.
 """
 
 from __future__ import annotations
@@ -12,7 +18,6 @@ import binascii
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
@@ -32,8 +37,41 @@ def _read(path: str | Path) -> bytes:
         ) from None
 
 
+# RFC 8410 section 10.3 (private) and section 4 (public): the DER bytes before the raw key.
+_PKCS8_PREFIX: dict[type, bytes] = {
+    Ed25519PrivateKey: bytes.fromhex("302e020100300506032b657004220420"),
+    X25519PrivateKey: bytes.fromhex("302e020100300506032b656e04220420"),
+}
+_SPKI_PREFIX: dict[type, bytes] = {
+    Ed25519PublicKey: bytes.fromhex("302a300506032b6570032100"),
+    X25519PublicKey: bytes.fromhex("302a300506032b656e032100"),
+}
+
+
+def _fixed_der(data: bytes, label: bytes, prefix: bytes) -> bytes | None:
+    """The 32 raw key bytes when ``data`` is one PEM block ``label`` holding exactly
+    ``prefix`` + 32 bytes; None for anything else (the general loader decides)."""
+    lines = data.strip().splitlines()
+    if len(lines) < 3 or lines[0].strip() != b"-----BEGIN " + label + b"-----":
+        return None
+    if lines[-1].strip() != b"-----END " + label + b"-----":
+        return None
+    try:
+        der = base64.b64decode(b"".join(x.strip() for x in lines[1:-1]), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if len(der) != len(prefix) + 32 or not der.startswith(prefix):
+        return None
+    return der[len(prefix) :]
+
+
 def _load_private(path: str | Path, passphrase: bytes | None, kind: type, label: str) -> Any:
     data = _read(path)
+    raw = None if passphrase is not None else _fixed_der(data, b"PRIVATE KEY", _PKCS8_PREFIX[kind])
+    if raw is not None:
+        return kind.from_private_bytes(raw)  # type: ignore[attr-defined]
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+
     try:
         key = serialization.load_pem_private_key(data, password=passphrase)
     except TypeError:
@@ -53,6 +91,11 @@ def _load_private(path: str | Path, passphrase: bytes | None, kind: type, label:
 
 def _load_public(path: str | Path, kind: type, label: str) -> Any:
     data = _read(path)
+    raw = _fixed_der(data, b"PUBLIC KEY", _SPKI_PREFIX[kind])
+    if raw is not None:
+        return kind.from_public_bytes(raw)  # type: ignore[attr-defined]
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+
     try:
         key = serialization.load_pem_public_key(data)
     except ValueError:
@@ -104,7 +147,7 @@ def load_secret(path: str | Path) -> bytes:
 
 def ed25519_public_b64(pub: Ed25519PublicKey) -> str:
     """Raw 32-byte public key as standard base64 (for config/registry files)."""
-    raw = pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    raw = pub.public_bytes_raw()
     return base64.b64encode(raw).decode("ascii")
 
 

@@ -11,9 +11,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Self
 
 from firmware.errors import OperationError
 from firmware.signals.patterns import CHANNELS, PATTERNS, Pattern
+
+if TYPE_CHECKING:
+    from firmware.signals.pins import Pins
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +34,14 @@ class SignalPanel:
         self._buzzer = buzzer
         self._lock = threading.Lock()
         self._closed = False
+
+    @classmethod
+    def from_config(
+        cls, pins: Pins, clock: Callable[[], float] | None, *, buzzer: bool = True
+    ) -> Self:
+        """The panel as :func:`~firmware.signals.backends.open_panel` opens it: every
+        backend gets the same arguments and takes what it needs (here: none of the pins)."""
+        return cls(buzzer=buzzer)
 
     # -- backend primitive -------------------------------------------------------------
     def _set(self, channel: str, on: bool) -> None:

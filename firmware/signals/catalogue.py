@@ -10,23 +10,26 @@ import logging
 import string
 import tomllib
 from functools import cache
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
 
 LANGUAGES = ("en", "ru", "kk", "ky", "uz", "tg", "tk")
 _warned: set[tuple[str, str]] = set()
+# Package data read next to this file (the firmware is installed as files, never zipped):
+# importlib.resources would cost the kiosk agent about 0.5 MB resident for one read.
+_MESSAGES = Path(__file__).with_name("messages.toml")
 
 
 @cache
 def catalogue() -> dict[str, dict[str, str]]:
-    data = tomllib.loads(resources.files(__package__).joinpath("messages.toml").read_text("utf-8"))
+    data = tomllib.loads(_MESSAGES.read_text("utf-8"))
     return {lang: table for lang, table in data.items() if lang in LANGUAGES}
 
 
 def needs_review() -> tuple[str, ...]:
-    data = tomllib.loads(resources.files(__package__).joinpath("messages.toml").read_text("utf-8"))
+    data = tomllib.loads(_MESSAGES.read_text("utf-8"))
     return tuple(data.get("meta", {}).get("needs_review", ()))
 
 

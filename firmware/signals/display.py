@@ -3,7 +3,8 @@
 ``render_screen(state, lang, **details)`` makes a frozen :class:`Screen`; a display
 backend only draws it. Backends: ``console`` (a boxed, coloured rendering that also names
 the light pattern in words), ``mock`` (records ``(t, screen)``), and ``ssd1306``/``sh1106``
-I2C OLEDs through luma.oled with a TrueType font that covers Cyrillic.
+I2C OLEDs through luma.oled with a TrueType font that covers Cyrillic; ``none`` draws
+nothing. :func:`firmware.signals.backends.open_display` picks one by ``signals.display``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any, Self, TextIO
 
 from firmware.errors import SetupError
 from firmware.signals.catalogue import text
@@ -25,6 +26,19 @@ _RESULT_KEYS = {
     "unknown": "title.unknown",
     "rescan": "title.rescan",
 }
+
+
+DEFAULT_FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+
+
+@dataclass(frozen=True)
+class DisplayOptions:
+    """What any display backend may need; each takes its part (``from_config``)."""
+
+    clock: Callable[[], float] = time.monotonic
+    bus: int = 1
+    address: int = 0x3C
+    font: str = DEFAULT_FONT
 
 
 @dataclass(frozen=True)
@@ -90,6 +104,12 @@ def render_screen(
 class Display:
     """Draws screens. Backends implement ``show``; ``close`` is idempotent."""
 
+    @classmethod
+    def from_config(cls, model: str, options: DisplayOptions) -> Self:
+        """The display as ``open_display`` opens it: ``model`` is the ``signals.display``
+        name that chose this class; a backend takes what it needs from ``options``."""
+        return cls()
+
     def show(self, screen: Screen) -> None:
         raise NotImplementedError
 
@@ -103,6 +123,13 @@ class Display:
         self.close()
 
 
+class NoDisplay(Display):
+    """The ``none`` backend: a kiosk without a display; every screen is dropped."""
+
+    def show(self, screen: Screen) -> None:
+        """Nothing to draw on."""
+
+
 class MockDisplay(Display):
     """Records ``(t, screen)`` for every screen shown."""
 
@@ -110,6 +137,10 @@ class MockDisplay(Display):
         self.clock = clock
         self.history: list[tuple[float, Screen]] = []
         self.closed = False
+
+    @classmethod
+    def from_config(cls, model: str, options: DisplayOptions) -> Self:
+        return cls(options.clock)
 
     def show(self, screen: Screen) -> None:
         self.history.append((self.clock(), screen))
@@ -198,7 +229,7 @@ class OledDisplay(Display):
         *,
         bus: int = 1,
         address: int = 0x3C,
-        font: str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+        font: str = DEFAULT_FONT,
     ) -> None:
         try:
             from luma.core.interface.serial import i2c  # noqa: PLC0415
@@ -217,6 +248,10 @@ class OledDisplay(Display):
                 f"display {model!r} on I2C bus {bus} address {address:#04x} failed: {exc}; "
                 "check dtparam=i2c_arm=on, the wiring and i2cdetect"
             ) from exc
+
+    @classmethod
+    def from_config(cls, model: str, options: DisplayOptions) -> Self:
+        return cls(model, bus=options.bus, address=options.address, font=options.font)
 
     def show(self, screen: Screen) -> None:
         from luma.core.render import canvas  # noqa: PLC0415

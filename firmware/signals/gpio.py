@@ -7,11 +7,14 @@ there is no fall-back to a mock.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Self
 
 from firmware.errors import SetupError
 from firmware.signals.base import SignalPanel
+
+if TYPE_CHECKING:
+    from firmware.signals.pins import Pins
 
 
 def load_gpio() -> Any:
@@ -39,6 +42,12 @@ class GpioPanel(SignalPanel):
         self._pins = {ch: pins[ch] for ch in self.channels}
         for pin in self._pins.values():
             self._gpio.setup(pin, self._gpio.OUT, initial=self._gpio.LOW)
+
+    @classmethod
+    def from_config(
+        cls, pins: Pins, clock: Callable[[], float] | None, *, buzzer: bool = True
+    ) -> Self:
+        return cls(pins.as_dict(), buzzer=buzzer)
 
     def _set(self, channel: str, on: bool) -> None:
         self._gpio.output(self._pins[channel], self._gpio.HIGH if on else self._gpio.LOW)

@@ -8,8 +8,13 @@ the ``now`` the agent passed to ``show``/``update``, so it follows the injected 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Self
 
 from firmware.signals.base import SignalPanel
+from firmware.signals.button import Button
+
+if TYPE_CHECKING:
+    from firmware.signals.pins import Pins
 
 
 class MockPanel(SignalPanel):
@@ -41,13 +46,17 @@ class MockPanel(SignalPanel):
         return [(t, on) for t, ch, on in self.history if ch == channel]
 
 
-class MockButton:
+class MockButton(Button):
     """An acknowledge button pressed by the test: ``press()``, then ``pressed()`` is True once."""
 
     def __init__(self, clock: Callable[[], float] | None = None) -> None:
         self._pending = 0
         self.presses = 0
         self.closed = False
+
+    @classmethod
+    def from_config(cls, pins: Pins, clock: Callable[[], float]) -> Self:
+        return cls(clock)
 
     def press(self) -> None:
         self._pending += 1

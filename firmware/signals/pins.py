@@ -5,9 +5,12 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from importlib import resources
+from pathlib import Path
 
 from firmware.errors import ConfigError
+
+# read next to this file, as firmware.signals.catalogue reads messages.toml
+_PINMAP = Path(__file__).with_name("pinmap.toml")
 
 
 @dataclass(frozen=True)
@@ -22,7 +25,7 @@ class Pins:
 
     @classmethod
     def defaults(cls) -> Pins:
-        data = tomllib.loads(resources.files(__package__).joinpath("pinmap.toml").read_text())
+        data = tomllib.loads(_PINMAP.read_text("utf-8"))
         return cls(**{f.name: int(data["signals"][f.name]["bcm"]) for f in fields(cls)})
 
     @classmethod

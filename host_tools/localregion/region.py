@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import signal
 import json
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path

@@ -271,14 +271,65 @@ def prepare_data_dir(directory: Path, user: str) -> None:
         os.chown(data, pw.pw_uid, pw.pw_gid)
 
 
-def unreachable_parent(directory: Path) -> Path | None:
-    """The first parent the user ``mosquitto`` cannot traverse (mode without o+x), if any."""
-    gid = broker_group()
-    for p in [directory.resolve(), *directory.resolve().parents]:
-        st = p.stat()
-        if st.st_mode & 0o001:
+def unreachable_parent(directory: Path, user: str = BROKER_GROUP) -> Path | None:
+    """The outermost existing directory on the way to ``directory`` (itself included) that
+    ``user`` cannot traverse, if any; see :func:`unreachable_dirs`."""
+    blocked = unreachable_dirs(directory, user)
+    return blocked[0] if blocked else None
+
+
+def unreachable_dirs(directory: Path, user: str = BROKER_GROUP) -> list[Path]:
+    """Every existing directory on the way to ``directory`` (itself included), outermost
+    first, that ``user`` cannot traverse: no x bit for it as owner, group member or other.
+
+    A user unknown here is judged as "other". Directories that do not exist yet are
+    skipped: they are checked again once created."""
+    uid, gids = _identity(user)
+    if uid == 0:
+        return []
+    path = directory.absolute()
+    blocked = []
+    for p in [*reversed(path.parents), path]:
+        try:
+            st = p.stat()
+        except FileNotFoundError:
             continue
-        if gid is not None and st.st_gid == gid and st.st_mode & 0o010:
-            continue
-        return p
-    return None
+        if st.st_uid == uid:
+            ok = st.st_mode & 0o100
+        elif st.st_gid in gids:
+            ok = st.st_mode & 0o010
+        else:
+            ok = st.st_mode & 0o001
+        if not ok:
+            blocked.append(p)
+    return blocked
+
+
+def _identity(user: str) -> tuple[int | None, frozenset[int]]:
+    import pwd  # noqa: PLC0415 -- POSIX only, like the rest of the broker's set-up
+
+    try:
+        pw = pwd.getpwnam(user)
+    except KeyError:
+        return None, frozenset()
+    groups = {pw.pw_gid} | {g.gr_gid for g in grp.getgrall() if user in g.gr_mem}
+    return pw.pw_uid, frozenset(groups)
+
+
+def traversal_fix(directory: Path, user: str) -> str:
+    """What to tell a technician whose broker directory ``user`` cannot reach."""
+    blocked = unreachable_dirs(directory, user)
+    first = blocked[0]
+    alternative = Path("/srv/fieldterm") / directory.name
+    lines = [
+        f"user {user} cannot traverse {first} (mode {first.stat().st_mode & 0o7777:04o}): "
+        f"Mosquitto started as root drops to {user} before it reads "
+        f"{directory / 'mosquitto.conf'} and would not start.",
+        "Fix it one of two ways:",
+    ]
+    if not unreachable_dirs(alternative, user) and not alternative.is_relative_to(first):
+        lines.append(f"  --out {alternative}   (a directory {user} can reach)")
+    lines.append(
+        f"  chmod o+x {' '.join(str(p) for p in blocked)}   (lets others pass through, not list)"
+    )
+    return "\n".join(lines)

@@ -1,5 +1,5 @@
 """The region's CA and key store: loads (and checks) the issuing CA, issues the broker,
-regional and bridge identities, signs the CRL. Base of :class:`service.Region`."""
+regional and bridge identities, signs the CRL. Base of :class:`authority.RegionAuthority`."""
 
 from __future__ import annotations
 

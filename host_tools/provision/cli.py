@@ -1,17 +1,18 @@
-"""``fieldterm provision``: the technician's tool for a region's CA, terminals and brokers."""
+"""``fieldterm provision``: the technician's tool for a region's CA, terminals and brokers.
+
+This module only builds the parser. Each action's subparser names its handler in
+:mod:`.handlers` with ``set_defaults(func=...)``; the handlers module (and with it the
+cryptography stack) is imported only when an action runs, so registering the command
+stays cheap for every other ``fieldterm`` command.
+"""
 
 from __future__ import annotations
 
 import argparse
-import getpass
-import json
 import os
-import stat
-import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-from firmware.errors import SetupError
 
 HELP = """\
 Provision a region: its CA, terminal identities and bundles, broker configuration,
@@ -90,12 +91,14 @@ def register(subparsers: Any) -> None:
     s.add_argument("--region", required=True, help="region name, e.g. central")
     s.add_argument("--host", default="127.0.0.1", help="address terminals use to reach the broker")
     s.add_argument("--port", type=int, default=8883, help="broker TLS port (default 8883)")
+    s.set_defaults(func=_handler("init"))
 
     s = sub.add_parser("add-terminal", help="new terminal identity and its bundle")
     _common(s, top=False)
     s.add_argument("id", help="terminal id: [a-z0-9][a-z0-9-]{0,62}, the certificate CN")
     s.add_argument("--site", help="the post the kiosk stands at")
     _target(s)
+    s.set_defaults(func=_handler("add_terminal"))
 
     s = sub.add_parser("broker-config", help="write mosquitto.conf, ACL, CRL and regional.toml")
     _common(s, top=False)
@@ -115,6 +118,7 @@ def register(subparsers: Any) -> None:
     s.add_argument(
         "--upstream", metavar="HOST:PORT", help="the regional broker (with --site-bridge)"
     )
+    s.set_defaults(func=_handler("broker_config"))
 
     s = sub.add_parser(
         "alert-desk",
@@ -134,10 +138,12 @@ def register(subparsers: Any) -> None:
         help="the desk machine is lost or its key exposed: new key and certificate, the old "
         "certificate revoked; broker directories get the new CRL and key (reload mosquitto)",
     )
+    s.set_defaults(func=_handler("alert_desk"))
 
     s = sub.add_parser("revoke", help="cut a terminal off (CRL, ACL, terminals.json)")
     _common(s, top=False)
     s.add_argument("id")
+    s.set_defaults(func=_handler("revoke"))
 
     s = sub.add_parser("rotate", help="new certificate and keys for a terminal")
     _common(s, top=False)
@@ -150,75 +156,34 @@ def register(subparsers: Any) -> None:
         help="how long the old identity keeps working (0: revoked now)",
     )
     _target(s)
+    s.set_defaults(func=_handler("rotate"))
 
     s = sub.add_parser(
         "refresh", help="re-sign the CRL (ends rotation grace periods) and rewrite broker dirs"
     )
     _common(s, top=False)
+    s.set_defaults(func=_handler("refresh"))
 
     s = sub.add_parser("list", help="terminals, their state and expiry")
     _common(s, top=False)
     s.add_argument("--json", action="store_true")
+    s.set_defaults(func=_handler("list_terminals"))
 
     s = sub.add_parser("show", help="one terminal: certificates, keys, bundle, revocation")
     _common(s, top=False)
     s.add_argument("id")
     s.add_argument("--json", action="store_true")
-
-    p.set_defaults(func=run)
-
-
-def _passphrase(args: argparse.Namespace, *, confirm: bool = False) -> bytes | None:
-    f = getattr(args, "passphrase_file", None)
-    if f:
-        try:
-            text = Path(f).read_text().splitlines()
-        except OSError as exc:
-            raise SetupError(f"cannot read --passphrase-file {f}: {exc.strerror}") from exc
-        if not text or not text[0]:
-            raise SetupError(
-                f"--passphrase-file {f} is empty: put the passphrase on its first line"
-            )
-        return text[0].encode()
-    return None
+    s.set_defaults(func=_handler("show"))
 
 
-def _interactive_passphrase() -> bytes | None:
-    if not sys.stdin.isatty():
-        return None
-    return getpass.getpass("registry passphrase: ").encode() or None
+def _handler(name: str) -> Callable[[argparse.Namespace], int]:
+    """The handler ``handlers.<name>``, imported when the action runs."""
 
+    def run(args: argparse.Namespace) -> int:
+        from host_tools.provision import handlers  # noqa: PLC0415 -- heavy: cryptography
 
-def _registry(args: argparse.Namespace) -> Path:
-    if not args.registry:
-        raise SetupError("no registry: give --registry DIR or set FIELDTERM_REGISTRY")
-    return Path(args.registry)
+        func: Callable[[argparse.Namespace], int] = getattr(handlers, name)
+        return func(args)
 
-
-def run(args: argparse.Namespace) -> int:
-    from . import report  # noqa: PLC0415 -- heavy imports stay out of register()
-
-    cmd = args.provision_command
-    if cmd == "init":
-        return report.init(_registry(args), args, _passphrase(args))
-    from .service import Region  # noqa: PLC0415
-
-    phr = _passphrase(args)
-    with Region.open(_registry(args), phr) as region:
-        if phr is None and region.reg.get("encrypted") == "1" and cmd not in ("list", "show"):
-            region.passphrase = _interactive_passphrase()
-        return report.dispatch(region, cmd, args)
-
-
-def mode_listing(directory: Path) -> list[str]:
-    """``ls -l``-like lines for a bundle or broker directory (modes, sizes, names)."""
-    rows = []
-    for p in sorted(directory.iterdir()):
-        st = p.lstat()
-        rows.append(f"{stat.filemode(st.st_mode)} {st.st_size:6d}  {p.name}")
-    return rows
-
-
-def print_json(obj: object) -> None:
-    json.dump(obj, sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    run.__name__ = run.__qualname__ = name
+    return run

@@ -21,9 +21,9 @@ from firmware.errors import SetupError
 from . import broker_config as bc
 from . import pki
 from .atomic import write_file
+from .authority import RegionAuthority as Region
 from .bundle import MANIFEST, Bundle
 from .registry import Deployment
-from .service import Region
 
 
 @dataclass(frozen=True)
@@ -141,6 +141,12 @@ def broker_config(
     port = port or (old_port if site is None else 8883)
     if site is not None and upstream is None:
         raise SetupError("--site-bridge needs --upstream HOST:PORT (the regional broker)")
+    # Mosquitto started as root drops to ``user`` before reading its files: refuse a
+    # directory that user cannot reach now, before anything is written, not at broker start.
+    drops = os.geteuid() == 0 and user != "root"
+    if drops and bc.unreachable_dirs(out, user):
+        raise SetupError(bc.traversal_fix(out, user))
+    created = [p for p in (out, *out.parents) if not p.exists()]
     try:
         out.mkdir(mode=0o750, parents=True, exist_ok=True)
     except OSError as exc:
@@ -149,6 +155,12 @@ def broker_config(
     if gid is not None:
         os.chown(out, -1, gid)
         out.chmod(0o750)
+    if drops and bc.unreachable_dirs(out, user):
+        # a parent just created under a strict umask: take back what was made, then refuse
+        message = bc.traversal_fix(out, user)
+        for p in created:
+            p.rmdir()
+        raise SetupError(message)
     if bind is None:
         bind = _ip_or_none(host)
         if bind is None:
@@ -213,10 +225,10 @@ def broker_config(
             for other in reg.deployments():
                 if other.kind == "regional" and (other.path / "mosquitto.conf").exists():
                     render(region, other)
-    if user != "root" and (p := bc.unreachable_parent(out)) is not None:
+    if not drops and (blocked := bc.unreachable_parent(out, user)) is not None:
         notes.append(
-            f"warning: user {user} cannot reach {out} ({p} has no o+x): mosquitto will fail "
-            f"to read its files; use an --out under a traversable directory or chmod o+x {p}"
+            f"warning: user {user} cannot reach {out} ({blocked} has no x bit for it): if "
+            f"mosquitto is started as root it drops to {user} and will fail to read its files"
         )
     return BrokerResult(out, host, port, tuple(notes))
 

@@ -29,7 +29,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--config", required=True, metavar="FILE", help="regional.toml")
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="regional.toml (default /etc/fieldterm/regional.toml, or "
+        "$FIELDTERM_ETC/regional.toml), with its regional.d/*.toml drop-ins and "
+        "FIELDTERM_<SECTION>__<KEY> variables layered on top",
+    )
     p.add_argument(
         "--health-file",
         type=Path,

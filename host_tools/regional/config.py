@@ -35,31 +35,39 @@ class RegionalConfig:
 
     @classmethod
     def load(
-        cls, path: str | os.PathLike[str], *, environ: dict[str, str] | None = None
+        cls, path: str | os.PathLike[str] | None, *, environ: dict[str, str] | None = None
     ) -> RegionalConfig:
-        doc = ConfigDoc.load(path, environ=environ)
+        """regional.toml (``/etc/fieldterm/regional.toml`` when ``path`` is None), layered with
+        drop-ins and the environment as :mod:`firmware.config` does."""
+        doc = ConfigDoc.load(path, name="regional", environ=environ)
         sec = doc.section("regional")
         region = sec.text("region")
         if not _ID.fullmatch(region):
             raise ConfigError(
-                f"{region!r} is not a valid region id", field="regional.region", source=sec.source
+                f"{region!r} is not a valid region id",
+                field="regional.region",
+                source=sec.source_of("region"),
             )
         group = sec.text("share_group", "regional")
         if not _ID.fullmatch(group):
             raise ConfigError(
-                f"{group!r} is not a valid group", field="regional.share_group", source=sec.source
+                f"{group!r} is not a valid group",
+                field="regional.share_group",
+                source=sec.source_of("share_group"),
             )
         files = {}
         for key in ("kem_key", "sign_key", "terminals", "index_key"):
             files[key] = sec.path(key)
             if not files[key].is_file():
                 raise ConfigError(
-                    f"file not found: {files[key]}", field=f"regional.{key}", source=sec.source
+                    f"file not found: {files[key]}",
+                    field=f"regional.{key}",
+                    source=sec.source_of(key),
                 )
         db = sec.text("sltd_db")
         if "://" not in db:
             p = Path(db).expanduser()
-            db = str(p if p.is_absolute() else sec.base / p)
+            db = str(p if p.is_absolute() else sec.base_of("sltd_db") / p)
         audit = sec.path("audit_db", "regional-audit.sqlite")
         alert_key = sec.opt_path("alert_key")
         if alert_key is not None and not alert_key.is_file():
@@ -67,7 +75,7 @@ class RegionalConfig:
                 f"file not found: {alert_key} (the alert desk's public key; "
                 "`fieldterm provision broker-config` writes it)",
                 field="regional.alert_key",
-                source=sec.source,
+                source=sec.source_of("alert_key"),
             )
         cfg = cls(
             region=region,

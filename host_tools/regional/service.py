@@ -33,12 +33,13 @@ from pathlib import Path
 from typing import Any
 
 from firmware.errors import EnvelopeError
-from firmware.protocol import alerts, keys, topics
+from firmware.protocol import keys, topics
 from firmware.protocol.dockey import keyed_hash64
 from firmware.protocol.messages import Response
 from firmware.protocol.session import RegionalSessions
 from firmware.systemd import SystemdNotifier
 from firmware.transport.mqtt import MqttLink
+from host_tools.regional.alert_batcher import AlertBatcher, hit_alert
 from host_tools.regional.audit import AuditTrail
 from host_tools.regional.config import RegionalConfig
 from host_tools.regional.replay import ReplayStore
@@ -83,13 +84,16 @@ class RegionalService:
         )
         self.replay = ReplayStore(cfg.replay_db, cfg.replay_window)
         self.audit = AuditTrail(cfg.audit_db)
-        self._alert_topic = topics.alert_topic(cfg.region)
-        self._desk = keys.load_x25519_public(cfg.alert_key) if cfg.alert_key else None
-        self._desk_stamp = self._stamp(cfg.alert_key)
-        self._alerts: deque[dict[str, Any]] = deque()
-        self._alert_lock = threading.Lock()
-        self._alert_seq = 0
-        self._alert_src = os.urandom(8).hex()
+        self.alerts = AlertBatcher(
+            cfg.region,
+            self._sign_key,
+            cfg.alert_key,
+            # self.link is made below; these look it up when alerts flow
+            publish=lambda topic, payload: self.link.publish(topic, payload),  # noqa: PLW0108
+            connected=lambda: self.link.connected.is_set(),  # noqa: PLW0108
+            clock=clock,
+            counts=self.counts,
+        )
         self._qprefix_len = len(topics.query_topic(cfg.region, "x")) - 1
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -141,7 +145,9 @@ class RegionalService:
         dkh = keyed_hash64(self._index_key, q.dk).to_bytes(8, "big").hex()
         self.audit.record(now, q.terminal_id, q.query_id, dkh, outcome, version)
         if rec is not None:
-            self._alert(now, q, dkh, rec, version)
+            self.alerts.add(
+                hit_alert(self.cfg.region, q, now=now, dkh=dkh, rec=rec, list_version=version)
+            )
 
     def _refuse(self, now: float, terminal: str, query_id: bytes | None, reason: str) -> None:
         self.refusals[reason] += 1
@@ -149,96 +155,27 @@ class RegionalService:
         self.audit.record(now, terminal[:64], query_id, None, f"REFUSED:{reason}", None)
         log.info("refused a query from %r: %s", terminal[:64], reason)
 
-    def _alert(self, now: float, q: Any, dkh: str, rec: Any, version: int) -> None:
-        body = {
-            "v": 1,
-            "region": self.cfg.region,
-            "terminal": q.terminal_id,
-            "query_id": q.query_id.hex(),
-            "dkh": dkh,
-            "reference": rec.reference,
-            "status": str(rec.status),
-            "reporting_country": rec.reporting_country,
-            "list_version": version,
-            "t": round(now, 3),
-        }
-        with self._alert_lock:
-            self._alerts.append(alerts.sign_alert(self._sign_key, body))
-        self.counts["alerts"] += 1
+    # -- hit alerts (host_tools/regional/alert_batcher.py) --------------------------------
+    @property
+    def _alerts(self) -> deque[dict[str, Any]]:
+        """The queued signed alerts (health reports how many)."""
+        return self.alerts.queue
+
+    @property
+    def _desk(self) -> Any:
+        """The alert desk's public key, or None when alerts are not sent."""
+        return self.alerts.desk
 
     def flush_alerts(self) -> Any:
-        """Publish one sealed batch (up to MAX_PER_BATCH queued alerts, or none: the
-        broker sees the same message either way). Nothing while the broker is away: alerts
-        stay queued. Returns paho's message info of the batch, or None."""
-        if self._desk is None or not self.link.connected.is_set():
-            return None
-        with self._alert_lock:
-            batch = [
-                self._alerts.popleft() for _ in range(min(len(self._alerts), alerts.MAX_PER_BATCH))
-            ]
-        self._alert_seq += 1
-        try:
-            payload = alerts.seal_batch(
-                self._desk,
-                self.cfg.region,
-                src=self._alert_src,
-                seq=self._alert_seq,
-                t=self._clock(),
-                alerts=batch,
-            )
-            info = self.link.publish(self._alert_topic, payload)
-        except Exception:
-            with self._alert_lock:
-                self._alerts.extendleft(reversed(batch))
-            raise
-        self.counts["alert_batches"] += 1
-        self.counts["alerts_sent"] += len(batch)
-        return info
-
-    @staticmethod
-    def _stamp(path: Path | None) -> tuple[int, int] | None:
-        try:
-            st = path.stat() if path is not None else None
-        except OSError:
-            return None
-        return (st.st_mtime_ns, st.st_size) if st is not None else None
+        """One sealed alert batch now: :meth:`AlertBatcher.flush`."""
+        return self.alerts.flush()
 
     def reload_desk_key(self) -> bool:
-        """Pick up a rotated alert desk key (``provision alert-desk --rotate`` rewrites
-        it); a file that does not load keeps the old key. True if the key changed."""
-        stamp = self._stamp(self.cfg.alert_key)
-        if self.cfg.alert_key is None or stamp is None or stamp == self._desk_stamp:
-            return False
-        self._desk_stamp = stamp
-        try:
-            key = keys.load_x25519_public(self.cfg.alert_key)
-        except Exception as exc:
-            log.error(
-                "alert desk key %s not reloaded, keeping the old one: %s", self.cfg.alert_key, exc
-            )
-            return False
-        self._desk = key
-        log.warning("regional %s: alert desk key changed: sealing to the new key", self.cfg.region)
-        return True
+        """A rotated desk key: :meth:`AlertBatcher.reload_desk_key`."""
+        return self.alerts.reload_desk_key()
 
     def _drain_alerts(self, within: float = 5.0) -> None:
-        """At shutdown: send what is queued now (off the fixed rate, which no longer
-        matters), wait for the broker to take it, and say what could not be sent."""
-        infos = []
-        while self._alerts and (info := self.flush_alerts()) is not None:
-            infos.append(info)
-        for info in infos:
-            try:
-                info.wait_for_publish(timeout=within)
-            except (ValueError, RuntimeError) as exc:  # paho: link gone meanwhile
-                log.warning("an alert batch may not have reached the broker: %s", exc)
-        if self._alerts:
-            log.warning(
-                "regional %s: %d hit alert(s) not sent to the alert desk (broker away); "
-                "they are in the audit trail",
-                self.cfg.region,
-                len(self._alerts),
-            )
+        self.alerts.drain(within)
 
     def _forget(self, terminal_id: str) -> None:
         if self.sessions is not None:

@@ -97,7 +97,7 @@ class SltdLookup:
         self.store = store
         self._owns_store = owns_store
         self._key_id = ix.key_id(index_key)
-        if index_dir is None and "://" in store.url:
+        if index_dir is None and store.local_path is None:
             index_dir = tempfile.gettempdir()  # a server store has no directory of its own
         self.path = ix.index_path(store.url, index_key, index_dir)
         self._compact_at = compact_at

@@ -16,7 +16,7 @@ from typing import Any
 
 from firmware.errors import OperationError, SetupError
 from host_tools.sltd.records import SltdRecord
-from host_tools.sltd.store import (
+from host_tools.sltd.storebase import (
     COLUMNS,
     Change,
     KeyTuple,
@@ -66,6 +66,11 @@ class PgStore(SltdStore):
         except psycopg.Error as exc:
             raise SetupError(f"PostgreSQL SLTD store unusable: {exc}") from exc
         self._id = self._meta(db, "store_id")
+
+    @classmethod
+    def from_url(cls, url: str, *, create: bool = False) -> PgStore:
+        """A ``postgresql://`` (or ``postgres://``) URL, as libpq takes it."""
+        return cls(url, create=create)
 
     def _conn(self) -> Any:
         db = getattr(self._local, "db", None)

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from firmware.agent.audit import AuditHead, AuditLog, load_audit_key, verify, verify_file
+from firmware.errors import SetupError
 
 KEY = bytes(range(32))
 
@@ -116,7 +117,7 @@ def test_load_audit_key(tmp_path):
     k.write_text(KEY.hex() + "\n")
     assert load_audit_key(k) == KEY
     k.write_text("zz")
-    with pytest.raises(Exception, match="not hex"):
+    with pytest.raises(SetupError, match="not hex"):
         load_audit_key(k)
 
 

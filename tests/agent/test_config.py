@@ -120,3 +120,140 @@ def test_environment_for_another_tool_is_not_a_typo_here(tmp_path):
     AgentSection.from_section(doc.section("agent"))
     with pytest.raises(ConfigError, match="unknown key"):
         doc.check_unknown()
+
+
+# --- layering: defaults < file < drop-ins < environment < flags ------------------------------
+
+
+def _etc(tmp_path: Path) -> Path:
+    """A fake /etc/fieldterm holding the example terminal.toml and the files it names."""
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "terminal.toml").write_text(EXAMPLE.read_text())
+    for name in (
+        "ca.crt",
+        "client.crt",
+        "client.key",
+        "identity.key",
+        "regional-kem.pub",
+        "regional-sign.pub",
+        "audit.key",
+    ):
+        (etc / name).write_text("placeholder\n")
+    return etc
+
+
+@pytest.mark.parametrize(
+    ("layers", "expected"),
+    [
+        ((), 10.0),  # the example file's own value
+        (("drop-in",), 7.0),
+        (("drop-in", "env"), 5.0),
+        (("drop-in", "env", "flag"), 3.0),
+        (("env",), 5.0),
+        (("flag",), 3.0),
+        (("drop-in", "flag"), 3.0),
+    ],
+)
+def test_layers_win_in_order(tmp_path, layers, expected):
+    from firmware.agent.config import load_agent_config  # noqa: PLC0415
+
+    etc = _etc(tmp_path)
+    env = {"FIELDTERM_ETC": str(etc)}
+    if "drop-in" in layers:
+        (etc / "terminal.d").mkdir()
+        (etc / "terminal.d" / "50-site.toml").write_text("[agent]\nretry_interval = 7\n")
+    if "env" in layers:
+        env["FIELDTERM_AGENT__RETRY_INTERVAL"] = "5"
+    flags = {"agent": {"retry_interval": 3}} if "flag" in layers else None
+    cfg = load_agent_config(None, environ=env, overrides=flags)
+    assert cfg.agent.retry_interval == expected
+    # key by key: a layer that names one key of [agent] leaves the file's other keys alone
+    assert cfg.agent.result_hold == 5.0 and cfg.agent.mrz_mode == "repair"
+    assert cfg.source == str((etc / "terminal.toml").resolve())
+
+
+def test_drop_ins_apply_in_name_order_and_errors_name_the_drop_in(tmp_path):
+    etc = _etc(tmp_path)
+    d = etc / "terminal.d"
+    d.mkdir()
+    (d / "20-later.toml").write_text("[agent]\nretry_interval = 2\n")
+    (d / "10-first.toml").write_text("[agent]\nretry_interval = 9\nrescan_hold = 1.5\n")
+    (d / "README").write_text("not toml, not read\n")
+    doc = ConfigDoc.load(None, name="terminal", environ={"FIELDTERM_ETC": str(etc)})
+    assert [Path(f).name for f in doc.files] == ["terminal.toml", "10-first.toml", "20-later.toml"]
+    ag = AgentSection.from_section(doc.section("agent"))
+    assert (ag.retry_interval, ag.rescan_hold) == (2.0, 1.5)
+    # a relative path in a drop-in means what it means in the main file
+    (d / "30-key.toml").write_text("[agent]\naudit_key = 'other.key'\nresult_hold = 0\n")
+    doc = ConfigDoc.load(None, name="terminal", environ={"FIELDTERM_ETC": str(etc)})
+    sec = doc.section("agent")
+    with pytest.raises(ConfigError) as e:
+        AgentSection.from_section(sec)
+    assert e.value.field == "agent.result_hold"
+    assert e.value.source == str((d / "30-key.toml").resolve())
+    assert sec.path("audit_key") == etc.resolve() / "other.key"
+
+
+def test_environment_and_flag_values_are_named_in_errors(tmp_path):
+    etc = _etc(tmp_path)
+    env = {"FIELDTERM_ETC": str(etc), "FIELDTERM_AGENT__RESULT_HOLD": "soon"}
+    doc = ConfigDoc.load(None, name="terminal", environ=env)
+    with pytest.raises(ConfigError) as e:
+        AgentSection.from_section(doc.section("agent"))
+    assert e.value.source == "environment FIELDTERM_AGENT__RESULT_HOLD"
+    doc = ConfigDoc.load(
+        None,
+        name="terminal",
+        environ={"FIELDTERM_ETC": str(etc)},
+        overrides={"agent": {"rescan_hold": -1}},
+    )
+    with pytest.raises(ConfigError) as e:
+        AgentSection.from_section(doc.section("agent"))
+    assert (e.value.field, e.value.source) == ("agent.rescan_hold", "command line")
+
+
+def test_an_explicit_file_gets_its_own_drop_ins_not_the_etc_ones(tmp_path):
+    etc = _etc(tmp_path)
+    (etc / "terminal.d").mkdir()
+    (etc / "terminal.d" / "x.toml").write_text("[agent]\nretry_interval = 7\n")
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "kiosk.toml").write_text("[agent]\nretry_interval = 4\n")
+    env = {"FIELDTERM_ETC": str(etc)}
+    doc = ConfigDoc.load(bundle / "kiosk.toml", name="terminal", environ=env)
+    assert AgentSection.from_section(doc.section("agent")).retry_interval == 4.0
+    (bundle / "kiosk.d").mkdir()
+    (bundle / "kiosk.d" / "1.toml").write_text("[agent]\nretry_interval = 6\n")
+    doc = ConfigDoc.load(bundle / "kiosk.toml", name="terminal", environ=env)
+    assert AgentSection.from_section(doc.section("agent")).retry_interval == 6.0
+
+
+def test_missing_default_file_names_it_and_the_way_out(tmp_path):
+    with pytest.raises(ConfigError) as e:
+        ConfigDoc.load(None, name="terminal", environ={"FIELDTERM_ETC": str(tmp_path / "none")})
+    assert e.value.source == str(tmp_path / "none" / "terminal.toml")
+    assert "--config" in str(e.value)
+
+
+def test_query_without_config_reads_the_etc_file(tmp_path):
+    """The command line's default: no --config means $FIELDTERM_ETC/terminal.toml."""
+    import os  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "terminal.toml").write_text("[terminal]\nid = 'Bad Id'\nregion = 'central'\n")
+    env = dict(os.environ, FIELDTERM_ETC=str(etc))
+    r = subprocess.run(
+        [sys.executable, "-m", "firmware.cli", "query"],
+        input="",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert r.returncode == 4, r.stderr
+    assert "terminal.id" in r.stderr and str(etc / "terminal.toml") in r.stderr

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 import pytest
 
@@ -13,7 +12,9 @@ from firmware.agent.events import EventLog
 from firmware.agent.outbox import Outbox
 from firmware.agent.states import TerminalStateMachine
 from firmware.mrz import make_td3, parse
+from firmware.protocol.dockey import DocumentKey
 from firmware.scanner.base import ScannedDocument
+from tests.agent.fakes import FakeQuery, FakeSignals
 
 KEY = bytes(32)
 
@@ -24,60 +25,6 @@ class Clock:
 
     def __call__(self):
         return self.t
-
-
-@dataclass(frozen=True)
-class Key:
-    issuing_state: str
-    category: str
-    number: str
-
-
-def from_mrz(m):
-    return Key(m.issuing_state, m.category, m.document_number)
-
-
-@dataclass(frozen=True)
-class Verdict:
-    query_id: bytes
-    outcome: str
-    record: object = None
-    list_version: str | None = "v7"
-    reason: str | None = None
-    latency_s: float = 0.01
-
-
-class FakeQuery:
-    def __init__(self):
-        self.sent = []  # (query_id, key)
-        self.callbacks = {}
-
-    def submit(self, qid, dk, on_verdict):
-        self.sent.append((qid, dk))
-        self.callbacks[qid] = on_verdict
-
-    def answer(self, qid, outcome, **kw):
-        self.callbacks[qid](Verdict(qid, outcome, **kw))
-
-
-class FakeSignals:
-    def __init__(self):
-        self.shown = []
-        self.ack = False
-
-    def show(self, view, now):
-        if not self.shown or self.shown[-1] != view.screen:
-            self.shown.append(view.screen)
-
-    def update(self, now):
-        pass
-
-    def acknowledged(self):
-        a, self.ack = self.ack, False
-        return a
-
-    def off(self):
-        self.shown.append("off")
 
 
 def doc(number="L898902C3", bad=False):
@@ -97,7 +44,7 @@ def rig(tmp_path):
     audit = AuditLog(tmp_path / "audit.log", KEY)
     core = AgentCore(
         machine=machine, outbox=ob, audit=audit, query=q, signals=sig,
-        dockey_from_mrz=from_mrz, dockey_make=Key, dockey_hash=lambda k: hash(k) & 0xFFFF,
+        dockey_from_mrz=DocumentKey.from_mrz, dockey_make=DocumentKey, dockey_hash=lambda k: hash(k) & 0xFFFF,
         events=EventLog(tmp_path / "events.jsonl"), clock=clock, retry_interval=10.0,
         new_query_id=lambda: next(ids),
     )  # fmt: skip
@@ -119,7 +66,7 @@ def test_clear_document_outbox_before_send_then_removed(rig):
     core.run_once(0)
     assert len(q.sent) == 1 and len(ob) == 1  # stored, then sent
     qid, key = q.sent[0]
-    assert key == Key("UTO", "P", "L898902C3")
+    assert key == DocumentKey("UTO", "P", "L898902C3")
     q.answer(qid, "NO_MATCH")
     core.run_once(0)
     assert len(ob) == 0
@@ -195,13 +142,13 @@ def test_restart_resends_pending_with_same_id(tmp_path):
     q, sig = FakeQuery(), FakeSignals()
     core = AgentCore(
         machine=TerminalStateMachine(clock), outbox=ob, audit=audit, query=q, signals=sig,
-        dockey_from_mrz=from_mrz, dockey_make=Key, dockey_hash=lambda k: 1, clock=clock,
+        dockey_from_mrz=DocumentKey.from_mrz, dockey_make=DocumentKey, dockey_hash=lambda k: 1, clock=clock,
     )  # fmt: skip
     assert core.restore() == [1]
     assert core.machine.view().pending == (1,)
     core.on_link(True)
     core.run_once(0)
-    assert q.sent == [(b"\x05" * 16, Key("UTO", "P", "L898902C3"))]
+    assert q.sent == [(b"\x05" * 16, DocumentKey("UTO", "P", "L898902C3"))]
     q.answer(b"\x05" * 16, "NO_MATCH")
     core.run_once(0)
     assert len(ob) == 0 and core.machine.view().pending == ()

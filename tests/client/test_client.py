@@ -151,25 +151,44 @@ def test_no_regional_running_gives_timeout(region: Region, tmp_path):
             v = qc.query(dk_of(region.listed[0]), timeout=0.5)
             assert (v.outcome, v.record, v.reason) == ("TIMEOUT", None, "no answer in time")
         lines = [json.dumps(region.unlisted[0]), json.dumps(["bad"])]
-        out = subprocess.run(
-            [
-                FIELDTERM,
-                "query",
-                "--config",
-                str(region.terminal_toml("kiosk-001")),
-                "--mrz-jsonl",
-                "--timeout",
-                "0.5",
-            ],
-            input="\n".join(lines) + "\n",
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-    assert out.returncode == 3, out.stderr
-    rows = [json.loads(x) for x in out.stdout.splitlines()]
-    assert [(r["outcome"], r["verdict"]) for r in rows] == [
-        ("TIMEOUT", "UNKNOWN"),
-        ("RESCAN", "RESCAN"),
-    ]
+        (tmp_path / "docs.jsonl").write_text("\n".join(lines) + "\n")
+        config = ["--config", str(region.terminal_toml("kiosk-001")), "--timeout", "0.5"]
+        runs = {
+            "stdin by default": ([], "\n".join(lines) + "\n"),
+            "--mrz-jsonl FILE": (["--mrz-jsonl", str(tmp_path / "docs.jsonl")], ""),
+            "--mrz-jsonl -": (["--mrz-jsonl", "-"], "\n".join(lines) + "\n"),
+        }
+        results = {}
+        for what, (extra, stdin) in runs.items():
+            results[what] = subprocess.run(
+                [FIELDTERM, "query", *config, *extra],
+                input=stdin,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+    for what, out in results.items():
+        assert out.returncode == 3, (what, out.stderr)
+        rows = [json.loads(x) for x in out.stdout.splitlines()]
+        assert [(r["outcome"], r["verdict"]) for r in rows] == [
+            ("TIMEOUT", "UNKNOWN"),
+            ("RESCAN", "RESCAN"),
+        ], what
+
+
+def test_query_input_file_errors_and_help(tmp_path):
+    missing = tmp_path / "nope.jsonl"
+    r = subprocess.run(
+        [FIELDTERM, "query", "--config", str(tmp_path / "t.toml"), "--mrz-jsonl", str(missing)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert r.returncode == 2
+    assert "--mrz-jsonl" in r.stderr and str(missing) in r.stderr
+    r = subprocess.run(
+        [FIELDTERM, "query", "--help"], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "--mrz-jsonl [FILE]" in r.stdout and "standard input" in r.stdout

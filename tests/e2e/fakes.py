@@ -1,24 +1,21 @@
 """Stand-ins for the query client and the regional service that speak plain JSON over a
-real Mosquitto. Used only where the real sealed client/regional are not importable."""
+real Mosquitto, so the agent's wiring is tested without the sealed protocol.
+
+They keep the real classes' interfaces: ``FakeQueryClient`` the methods of
+:class:`firmware.client.client.QueryClient` the agent calls, ``FakeRegional`` those of
+:class:`host_tools.regional.service.RegionalService`, and verdicts are the real
+:class:`~firmware.client.client.Verdict`. tests/test_fake_contracts.py holds them to that.
+"""
 
 from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
 
-
-@dataclass(frozen=True)
-class Verdict:
-    query_id: bytes
-    outcome: str
-    record: Any = None
-    list_version: int | None = None
-    reason: str | None = None
-    latency_s: float = 0.0
+from firmware.client.client import Verdict
 
 
 def _client(cid: str, port: int, ca, cert, key) -> mqtt.Client:
@@ -29,6 +26,12 @@ def _client(cid: str, port: int, ca, cert, key) -> mqtt.Client:
 
 
 class FakeQueryClient:
+    """The query client's port: ``start``, ``connected``, ``submit``, ``publish``, ``close``.
+
+    As the real client, it reports the link up (``on_link(True)``) once its response
+    subscription is acknowledged, and gives every query exactly one verdict (``TIMEOUT``
+    after the deadline)."""
+
     def __init__(self, *, port, ca, cert, key, terminal, region, timeout, will, on_link):
         self.terminal, self.region, self.timeout = terminal, region, timeout
         self.on_link = on_link
@@ -36,19 +39,32 @@ class FakeQueryClient:
         topic, payload, qos, retain = will
         self.c.will_set(topic, payload, qos, retain)
         self.c.on_connect = self._on_connect
-        self.c.on_disconnect = lambda *a, **k: self.on_link(False)
+        self.c.on_subscribe = self._on_subscribe
+        self.c.on_disconnect = self._on_disconnect
         self.c.on_message = self._on_message
         self.pending: dict[bytes, tuple[Any, threading.Timer]] = {}
         self.lock = threading.Lock()
         self.port = port
+        self._up = threading.Event()
 
-    def start(self) -> None:
+    def start(self) -> FakeQueryClient:
         self.c.connect_async("127.0.0.1", self.port, keepalive=5)
         self.c.loop_start()
+        return self
+
+    def connected(self) -> bool:
+        return self._up.is_set()
 
     def _on_connect(self, c, userdata, flags, rc, props=None):
         c.subscribe(f"ft/v1/{self.region}/r/{self.terminal}", qos=1)
+
+    def _on_subscribe(self, c, userdata, mid, rcs, props=None):
+        self._up.set()
         self.on_link(True)
+
+    def _on_disconnect(self, *a, **k):
+        self._up.clear()
+        self.on_link(False)
 
     def _on_message(self, c, userdata, msg):
         body = json.loads(msg.payload)
@@ -60,19 +76,19 @@ class FakeQueryClient:
         timer.cancel()
         cb(Verdict(qid, body["outcome"], list_version=body.get("list_version")))
 
-    def submit(self, qid: bytes, dk, on_verdict) -> None:
+    def submit(self, query_id: bytes, dk, on_verdict, timeout: float | None = None) -> None:
         def expire():
             with self.lock:
-                item = self.pending.pop(qid, None)
+                item = self.pending.pop(query_id, None)
             if item:
-                item[0](Verdict(qid, "TIMEOUT", reason="timeout"))
+                item[0](Verdict(query_id, "TIMEOUT", reason="no answer in time"))
 
-        timer = threading.Timer(self.timeout, expire)
+        timer = threading.Timer(self.timeout if timeout is None else timeout, expire)
         timer.daemon = True
         with self.lock:
-            self.pending[qid] = (on_verdict, timer)
+            self.pending[query_id] = (on_verdict, timer)
         timer.start()
-        body = {"qid": qid.hex(), "key": dk.canonical().decode()}
+        body = {"qid": query_id.hex(), "key": dk.canonical().decode()}
         self.c.publish(f"ft/v1/{self.region}/q/{self.terminal}", json.dumps(body), qos=1)
 
     def publish(self, topic, payload, qos=1, retain=False):
@@ -81,6 +97,7 @@ class FakeQueryClient:
     def close(self) -> None:
         self.c.disconnect()
         self.c.loop_stop()
+        self._up.clear()
 
 
 class FakeRegional:
@@ -110,6 +127,6 @@ class FakeRegional:
         out = {"qid": body["qid"], "outcome": outcome, "list_version": 1}
         c.publish(f"ft/v1/{self.region}/r/{term}", json.dumps(out), qos=1)
 
-    def close(self) -> None:
+    def stop(self) -> None:
         self.c.disconnect()
         self.c.loop_stop()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,25 @@ def wait_for(pred, timeout: float = 20.0, what: str = "condition"):
             return v
         time.sleep(0.02)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def wait_history(
+    history: Callable[[], list[Any]], expected: list[Any], timeout: float = 20.0, what: str = ""
+) -> list[Any]:
+    """Wait (bounded) until a recorded ``history`` has grown to ``expected`` and assert that
+    it is exactly that, from the start: a transient state (CLEAR for ``result_hold`` s) cannot
+    be missed by polling, and a history that leaves ``expected`` fails at once."""
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = history()
+        if seen[: len(expected)] != expected[: len(seen)]:
+            raise AssertionError(f"{what or 'history'}: {seen} is not on the way to {expected}")
+        if len(seen) >= len(expected):
+            assert seen == expected, f"{what or 'history'}: {seen} went past {expected}"
+            return seen
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out waiting for {what or expected}: {seen}")
+        time.sleep(0.02)
 
 
 def read_events(path: Path) -> list[dict[str, Any]]:

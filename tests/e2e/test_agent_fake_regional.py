@@ -19,7 +19,7 @@ from firmware.scanner.port import ScannerConfig
 from firmware.signals import open_button, open_display, open_panel, render_screen
 from host_tools.sim.scanner import ScannerSimulator
 from tests.e2e import fakes
-from tests.e2e.rig import AgentThread, Clock, read_events, shown, wait_for
+from tests.e2e.rig import AgentThread, Clock, read_events, shown, wait_for, wait_history
 
 REGION = "e2e"
 TERM = "kiosk-001"
@@ -88,7 +88,12 @@ def world(tmp_path, test_pki, mtls_broker, monkeypatch):
 
     yield make_agent, sim, regional, mtls_broker, tmp_path
     sim.close()
-    regional.close()
+    regional.stop()
+
+
+def after(history: list[str], state: str) -> list[str]:
+    """What ``history`` holds after the first ``state`` ([] if it never came)."""
+    return history[history.index(state) + 1 :] if state in history else []
 
 
 def outcomes(events):
@@ -98,26 +103,32 @@ def outcomes(events):
 def test_scans_to_signals_sequence(world):
     make_agent, sim, _regional, _broker, tmp = world
     agent, panel, display = make_agent()
+    ev = tmp / "events.jsonl"
+    states = ["offline", "idle"]
     with AgentThread(agent):
-        wait_for(
-            lambda: any(e["event"] == "link" and e["up"] for e in read_events(tmp / "events.jsonl"))
-        )
+        wait_for(lambda: any(e["event"] == "link" and e["up"] for e in read_events(ev)))
+        wait_history(lambda: shown(panel), states, what="idle once linked")
         sim.send(make_td3(document_number="L898902C3"))
-        wait_for(lambda: shown(panel)[-1] == "clear", what="clear")
-        wait_for(lambda: shown(panel)[-1] == "idle", what="idle")
+        states += ["reading", "querying", "clear", "idle"]
+        wait_history(lambda: shown(panel), states, what="clear, then idle")
         sim.send(make_td3(document_number="STOLEN123"))
-        wait_for(lambda: shown(panel)[-1] == "possible_match", what="match")
+        states += ["reading", "querying", "possible_match"]
+        wait_history(lambda: shown(panel), states, what="possible match")
         sim.send(make_td1(document_number="D23145890"))  # refused while latched
-        wait_for(lambda: any(e["event"] == "refused" for e in read_events(tmp / "events.jsonl")))
+        wait_for(lambda: any(e["event"] == "refused" for e in read_events(ev)), what="refused")
         agent.button.press()  # the officer presses the acknowledge button
-        wait_for(lambda: shown(panel)[-1] == "idle", what="ack")
+        states += ["idle"]
+        wait_history(lambda: shown(panel), states, what="acknowledged")
         sim.send(make_td1(document_number="D23145890"))
-        wait_for(lambda: outcomes(read_events(tmp / "events.jsonl"))[-1][0] == 3, what="td1")
-        wait_for(lambda: shown(panel)[-1] == "idle", what="idle after td1")
+        want = [(1, "NO_MATCH"), (2, "POSSIBLE_MATCH"), (3, "NO_MATCH")]
+        wait_history(lambda: outcomes(read_events(ev)), want, what="the td1 verdict")
+        states += ["reading", "querying", "clear", "idle"]
+        wait_history(lambda: shown(panel), states, what="td1 clear, then idle")
         bad = make_td3()
         bad[1] = bad[1][:9] + "7" + bad[1][10:]
         sim.send(bad)
-        wait_for(lambda: "rescan" in shown(panel), what="rescan")
+        states += ["reading", "rescan", "idle"]
+        wait_history(lambda: shown(panel), states, what="rescan, then idle")
     assert shown(panel) == [
         "offline",
         "idle",
@@ -135,6 +146,7 @@ def test_scans_to_signals_sequence(world):
         "idle",
         "reading",
         "rescan",
+        "idle",
     ]
     assert panel.closed and not any(panel.levels.values()) and display.closed  # all off
     assert panel.history[-1][2] is False
@@ -162,7 +174,10 @@ def test_broker_killed_mid_query_outbox_delivers_once(world):
         sim.send(make_td3(document_number="L898902C3"))
         wait_for(lambda: "querying" in shown(panel), what="querying")
         broker.stop(kill=True)
-        wait_for(lambda: shown(panel)[-1] in ("unknown", "offline"), what="unknown")
+        wait_for(
+            lambda: {"unknown", "offline"} & set(after(shown(panel), "querying")),
+            what="unknown or offline after querying",
+        )
         assert "clear" not in shown(panel)
         regional.hold.set()
         broker.start()

@@ -9,11 +9,15 @@ import time
 import pytest
 
 from host_tools.hil.image import GuestFile, inject
+from tests.support.require import need
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("debugfs") is None or shutil.which("mke2fs") is None,
-    reason="e2fsprogs missing (make system-deps)",
-)
+
+@pytest.fixture(autouse=True)
+def _e2fsprogs():
+    """debugfs and mke2fs, or a skip outside CI and a failure in it."""
+    missing = [t for t in ("debugfs", "mke2fs") if shutil.which(t) is None]
+    if missing:
+        need("e2fsprogs", f"{', '.join(missing)} missing (make system-deps)")
 
 
 def _debugfs(img, request: str) -> str:

@@ -16,6 +16,7 @@ from firmware.mrz import parse
 from host_tools.hil.scenarios import SCENARIOS, default_scenarios
 from host_tools.hil.scenarios.agent import bad_mrz, run_dropin
 from host_tools.hil.scenarios.pins import kiosk_pins
+from tests.support.require import need
 
 REPO = Path(__file__).resolve().parents[2]
 SPECIMEN = [
@@ -74,7 +75,7 @@ def test_hil_rig_passes(capsys):
     """The whole rig: image (cached by input hash), then every default scenario."""
     why = _hil_prerequisites()
     if why:
-        pytest.skip(why)
+        need("hil", why)
     proc = subprocess.run(
         [sys.executable, "-m", "host_tools.hil.rig"],
         cwd=REPO,

@@ -193,3 +193,14 @@ def test_reader_closing_early_is_not_a_crash():
     assert proc.wait(timeout=60) == 0
     writer.join(timeout=10)
     assert b"Traceback" not in proc.stderr.read()
+
+
+def test_text_mode_joined_line_hint_and_tolerant_split():
+    td3 = load_specimens()[0]["lines"]
+    joined = "".join(td3) + "\n"
+    out = io.StringIO()
+    assert run_text(io.BytesIO(joined.encode()), out, "strict") == 1
+    assert "joined MRZ; try --tolerant" in out.getvalue()
+    out = io.StringIO()
+    assert run_text(io.BytesIO(joined.encode()), out, "tolerant") == 0
+    assert "joined_line" in out.getvalue()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 from cryptography.hazmat.primitives import serialization
 
@@ -72,3 +74,59 @@ def test_key_files(tmp_path) -> None:
         keys.load_secret(tmp_path / "short.hex")
     with pytest.raises(ConfigError):
         keys.ed25519_public_from_b64("not base64!")
+
+
+# RFC 8410 section 10.1 and 10.3: an Ed25519 public key and the private key it belongs to.
+RFC8410_PUBLIC = (
+    "-----BEGIN PUBLIC KEY-----\n"
+    "MCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n"
+    "-----END PUBLIC KEY-----\n"
+)
+RFC8410_PRIVATE = (
+    "-----BEGIN PRIVATE KEY-----\n"
+    "MC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC\n"
+    "-----END PRIVATE KEY-----\n"
+)
+
+
+def test_rfc8410_keys_load_without_the_general_pem_loader(tmp_path) -> None:
+    """The kiosk's key files are read without importing cryptography's serialization module
+    (RSA, DSA, EC, SSH), and give the same keys the RFC's pair does."""
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    (tmp_path / "id.key").write_text(RFC8410_PRIVATE)
+    (tmp_path / "id.pub").write_text(RFC8410_PUBLIC)
+    code = (
+        "import sys\n"
+        "from firmware.protocol import keys\n"
+        f"priv = keys.load_ed25519_private({str(tmp_path / 'id.key')!r})\n"
+        f"pub = keys.load_ed25519_public({str(tmp_path / 'id.pub')!r})\n"
+        "print(priv.public_key() == pub, pub.public_bytes_raw().hex())\n"
+        "print('cryptography.hazmat.primitives.serialization' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    # the raw key is the last 32 bytes of the RFC's SPKI, decoded independently here
+    raw = base64.b64decode(RFC8410_PUBLIC.splitlines()[1])[-32:]
+    assert out == ["True", raw.hex(), "False"]
+
+
+def test_crlf_pem_loads_and_a_wrong_algorithm_is_refused(tmp_path) -> None:
+    """CR LF line ends (a file edited on Windows) still load; a key of the other algorithm is
+    refused by name, as the general loader refuses it."""
+    (tmp_path / "id.key").write_text(RFC8410_PRIVATE.replace("\n", "\r\n"), newline="")
+    (tmp_path / "id.pub").write_text(RFC8410_PUBLIC)
+    assert keys.load_ed25519_private(tmp_path / "id.key").public_key() == keys.load_ed25519_public(
+        tmp_path / "id.pub"
+    )
+    with pytest.raises(SetupError, match="expected a X25519 private key"):
+        keys.load_x25519_private(tmp_path / "id.key")
+    (tmp_path / "kem.pub").write_bytes(
+        kem()
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    with pytest.raises(SetupError, match="expected a Ed25519 public key"):
+        keys.load_ed25519_public(tmp_path / "kem.pub")

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import socket
 import ssl
 
 import pytest
 
-from .helpers import ConnectRefused, Peer, try_connect
+from firmware.client.config import ClientConfig
+from firmware.transport.mqtt import MqttLink
+
+from .helpers import WAIT, ConnectRefused, Peer
+
+#: OpenSSL's X509_V_ERR_HOSTNAME_MISMATCH
+X509_V_ERR_HOSTNAME_MISMATCH = 62
 
 Q1, Q2 = "ft/v1/central/q/kiosk-001", "ft/v1/central/q/kiosk-002"
 R1, R2 = "ft/v1/central/r/kiosk-001", "ft/v1/central/r/kiosk-002"
@@ -66,8 +73,41 @@ def test_client_with_a_foreign_ca_is_refused(region, broker, test_pki):
         intruder.connect()
 
 
+def _handshake(ctx: ssl.SSLContext, port: int, connect_to: str, name: str) -> str:
+    """A TLS handshake with the broker reached at ``connect_to`` and checked as ``name``;
+    returns the negotiated protocol version."""
+    with socket.create_connection((connect_to, port), timeout=WAIT) as raw:
+        with ctx.wrap_socket(raw, server_hostname=name) as tls:
+            return str(tls.version())
+
+
 def test_terminal_verifies_the_broker_name(region, broker):
-    """The broker certificate carries 127.0.0.1 and localhost; a terminal checks it."""
-    ctx = ssl.create_default_context(cafile=str(region.bundles["kiosk-001"] / "ca.crt"))
-    assert ctx.check_hostname
-    assert try_connect(region.port, region.bundles["kiosk-001"])
+    """The terminal's own TLS context (``BrokerConfig.ssl_context()`` from its bundle)
+    accepts the names in the broker certificate (127.0.0.1, localhost) and refuses one that
+    reaches the same broker but is not in it."""
+    cfg = ClientConfig.load(region.bundles["kiosk-001"] / "terminal.toml").broker
+    ctx = cfg.ssl_context()
+    assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
+    for name in (cfg.host, "127.0.0.1", "localhost"):
+        assert _handshake(ctx, region.port, "127.0.0.1", name).startswith("TLSv1")
+    # "127.1" resolves to 127.0.0.1 (inet_aton) but is a name, not the SAN's IP address
+    assert socket.gethostbyname("127.1") == "127.0.0.1"
+    for wrong in ("127.1", "broker.invalid"):
+        with pytest.raises(ssl.SSLCertVerificationError) as exc:
+            _handshake(ctx, region.port, "127.1", wrong)
+        assert exc.value.verify_code == X509_V_ERR_HOSTNAME_MISMATCH, exc.value
+        assert "Hostname mismatch" in exc.value.verify_message
+    # and the product's link, whose host name paho checks with that context, gets through
+    link = MqttLink(cfg, "kiosk-001", on_message=lambda t, p: None)
+    with link:
+        assert link.wait_connected(WAIT)
+
+
+def test_reload_of_the_generated_config_is_seen_in_its_own_log(region, broker):
+    """The generated mosquitto.conf logs to BROKER/data/mosquitto.log: reload() finds the
+    broker's 'Reloading config.' line there."""
+    log = region.broker_dir / "data" / "mosquitto.log"
+    assert log in broker.log_files()
+    before = log.read_text().count("Reloading config.")
+    broker.reload()
+    assert log.read_text().count("Reloading config.") == before + 1

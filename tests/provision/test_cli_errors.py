@@ -13,7 +13,7 @@ import pytest
 
 from firmware.errors import SetupError
 from host_tools.provision import atomic, bundle
-from host_tools.provision.service import BundleTarget, Region, TerminalOptions
+from host_tools.provision.authority import BundleTarget, RegionAuthority, TerminalOptions
 
 from .helpers import provision
 
@@ -157,7 +157,7 @@ def test_sd_card_bundle_and_no_second_one(reg, tmp_path, capsys):
 def test_expired_issuing_ca(reg, tmp_path):
     r, pw = reg
     later = dt.datetime.now(dt.UTC) + dt.timedelta(days=1900)
-    with Region.open(r, pw.read_text().strip().encode(), clock=lambda: later) as region:
+    with RegionAuthority.open(r, pw.read_text().strip().encode(), clock=lambda: later) as region:
         with pytest.raises(SetupError, match=r"issuing CA expired on .* new region CA"):
             region.add_terminal("kiosk-001", BundleTarget(out=tmp_path / "x"), TerminalOptions())
     assert _terminal_rows(r) == []
@@ -200,3 +200,70 @@ def test_real_entry_point_and_env_registry(tmp_path):
     assert r.returncode == 0 and '"kiosk-9"' in r.stdout
     r = run("show", "kiosk-10")
     assert r.returncode == 4 and "no terminal 'kiosk-10'" in r.stderr
+
+
+def _need_root_and_mosquitto_user() -> None:
+    import pwd  # noqa: PLC0415
+
+    from tests.support.require import need  # noqa: PLC0415
+
+    if os.geteuid() != 0:
+        need("root", "Mosquitto drops to its own user only when started as root")
+    try:
+        pwd.getpwnam("mosquitto")
+    except KeyError:
+        need("root", "no user 'mosquitto' (install the mosquitto package: make system-deps)")
+
+
+def test_broker_config_refuses_a_home_mosquitto_cannot_traverse_and_the_fix_works(
+    reg, tmp_path, capsys
+):
+    """README's flow as root from /root (mode 0700): refused with the fix, nothing written;
+    after the fix it names, a real Mosquitto starts from the directory."""
+    from host_tools.mosquitto import Mosquitto, free_port  # noqa: PLC0415
+
+    _need_root_and_mosquitto_user()
+    r, pw = reg
+    home = tmp_path / "root-home"
+    home.mkdir()
+    home.chmod(0o700)
+    out = home / "broker"
+    port = free_port()
+    argv = ("broker-config", "--out", str(out), "--port", str(port))
+    assert provision(r, *argv, passphrase=pw) == 4
+    err = _err(capsys)
+    assert f"user mosquitto cannot traverse {home} (mode 0700)" in err
+    assert f"chmod o+x {home}" in err
+    if Path("/srv").stat().st_mode & 0o001 and not Path("/srv/fieldterm").exists():
+        assert "--out /srv/fieldterm/broker" in err
+    assert not out.exists()
+
+    home.chmod(0o701)  # the fix the message names
+    assert provision(r, *argv, passphrase=pw) == 0
+    conf = (out / "mosquitto.conf").read_text()
+    assert "user mosquitto" in conf
+    broker = Mosquitto(out, port=port, conf_text=conf)
+    broker.start()  # listens, or raises with Mosquitto's own log
+    broker.stop()
+
+    # and the refusal is about a real failure: without the x bit the same broker cannot start
+    home.chmod(0o700)
+    with pytest.raises(RuntimeError, match="exited"):
+        Mosquitto(out, port=port, conf_text=conf).start()
+
+
+def test_broker_config_takes_back_parents_a_strict_umask_made_unreachable(reg, tmp_path, capsys):
+    _need_root_and_mosquitto_user()
+    r, pw = reg
+    out = tmp_path / "new" / "deeper" / "broker"
+    old = os.umask(0o077)
+    try:
+        code = provision(r, "broker-config", "--out", str(out), passphrase=pw)
+    finally:
+        os.umask(old)
+    assert code == 4
+    err = _err(capsys)
+    new = tmp_path / "new"
+    assert f"cannot traverse {new} (mode 0700)" in err
+    assert f"chmod o+x {new} {new / 'deeper'}" in err  # every directory in the way
+    assert not new.exists()

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.regional_audit import audit_db, audit_rows, wait_rows
+
 FIELDTERM = str(Path(sys.executable).with_name("fieldterm"))
 
 
@@ -32,14 +34,14 @@ def regional(region, broker):
     return region.regional
 
 
-def _query(bundle: Path, sample: Path) -> subprocess.CompletedProcess[str]:
+def _query(bundle: Path, sample: Path, timeout: float = 10.0) -> subprocess.CompletedProcess[str]:
     return _fieldterm(
         "query",
         "--config",
         str(bundle / "terminal.toml"),
         "--mrz-jsonl",
         "--timeout",
-        "10",
+        str(timeout),
         stdin=sample.open(),
         env=dict(os.environ),
     )
@@ -57,12 +59,30 @@ def test_provisioned_terminal_gets_verdicts(region, regional):
     assert _verdicts(clean.stdout) == ["CLEAR"] * 3
 
 
+def _rows(out: str) -> list[dict]:
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
 def test_revoked_terminal_is_refused_by_the_regional_service(region, broker, regional):
-    """The broker still admits kiosk-002 (no reload): only terminals.json cuts it off."""
+    """The broker still admits kiosk-002 (no reload): only terminals.json cuts it off. The
+    refusal is the regional's own (counted and audited as ``unknown_terminal``, once per
+    query), not a timeout, and kiosk-001 is still answered."""
+    db = audit_db(region.regional_toml)
     assert region.cli("revoke", "kiosk-002") == 0
     regional.wait_health(lambda h: h.get("terminals") == 1, "the regional to drop kiosk-002")
-    out = _query(region.bundles["kiosk-002"], region.root / "unlisted.jsonl")
-    verdicts = _verdicts(out.stdout)
-    assert verdicts and all(v == "UNKNOWN" for v in verdicts)
+    before = len(audit_rows(db, "kiosk-002"))
+    out = _query(region.bundles["kiosk-002"], region.root / "unlisted.jsonl", timeout=3.0)
+    sent = _rows(out.stdout)
+    assert len(sent) == 3 and all(r["verdict"] == "UNKNOWN" for r in sent), out.stderr
+    rows = wait_rows(db, "kiosk-002", before + 3)[before:]
+    assert [r.outcome for r in rows] == ["REFUSED:unknown_terminal"] * 3
+    regional.wait_health(
+        lambda h: h.get("refusals", {}).get("unknown_terminal", 0) >= 3, "the refusals counted"
+    )
+    assert regional.health()["refusals"] == {"unknown_terminal": 3}
     ok = _query(region.bundles["kiosk-001"], region.root / "unlisted.jsonl")
-    assert _verdicts(ok.stdout) == ["CLEAR"] * 3
+    answered = _rows(ok.stdout)
+    assert [r["verdict"] for r in answered] == ["CLEAR"] * 3
+    ids = [bytes.fromhex(r["query_id"]) for r in answered]
+    audited = {r.query_id: r.outcome for r in wait_rows(db, "kiosk-001", len(ids))}
+    assert [audited.get(q) for q in ids] == ["NO_MATCH"] * 3

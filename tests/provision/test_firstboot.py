@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.require import need
+
 from .helpers import provision
 
 SCRIPT = Path(__file__).resolve().parents[2] / "hardware" / "firstboot" / "fieldterm-firstboot.sh"
@@ -19,7 +21,7 @@ GROUP = "mosquitto"  # an existing system group stands in for 'fieldterm' here
 @pytest.fixture
 def card(tmp_path):
     if os.geteuid() != 0:
-        pytest.skip("the first-boot step runs as root (chown)")
+        need("root", "the first-boot step runs as root (chown)")
     pw = tmp_path / "pw"
     pw.write_text("pw\n")
     reg, boot = tmp_path / "reg", tmp_path / "boot"

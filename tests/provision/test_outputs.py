@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, x25519
 from cryptography.x509.oid import NameOID
 
 from firmware.config import ConfigDoc
-from host_tools.provision.service import BundleTarget, Region, TerminalOptions
+from host_tools.provision.authority import BundleTarget, RegionAuthority, TerminalOptions
 
 from .helpers import provision
 
@@ -149,12 +149,12 @@ def test_grace_period_ends_at_refresh(region):
     refresh after the grace period (clock injected, no sleeping)."""
     pw = region.passphrase.read_text().strip().encode()
     t0 = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    with Region.open(region.registry, pw, clock=lambda: t0) as r:
+    with RegionAuthority.open(region.registry, pw, clock=lambda: t0) as r:
         old_serials = [c.serial for c in r.reg.certs("kiosk-001")]
         r.rotate("kiosk-001", BundleTarget(out=region.root / "v2"), TerminalOptions(), 2)
         assert [c.status(t0) for c in r.reg.certs("kiosk-001")] == ["grace", "active"]
     later = t0 + dt.timedelta(hours=2, seconds=1)
-    with Region.open(region.registry, pw, clock=lambda: later) as r:
+    with RegionAuthority.open(region.registry, pw, clock=lambda: later) as r:
         with r.reg.transaction():
             pem = r.sign_crl()
         keys = [k for k in r.reg.keys("kiosk-001") if k.not_after is None or k.not_after > later]

@@ -20,6 +20,7 @@ from firmware.protocol import topics
 from firmware.protocol.dockey import DocumentKey
 from firmware.protocol.session import TerminalSession
 from tests.provision.helpers import Peer
+from tests.support.regional_audit import audit_db, audit_rows, wait_rows
 
 from .conftest import FIELDTERM, WAIT, Region, wait_for
 
@@ -223,11 +224,40 @@ def test_broker_restart_is_survived(regionals, broker, client):
         wait_for(lambda h=h: regionals.health(h).get("connects", 0) >= 2, "regional reconnect")
 
 
+def _send_all(qc: QueryClient, docs: list[list[str]], timeout: float) -> list[Verdict]:
+    """Submit every query at once; their verdicts in the order sent."""
+    got: dict[bytes, Verdict] = {}
+    done = threading.Event()
+    ids = [os.urandom(16) for _ in docs]
+
+    def on_verdict(v: Verdict) -> None:
+        got[v.query_id] = v
+        if len(got) == len(ids):
+            done.set()
+
+    for qid, lines in zip(ids, docs, strict=True):
+        qc.submit(qid, dk_of(lines), on_verdict, timeout=timeout)
+    assert done.wait(timeout + WAIT), "the client gave no verdict"
+    return [got[q] for q in ids]
+
+
 def test_revoked_terminal_gets_no_answers_without_restart(regionals):
+    """Revocation is proven by the regional's refusals (counted and audited with the reason
+    ``unknown_terminal``, one per query sent), not by the terminal timing out."""
+    db = audit_db(regionals.broker_dir / "regional.toml")
     cfg = ClientConfig.load(regionals.terminal_toml("kiosk-003"))
     with QueryClient(cfg) as qc:
         assert qc.wait_connected(WAIT)
-        assert qc.query(dk_of(regionals.unlisted[6]), timeout=10).outcome == "NO_MATCH"
+        first = qc.query(dk_of(regionals.unlisted[6]), timeout=10)
+        assert first.outcome == "NO_MATCH"
+        wait_for(
+            lambda: (first.query_id, "NO_MATCH")
+            in {(r.query_id, r.outcome) for r in audit_rows(db, "kiosk-003")},
+            "kiosk-003's answer in the audit trail",
+        )
+        before = len(audit_rows(db, "kiosk-003"))
+        refused_before = refusals(regionals).get("unknown_terminal", 0)
+        terminals = [regionals.health(h)["terminals"] for _, h in regionals.procs]
         path = regionals.broker_dir / "terminals.json"
         data = json.loads(path.read_text())
         data["terminals"]["kiosk-003"]["revoked"] = True
@@ -236,15 +266,34 @@ def test_revoked_terminal_gets_no_answers_without_restart(regionals):
         os.replace(tmp, path)
         pids = [p.pid for p, _ in regionals.procs]
         wait_for(
-            lambda: qc.query(dk_of(regionals.unlisted[7]), timeout=1).outcome == "TIMEOUT",
-            "revocation to take effect",
+            lambda: [regionals.health(h).get("terminals") for _, h in regionals.procs]
+            == [n - 1 for n in terminals],
+            "every regional to drop kiosk-003 from its terminals",
         )
-        for lines in regionals.listed[6:9]:
-            v = qc.query(dk_of(lines), timeout=1.5)
-            assert (v.outcome, v.record) == ("TIMEOUT", None)
+        sent = [*regionals.listed[6:9], regionals.unlisted[7]]
+        verdicts = _send_all(qc, sent, timeout=2.0)
+        rows = wait_rows(db, "kiosk-003", before + len(sent))[before:]
+        assert [r.outcome for r in rows] == ["REFUSED:unknown_terminal"] * len(sent)
+        assert all(r.query_id is None for r in rows)  # refused before the query was opened
+        wait_for(
+            lambda: refusals(regionals).get("unknown_terminal", 0) >= refused_before + len(sent),
+            "the refusals in the regionals' health",
+        )
+        assert refusals(regionals)["unknown_terminal"] == refused_before + len(sent)
+        assert [(v.outcome, v.record) for v in verdicts] == [("TIMEOUT", None)] * len(sent)
+        answered = {r.query_id for r in audit_rows(db)}
+        assert not answered & {v.query_id for v in verdicts}
         assert [p.pid for p, _ in regionals.procs] == pids
         assert all(p.poll() is None for p, _ in regionals.procs)  # not restarted
-    # another terminal is still served
+    # another terminal is still served, and its answer audited under its query id
     with QueryClient(ClientConfig.load(regionals.terminal_toml("kiosk-001"))) as ok:
         assert ok.wait_connected(WAIT)
-        assert ok.query(dk_of(regionals.listed[9]), timeout=10).outcome == "POSSIBLE_MATCH"
+        hit = ok.query(dk_of(regionals.listed[9]), timeout=10)
+        assert hit.outcome == "POSSIBLE_MATCH"
+        wait_for(
+            lambda: any(
+                r.query_id == hit.query_id and r.outcome == "POSSIBLE_MATCH"
+                for r in audit_rows(db, "kiosk-001")
+            ),
+            "kiosk-001's answer in the audit trail",
+        )

@@ -8,9 +8,10 @@ import types
 
 import pytest
 
-from firmware.errors import SetupError
+from firmware.errors import ConfigError, OperationError, SetupError
 from firmware.signals import PATTERNS, open_button, open_display, open_panel
 from firmware.signals.console import ConsolePanel
+from firmware.signals.display import NoDisplay
 from firmware.signals.mock import MockPanel
 
 
@@ -99,7 +100,7 @@ def test_buzzer_can_be_disabled():
 
 
 def test_unknown_state_is_an_error():
-    with pytest.raises(Exception, match="no pattern"):
+    with pytest.raises(OperationError, match="no pattern"):
         MockPanel().show("bogus", 0.0)
 
 
@@ -193,6 +194,7 @@ def test_mock_button_and_display_factories():
     assert not b.pressed()
     b.press()
     assert b.pressed() and not b.pressed()
-    assert open_display("none") is None
-    with pytest.raises(Exception, match=r"signals\.display"):
+    assert isinstance(open_display("none"), NoDisplay)
+    with pytest.raises(ConfigError, match=r"signals\.display") as info:
         open_display("hd44780")
+    assert info.value.field == "signals.display"

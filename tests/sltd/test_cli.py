@@ -96,3 +96,23 @@ def test_index_command(tmp_path, capsys):
     assert main(["sltd", "index", "--db", str(db), "--index-key", str(key)]) == 0
     out = capsys.readouterr().out
     assert "2,000 records, list version 1" in out and "bytes/record" in out
+
+
+def test_generate_help_documents_index_key(capsys):
+    import pytest  # noqa: PLC0415
+
+    with pytest.raises(SystemExit) as e:
+        main(["sltd", "generate", "--help"])
+    assert e.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--index-key FILE" in out
+    assert "index_key" in out and "index.key" in out and "<out>.idx-<keyid>" in out
+
+
+def test_sltd_docs_document_index_key():
+    from pathlib import Path  # noqa: PLC0415
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "sltd.md").read_text()
+    tools = doc[doc.index("## Tools") :]
+    generate = tools[tools.index("fieldterm sltd generate") : tools.index("fieldterm sltd import")]
+    assert "[--index-key FILE]" in generate and "index_key" in generate

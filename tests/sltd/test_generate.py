@@ -4,6 +4,7 @@ from collections import Counter
 import pytest
 
 from firmware import mrz
+from firmware.errors import SetupError
 from host_tools.sltd.generate import STATES, GeneratorSpec, ListGenerator
 from host_tools.sltd.samples import generate_store
 from host_tools.sltd.store import open_store
@@ -68,7 +69,7 @@ def test_generated_store_and_samples(tmp_path):
 def test_existing_output_needs_force(tmp_path):
     db = tmp_path / "s.sqlite"
     generate_store(db, records=10, seed=1, progress=False)
-    with pytest.raises(Exception, match="exists"):
+    with pytest.raises(SetupError, match="exists"):
         generate_store(db, records=10, seed=1, progress=False)
     generate_store(db, records=20, seed=1, progress=False, force=True)
     with open_store(db) as st:

@@ -5,6 +5,7 @@ import threading
 
 import pytest
 
+from firmware.errors import SetupError
 from firmware.protocol.dockey import DocumentKey, keyed_hash64
 from host_tools.sltd.generate import GeneratorSpec, ListGenerator
 from host_tools.sltd.lookup import SltdLookup, prekeyed_hasher
@@ -144,5 +145,5 @@ def test_bulk_reload_rebuilds_in_background(tmp_path, index_key):
 
 
 def test_short_index_key_is_refused(small_db):
-    with pytest.raises(Exception, match="index_key"):
+    with pytest.raises(SetupError, match="index_key"):
         SltdLookup.open(small_db, b"short")

@@ -1,83 +1,79 @@
-import datetime as dt
+"""SQLite-specific behaviour of the SLTD store and the scheme table of ``open_store``.
+
+What every backend must do is in test_store_contract.py, run on SQLite and PostgreSQL.
+"""
+
+import subprocess
+import sys
 
 import pytest
 
-from firmware.errors import OperationError, SetupError
-from host_tools.sltd.records import SltdRecord, Status
-from host_tools.sltd.store import SqliteStore, StaleChangeLog, open_store
-
-
-def rec(number="12AB34567", status=Status.STOLEN, state="FRA"):
-    return SltdRecord(
-        state, "P", number, status, state, dt.date(2025, 3, 1), "FRA/1", dt.date(2025, 2, 20)
-    )
-
-
-def test_round_trip_and_versions(tmp_path):
-    with open_store(tmp_path / "s.sqlite", create=True) as st:
-        assert st.version() == 0
-        assert st.upsert([rec(), rec("X1")]) == 2
-        assert st.version() == 1
-        assert st.get("FRA", "P", "12AB34567") == rec()
-        assert st.get("FRA", "I", "12AB34567") is None
-        # replace: same key, new status, one more version
-        st.upsert([rec(status=Status.REVOKED)])
-        assert st.get("FRA", "P", "12AB34567").status is Status.REVOKED
-        assert st.count() == 2
-        assert st.remove([("FRA", "P", "X1"), ("FRA", "P", "NOPE")]) == 1
-        version, changes = st.changes_since(0)
-        assert version == 3
-        assert changes == [
-            ("A", "FRA", "P", "12AB34567"),
-            ("A", "FRA", "P", "X1"),
-            ("A", "FRA", "P", "12AB34567"),
-            ("R", "FRA", "P", "X1"),
-        ]
-        assert st.changes_since(2) == (3, [("R", "FRA", "P", "X1")])
-    # reopened: same id and content
-    with open_store(tmp_path / "s.sqlite") as st2:
-        assert st2.count() == 1 and st2.version() == 3
-
-
-def test_failed_write_changes_nothing(tmp_path):
-    st = SqliteStore(tmp_path / "s.sqlite", create=True)
-    st.upsert([rec()])
-
-    def bad():
-        yield rec("OK1")
-        raise RuntimeError("boom")
-
-    with pytest.raises(RuntimeError):
-        st.upsert(bad())
-    assert st.count() == 1 and st.version() == 1
-    st.close()
-
-
-def test_bulk_load_is_unlogged_and_marks_rebuild(tmp_path):
-    st = SqliteStore(tmp_path / "s.sqlite", create=True)
-    rows = [("D", "I", f"{i:09d}", "LOST", "D", "2024-01-01", None, f"r{i}") for i in range(50)]
-    assert st.bulk_load([rows[:20], rows[20:]]) == 50
-    assert st.version() == 1 and st.rebuild_version() == 1
-    with pytest.raises(StaleChangeLog):
-        st.changes_since(0)
-    assert st.changes_since(1) == (1, [])
-    with pytest.raises(OperationError, match="empty"):
-        st.bulk_load([rows])
-    with st.key_snapshot() as (version, batches):
-        keys = [k for b in batches for k in b]
-    assert version == 1 and len(keys) == 50 and ("D", "I", "000000007") in keys
-    st.close()
+from firmware.errors import ConfigError, SetupError
+from host_tools.sltd.records import Status
+from host_tools.sltd.store import STORES, SqliteStore, open_store, store_scheme
 
 
 def test_missing_store_is_a_setup_error(tmp_path):
     with pytest.raises(SetupError, match="not found"):
         open_store(tmp_path / "nope.sqlite")
+    assert not (tmp_path / "nope.sqlite").exists()  # not created by the refusal
     (tmp_path / "junk.sqlite").write_bytes(b"not a database at all" * 100)
     with pytest.raises(SetupError, match="not a usable"):
         open_store(tmp_path / "junk.sqlite")
 
 
-def test_stats(small_db):
+def test_sqlite_url_names_the_same_file_as_the_path(tmp_path):
+    path = tmp_path / "s.sqlite"
+    with open_store(path, create=True) as st:
+        store_id = st.store_id
+    with open_store(f"sqlite://{path}") as st:  # sqlite:///abs/path
+        assert isinstance(st, SqliteStore) and st.store_id == store_id
+        assert st.path == st.local_path == path  # an index may sit next to the file
+
+
+@pytest.mark.parametrize(
+    ("url", "scheme"),
+    [
+        ("sltd.sqlite", "sqlite"),
+        ("/srv/sltd/sltd.sqlite", "sqlite"),
+        ("sqlite:///srv/sltd.sqlite", "sqlite"),
+        ("postgresql://u@db.example/sltd", "postgresql"),
+        ("POSTGRES://u@db.example/sltd", "postgres"),
+        ("mysql://u:secret@db/sltd", "mysql"),
+    ],
+)
+def test_store_scheme(url, scheme):
+    assert store_scheme(url) == scheme
+
+
+def test_unknown_scheme_names_the_setting_and_the_known_schemes():
+    with pytest.raises(ConfigError) as info:
+        open_store("mysql://u:secret@db/sltd")
+    assert info.value.field == "regional.sltd_db"
+    message = str(info.value)
+    assert "'mysql'" in message and "sqlite, postgresql, postgres" in message
+    assert "secret" not in message  # never echo a URL's password
+    with pytest.raises(ConfigError, match=r"^--db: unknown backend 'redis'"):
+        open_store("redis://db/0", setting="--db")
+    assert STORES.names == ("sqlite", "postgresql", "postgres")
+
+
+def test_opening_a_sqlite_store_never_imports_psycopg(tmp_path):
+    """The PostgreSQL backend (and its driver) loads only when a postgresql:// URL is opened."""
+    code = (
+        "import sys\n"
+        "from host_tools.sltd.store import open_store\n"
+        f"with open_store({str(tmp_path / 'p.sqlite')!r}, create=True) as st:\n"
+        "    st.count()\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('psycopg', 'host_tools.sltd.pg'))))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "[]"
+
+
+def test_stats_of_a_generated_store(small_db):
     with open_store(small_db) as st:
         s = st.stats(top=5)
     assert s["records"] == 5000
@@ -85,5 +81,6 @@ def test_stats(small_db):
     assert set(s["by_status"]) == {x.value for x in Status}
     assert set(s["by_document_type"]) <= {"P", "I", "A", "C", "V"}
     assert len(s["top_issuing_states"]) == 5
-    assert next(iter(s["top_issuing_states"])) == "USA"
-    assert s["list_version"] == 1 and s["size_bytes"] > 0
+    assert s["store"] == str(small_db)
+    wal = small_db.parent / f"{small_db.name}-wal"
+    assert s["size_bytes"] >= small_db.stat().st_size + (wal.stat().st_size if wal.exists() else 0)

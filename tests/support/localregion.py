@@ -86,11 +86,6 @@ class TestRegion(LocalRegion):
         self.stop_regionals()
 
     def cli(self, *argv: str) -> int:
-        """``fieldterm provision ARGV`` on this region's registry; returns the exit code."""
-        try:
-            self.provision_cmd("provision", *argv)
-        except LocalRegionError as exc:
-            print(exc, file=sys.stderr)
-            code = str(exc).split("(exit ", 1)[1].split(")", 1)[0]
-            return int(code)
-        return 0
+        """``fieldterm provision ARGV`` on this region's registry, in-process with its
+        output on this process's stdout and stderr (``capsys`` sees it); the exit code."""
+        return fieldterm_main(self.provision_args(*argv))

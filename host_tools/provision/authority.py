@@ -1,4 +1,5 @@
-"""Provisioning operations on a region's registry: init, terminals, revocation, rotation.
+"""A region's provisioning authority: its CA (:class:`~.ca.RegionCA`) plus the operations
+on its registry: init, terminals, revocation, rotation.
 
 Every operation validates its inputs first, stages files, writes the registry in one
 SQLite transaction and only then moves files into place, so a failure leaves nothing
@@ -53,13 +54,14 @@ class TerminalOptions:
     identity_pub_pem: bytes | None = None
 
 
-class Region(RegionCA):
-    """A region: its CA (see :class:`RegionCA`) plus terminal operations."""
+class RegionAuthority(RegionCA):
+    """A region's provisioning authority: its CA (see :class:`RegionCA`) plus the terminal
+    operations (enrol, revoke, rotate) that the provision handlers and deploy call."""
 
     @classmethod
     def open(
         cls, directory: Path, passphrase: bytes | None = None, clock: Clock = system_clock
-    ) -> Region:
+    ) -> RegionAuthority:
         return cls(Registry.open(directory), passphrase, clock)
 
     @classmethod
@@ -72,7 +74,7 @@ class Region(RegionCA):
         host: str = "127.0.0.1",
         port: int = 8883,
         clock: Clock = system_clock,
-    ) -> Region:
+    ) -> RegionAuthority:
         """Create the region: root + issuing CA, broker and regional identities, protocol keys."""
         check_name(region, "region")
         directory = Path(directory)

@@ -1,23 +1,101 @@
-"""Handlers behind ``fieldterm provision``: call the operations, print what a technician
-needs to know next. Never prints a private key or a secret; public keys by fingerprint."""
+"""The command handlers of ``fieldterm provision``, one per action: each opens the region,
+calls the operation and prints what a technician needs to know next. Never prints a
+private key or a secret; public keys by fingerprint.
+
+:mod:`.cli` only builds the parser; each action's subparser names its handler here with
+``set_defaults(func=...)``, imported when the command runs (this module loads the
+cryptography stack, which registering the command must not).
+"""
 
 from __future__ import annotations
 
 import argparse
+import getpass
+import json
+import stat
+import sys
 from pathlib import Path
 from typing import Any
 
 from firmware.errors import SetupError
 
 from . import deploy, protokeys
-from .cli import mode_listing, print_json
+from .authority import BundleTarget, RegionAuthority, TerminalOptions
 from .registry import iso
-from .service import BundleTarget, Region, TerminalOptions
+
+#: Actions that only read the registry: no passphrase prompt for them.
+_READ_ONLY = ("list", "show")
 
 
-def init(directory: Path, args: argparse.Namespace, passphrase: bytes | None) -> int:
-    with Region.init(
-        directory, args.region, passphrase=passphrase, host=args.host, port=args.port
+# -- opening the registry ------------------------------------------------------------------
+def _passphrase(args: argparse.Namespace) -> bytes | None:
+    f = getattr(args, "passphrase_file", None)
+    if f:
+        try:
+            text = Path(f).read_text().splitlines()
+        except OSError as exc:
+            raise SetupError(f"cannot read --passphrase-file {f}: {exc.strerror}") from exc
+        if not text or not text[0]:
+            raise SetupError(
+                f"--passphrase-file {f} is empty: put the passphrase on its first line"
+            )
+        return text[0].encode()
+    return None
+
+
+def _interactive_passphrase() -> bytes | None:
+    if not sys.stdin.isatty():
+        return None
+    return getpass.getpass("registry passphrase: ").encode() or None
+
+
+def _registry(args: argparse.Namespace) -> Path:
+    if not args.registry:
+        raise SetupError("no registry: give --registry DIR or set FIELDTERM_REGISTRY")
+    return Path(args.registry)
+
+
+def _open(args: argparse.Namespace) -> RegionAuthority:
+    """The region of ``--registry``, unlocked with the passphrase file, or (for an action
+    that signs with an encrypted key) a passphrase asked for on the terminal."""
+    phr = _passphrase(args)
+    region = RegionAuthority.open(_registry(args), phr)
+    if (
+        phr is None
+        and region.reg.get("encrypted") == "1"
+        and args.provision_command not in _READ_ONLY
+    ):
+        region.passphrase = _interactive_passphrase()
+    return region
+
+
+# -- output ----------------------------------------------------------------------------------
+def mode_listing(directory: Path) -> list[str]:
+    """``ls -l``-like lines for a bundle or broker directory (modes, sizes, names)."""
+    rows = []
+    for p in sorted(directory.iterdir()):
+        st = p.lstat()
+        rows.append(f"{stat.filemode(st.st_mode)} {st.st_size:6d}  {p.name}")
+    return rows
+
+
+def print_json(obj: object) -> None:
+    json.dump(obj, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+def _print_listing(what: str, directory: Path) -> None:
+    print(what)
+    for line in mode_listing(directory):
+        print(f"  {line}")
+
+
+# -- handlers ----------------------------------------------------------------------------------
+def init(args: argparse.Namespace) -> int:
+    """``init``: create the region's registry, CA and service identities."""
+    passphrase = _passphrase(args)
+    with RegionAuthority.init(
+        _registry(args), args.region, passphrase=passphrase, host=args.host, port=args.port
     ) as region:
         print(f"region {region.region} created in {region.reg.dir}")
         print(
@@ -53,7 +131,7 @@ def _options(args: argparse.Namespace) -> TerminalOptions:
     )
 
 
-def _after_change(region: Region) -> None:
+def _after_change(region: RegionAuthority) -> None:
     done, missing = deploy.refresh_all(region)
     for d in done:
         print(
@@ -63,19 +141,19 @@ def _after_change(region: Region) -> None:
         print(f"note: broker directory {d} is gone; skipped")
 
 
-def _print_bundle(path: Path) -> None:
-    print(f"bundle written to {path}:")
-    for line in mode_listing(path):
-        print(f"  {line}")
-
-
-def dispatch(region: Region, cmd: str, args: argparse.Namespace) -> int:
-    if cmd == "add-terminal":
+def add_terminal(args: argparse.Namespace) -> int:
+    """``add-terminal``: a new terminal identity and its bundle."""
+    with _open(args) as region:
         path = region.add_terminal(args.id, _target(args), _options(args))
         print(f"terminal {args.id} added to region {region.region}")
-        _print_bundle(path)
+        _print_listing(f"bundle written to {path}:", path)
         _after_change(region)
-    elif cmd == "rotate":
+    return 0
+
+
+def rotate(args: argparse.Namespace) -> int:
+    """``rotate``: a new certificate and identity key; the old ones for a grace period."""
+    with _open(args) as region:
         path = region.rotate(args.id, _target(args), _options(args), args.grace)
         print(f"terminal {args.id} has a new certificate and identity key")
         if args.grace:
@@ -84,22 +162,37 @@ def dispatch(region: Region, cmd: str, args: argparse.Namespace) -> int:
             )
         else:
             print("  the old certificate is revoked now")
-        _print_bundle(path)
+        _print_listing(f"bundle written to {path}:", path)
         _after_change(region)
-    elif cmd == "revoke":
+    return 0
+
+
+def revoke(args: argparse.Namespace) -> int:
+    """``revoke``: cut a terminal off (CRL, ACL, terminals.json)."""
+    with _open(args) as region:
         region.revoke(args.id)
         print(
             f"terminal {args.id} revoked: certificate in the CRL, removed from the ACL, revoked in terminals.json"
         )
         _after_change(region)
-    elif cmd == "refresh":
+    return 0
+
+
+def refresh(args: argparse.Namespace) -> int:
+    """``refresh``: re-sign the CRL (ends grace periods) and rewrite broker directories."""
+    with _open(args) as region:
         region.issuer()
         with region.reg.transaction():
             region.sign_crl()
         print(f"CRL re-signed (next update {region.reg.get('crl_next_update')})")
         _after_change(region)
-    elif cmd == "broker-config":
-        upstream = _upstream(args.upstream) if args.upstream else None
+    return 0
+
+
+def broker_config(args: argparse.Namespace) -> int:
+    """``broker-config``: mosquitto.conf, ACL, CRL and regional.toml in one directory."""
+    upstream = _upstream(args.upstream) if args.upstream else None
+    with _open(args) as region:
         r = deploy.broker_config(
             region,
             args.out,
@@ -110,15 +203,18 @@ def dispatch(region: Region, cmd: str, args: argparse.Namespace) -> int:
             site=args.site_bridge,
             upstream=upstream,
         )
-        print(f"broker directory {r.directory} for {r.host}:{r.port}:")
-        for line in mode_listing(r.directory):
-            print(f"  {line}")
-        for n in r.notes:
-            print(n)
-        print(f"run: mosquitto -c {r.directory / 'mosquitto.conf'}")
-        if args.site_bridge is None:
-            print(f"and: fieldterm regional --config {r.directory / 'regional.toml'}")
-    elif cmd == "alert-desk":
+    _print_listing(f"broker directory {r.directory} for {r.host}:{r.port}:", r.directory)
+    for n in r.notes:
+        print(n)
+    print(f"run: mosquitto -c {r.directory / 'mosquitto.conf'}")
+    if args.site_bridge is None:
+        print(f"and: fieldterm regional --config {r.directory / 'regional.toml'}")
+    return 0
+
+
+def alert_desk(args: argparse.Namespace) -> int:
+    """``alert-desk``: the alert desk's directory (TLS identity, the key that opens alerts)."""
+    with _open(args) as region:
         out = deploy.alert_desk(region, args.out, args.host, args.port, rotate=args.rotate)
         if args.rotate:
             print(
@@ -127,15 +223,9 @@ def dispatch(region: Region, cmd: str, args: argparse.Namespace) -> int:
                 "directory"
             )
             _after_change(region)
-        print(f"alert desk directory {out} for region {region.region}:")
-        for line in mode_listing(out):
-            print(f"  {line}")
-        print(f"run: fieldterm alerts --config {out / 'desk.toml'}")
-        print("keep alert-desk.key on the desk's machine only: it opens every hit alert")
-    elif cmd == "list":
-        return _list(region, args.json)
-    elif cmd == "show":
-        return _show(region, args.id, args.json)
+        _print_listing(f"alert desk directory {out} for region {region.region}:", out)
+    print(f"run: fieldterm alerts --config {out / 'desk.toml'}")
+    print("keep alert-desk.key on the desk's machine only: it opens every hit alert")
     return 0
 
 
@@ -146,7 +236,7 @@ def _upstream(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def _terminal_info(region: Region, tid: str) -> dict[str, Any]:
+def _terminal_info(region: RegionAuthority, tid: str) -> dict[str, Any]:
     t = region.terminal_or_fail(tid)
     now = region.clock()
     certs = region.reg.certs(tid)
@@ -178,7 +268,19 @@ def _terminal_info(region: Region, tid: str) -> dict[str, Any]:
     }
 
 
-def _list(region: Region, as_json: bool) -> int:
+def list_terminals(args: argparse.Namespace) -> int:
+    """``list``: terminals, their state and expiry."""
+    with _open(args) as region:
+        return _list(region, args.json)
+
+
+def show(args: argparse.Namespace) -> int:
+    """``show``: one terminal's certificates, keys, bundle and revocation."""
+    with _open(args) as region:
+        return _show(region, args.id, args.json)
+
+
+def _list(region: RegionAuthority, as_json: bool) -> int:
     rows = [_terminal_info(region, t.id) for t in region.reg.terminals()]
     if as_json:
         print_json({"region": region.region, "terminals": rows})
@@ -195,7 +297,7 @@ def _list(region: Region, as_json: bool) -> int:
     return 0
 
 
-def _show(region: Region, tid: str, as_json: bool) -> int:
+def _show(region: RegionAuthority, tid: str, as_json: bool) -> int:
     info = _terminal_info(region, tid)
     if as_json:
         print_json(info)

@@ -1,0 +1,250 @@
+"""The alert batcher on its own: an injected clock, a recording publisher, real keys and
+real sealing. No broker: tests/regional/test_alerts.py covers the path through Mosquitto
+to the `fieldterm alerts` reader."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from firmware.errors import EnvelopeError, OperationError
+from firmware.protocol import alerts
+from host_tools.regional.alert_batcher import AlertBatcher, hit_alert
+
+REGION = "central"
+TOPIC = "ft/v1/central/alert"  # docs/protocol.md: the alert topic of a region
+
+
+class Clock:
+    def __init__(self, t: float = 1_800_000_000.0):
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class Info:
+    """paho's MessageInfo as the batcher uses it: ``wait_for_publish(timeout)``."""
+
+    def __init__(self, error: Exception | None = None):
+        self.waited: list[float] = []
+        self.error = error
+
+    def wait_for_publish(self, timeout: float) -> None:
+        self.waited.append(timeout)
+        if self.error is not None:
+            raise self.error
+
+
+class Publisher:
+    """Records every (time, topic, payload); can be told to fail or to return failing infos."""
+
+    def __init__(self, clock: Clock):
+        self.clock = clock
+        self.sent: list[tuple[float, str, bytes]] = []
+        self.infos: list[Info] = []
+        self.connected = True
+        self.fail: Exception | None = None
+        self.info_error: Exception | None = None
+
+    def __call__(self, topic: str, payload: bytes) -> Info:
+        if self.fail is not None:
+            raise self.fail
+        self.sent.append((self.clock(), topic, payload))
+        self.infos.append(Info(self.info_error))
+        return self.infos[-1]
+
+
+@dataclass(frozen=True)
+class Query:
+    terminal_id: str
+    query_id: bytes
+
+
+@dataclass(frozen=True)
+class Record:
+    reference: str
+    status: str
+    reporting_country: str
+
+
+def write_public(path: Path, key: X25519PrivateKey) -> Path:
+    path.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return path
+
+
+@pytest.fixture
+def rig(tmp_path):
+    desk = X25519PrivateKey.generate()
+    sign = Ed25519PrivateKey.generate()
+    clock = Clock()
+    pub = Publisher(clock)
+    counts: Counter[str] = Counter()
+    batcher = AlertBatcher(
+        REGION,
+        sign,
+        write_public(tmp_path / "alert-desk.pub", desk),
+        publish=pub,
+        connected=lambda: pub.connected,
+        clock=clock,
+        counts=counts,
+        src="ab" * 8,
+    )
+    return batcher, pub, desk, sign, clock, counts, tmp_path
+
+
+def body(n: int) -> dict:
+    q = Query(f"kiosk-{n:03d}", bytes([n]) * 16)
+    rec = Record(f"UTO/{n}", "STOLEN", "UTO")
+    return hit_alert(REGION, q, now=1000.0 + n, dkh=f"{n:016x}", rec=rec, list_version=7)
+
+
+def opened(desk, payload):
+    return alerts.open_batch(desk, REGION, payload)
+
+
+def test_hit_alert_has_exactly_the_alert_fields_and_no_document_number():
+    b = body(1)
+    assert set(b) == set(alerts.ALERT_FIELDS)
+    assert (b["terminal"], b["query_id"], b["reference"], b["t"]) == (
+        "kiosk-001",
+        "01" * 16,
+        "UTO/1",
+        1001.0,
+    )
+
+
+def test_an_empty_batch_goes_out_on_every_flush(rig):
+    batcher, pub, desk, _sign, clock, counts, _tmp = rig
+    assert batcher.flush() is pub.infos[-1]
+    clock.t += 2.0
+    batcher.flush()
+    assert [t for t, _, _ in pub.sent] == [1_800_000_000.0, 1_800_000_002.0]
+    assert {topic for _, topic, _ in pub.sent} == {TOPIC}
+    batches = [opened(desk, p) for _, _, p in pub.sent]
+    assert [(b.src, b.seq, b.t, b.alerts) for b in batches] == [
+        ("ab" * 8, 1, 1_800_000_000.0, ()),
+        ("ab" * 8, 2, 1_800_000_002.0, ()),
+    ]
+    assert (counts["alert_batches"], counts["alerts_sent"], counts["alerts"]) == (2, 0, 0)
+
+
+def test_alerts_are_signed_batched_by_six_and_all_batches_are_the_same_size(rig):
+    batcher, pub, desk, sign, _clock, counts, _tmp = rig
+    for n in range(1, 9):
+        batcher.add(body(n))
+    assert len(batcher) == 8 and counts["alerts"] == 8
+    batcher.flush()
+    batcher.flush()
+    batcher.flush()
+    sizes = {len(p) for _, _, p in pub.sent}
+    assert len(sizes) == 1  # full, partial and empty batches look alike on the wire
+    got = [opened(desk, p).alerts for _, _, p in pub.sent]
+    assert [len(a) for a in got] == [6, 2, 0]
+    verified = [alerts.verify_alert(sign.public_key(), item, REGION) for a in got for item in a]
+    assert [v["terminal"] for v in verified] == [f"kiosk-{n:03d}" for n in range(1, 9)]
+    assert (counts["alert_batches"], counts["alerts_sent"], len(batcher)) == (3, 8, 0)
+
+
+def test_nothing_is_sealed_while_the_broker_is_away(rig):
+    batcher, pub, desk, *_ = rig
+    batcher.add(body(1))
+    pub.connected = False
+    assert batcher.flush() is None and pub.sent == [] and len(batcher) == 1
+    pub.connected = True
+    batcher.flush()
+    assert len(opened(desk, pub.sent[0][2]).alerts) == 1 and len(batcher) == 0
+
+
+def test_a_failed_publish_puts_the_alerts_back_in_order(rig):
+    batcher, pub, desk, *_ = rig
+    for n in (1, 2, 3):
+        batcher.add(body(n))
+    pub.fail = OperationError("link lost")
+    with pytest.raises(OperationError, match="link lost"):
+        batcher.flush()
+    queued = [a["alert"]["terminal"] for a in batcher.queue]
+    assert queued == ["kiosk-001", "kiosk-002", "kiosk-003"]
+    pub.fail = None
+    batcher.flush()
+    terminals = [a["alert"]["terminal"] for a in opened(desk, pub.sent[0][2]).alerts]
+    assert terminals == ["kiosk-001", "kiosk-002", "kiosk-003"]
+
+
+def test_without_a_desk_key_alerts_are_counted_and_never_sent(tmp_path):
+    pub = Publisher(Clock())
+    counts: Counter[str] = Counter()
+    b = AlertBatcher(
+        REGION,
+        Ed25519PrivateKey.generate(),
+        None,
+        publish=pub,
+        connected=lambda: True,
+        counts=counts,
+    )
+    b.add(body(1))
+    assert not b.enabled and b.flush() is None and b.reload_desk_key() is False
+    assert pub.sent == [] and counts == {"alerts": 1}
+    other = AlertBatcher(REGION, Ed25519PrivateKey.generate(), None, publish=pub, connected=bool)
+    assert len(b.src) == 16 and b.src != other.src  # random per process: the desk tells them apart
+
+
+def test_a_rotated_desk_key_is_picked_up_and_a_bad_one_ignored(rig, caplog):
+    batcher, pub, old_desk, *_ = rig
+    path = batcher.desk_key
+    assert batcher.reload_desk_key() is False  # unchanged
+    new_desk = X25519PrivateKey.generate()
+    write_public(path, new_desk)
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))  # a later rewrite
+    assert batcher.reload_desk_key() is True
+    assert batcher.reload_desk_key() is False  # seen already
+    batcher.flush()
+    payload = pub.sent[-1][2]
+    assert opened(new_desk, payload).seq == 1
+    with pytest.raises(EnvelopeError):
+        opened(old_desk, payload)
+    path.write_text("not a key")
+    with caplog.at_level(logging.ERROR, logger="host_tools.regional.alert_batcher"):
+        assert batcher.reload_desk_key() is False
+    assert "keeping the old one" in caplog.text
+    batcher.flush()
+    assert opened(new_desk, pub.sent[-1][2]).seq == 2
+
+
+def test_drain_sends_everything_queued_and_waits_for_the_broker(rig):
+    batcher, pub, desk, *_ = rig
+    for n in range(1, 8):
+        batcher.add(body(n))
+    assert batcher.drain(within=3.0) == 0
+    assert [len(opened(desk, p).alerts) for _, _, p in pub.sent] == [6, 1]
+    assert [i.waited for i in pub.infos] == [[3.0], [3.0]]
+
+
+def test_drain_says_what_it_could_not_send(rig, caplog):
+    batcher, pub, *_ = rig
+    batcher.add(body(1))
+    pub.info_error = RuntimeError("The client is not currently connected.")
+    with caplog.at_level(logging.WARNING, logger="host_tools.regional.alert_batcher"):
+        assert batcher.drain() == 0
+    assert "may not have reached the broker" in caplog.text
+    caplog.clear()
+    batcher.add(body(2))
+    batcher.add(body(3))
+    pub.connected = False
+    with caplog.at_level(logging.WARNING, logger="host_tools.regional.alert_batcher"):
+        assert batcher.drain() == 2
+    assert "2 hit alert(s) not sent to the alert desk" in caplog.text
+    assert b"UTO/2" not in caplog.text.encode()
