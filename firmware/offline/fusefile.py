@@ -179,6 +179,7 @@ class FuseFilterFile:
             self._fp = self._view
         self._fmask = (1 << h.fingerprint_bits) - 1
         self._params = (h.seed, h.segment_length, h.segment_length - 1, h.segment_count_length)
+        self.release_pages()  # reading the header may have mapped a whole page-cache folio
 
     def contains(self, key: int) -> bool:
         """True if ``key`` (a 64-bit keyed hash) may be in the set: always for members,
