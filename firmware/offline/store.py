@@ -146,7 +146,12 @@ class OfflineStore:
         Refused before any chunk is fetched if the manifest fails its checks."""
         m = verify_manifest(self.sign_public, manifest_bytes, self.region)
         m.check_key(self.key_id)
-        held = self.current_manifests() if self.current_name() else None
+        try:
+            held = self.current_manifests()
+        except OfflineListError as exc:
+            # an installed list whose manifest no longer verifies must not block a new one
+            log.warning("installed offline list unreadable (%s); accepting a new one", exc.reason)
+            held = None
         held_version = 0 if held is None else held[1].version
         if m.version <= held_version:
             raise ListRollbackError(

@@ -184,3 +184,15 @@ def test_unreadable_current_list_is_a_refusal_not_a_crash(maker: ListMaker, tmp_
     (store.lists / "v3" / listdir.FILTER).write_bytes(b"short")
     with pytest.raises(OfflineListError):
         store.current()
+
+
+def test_a_broken_installed_manifest_does_not_block_a_new_list(
+    maker: ListMaker, tmp_path: Path
+) -> None:
+    store = maker.store(tmp_path / "offline")
+    install(store, maker.full(maker.keys(500, 1), 3))
+    (store.lists / "v3" / listdir.MANIFEST).write_bytes(b"{}")
+    assert store.held_version() == 0
+    install(store, maker.full(maker.keys(500, 2), 4))
+    with store.current() as lst:
+        assert lst.version == 4
