@@ -3,8 +3,12 @@
 A *submitter* sends one query and later calls ``done(ok)`` from whatever thread its
 transport delivers on. :class:`WindowedLoad` keeps ``window`` queries outstanding per
 submitter (a simulated terminal), sends the next from the completion callback, and
-records each round trip with ``perf_counter_ns``. The echo baseline and the sealed
+records each round trip with ``perf_counter_ns``. The echo baselines and the sealed
 service are driven by the same class, so they differ only in what the far side does.
+
+A run's own ``lost`` counts queries still outstanding when it ended; a :class:`Tally`
+counts every query a system was sent over all its runs (warm-up included), so nothing
+sent can go unaccounted for between runs.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -37,15 +41,58 @@ class LoadResult:
             return float("nan")
         return float(np.percentile(self.latencies_us, q))
 
-    def summary(self, prefix: str) -> dict[str, float | int]:
-        return {
-            f"{prefix}_qps": self.qps,
-            f"{prefix}_p50_us": self.percentile_us(50),
-            f"{prefix}_p99_us": self.percentile_us(99),
-            f"{prefix}_completed": self.completed,
-            f"{prefix}_errors": self.errors,
-            f"{prefix}_lost": self.lost,
-        }
+
+def pooled(results: Sequence[LoadResult]) -> LoadResult:
+    """Several runs of one system as one: counts and time summed, latencies together."""
+    return LoadResult(
+        completed=sum(r.completed for r in results),
+        errors=sum(r.errors for r in results),
+        lost=sum(r.lost for r in results),
+        seconds=sum(r.seconds for r in results),
+        latencies_us=np.concatenate([r.latencies_us for r in results]) if results else np.empty(0),
+    )
+
+
+@dataclass
+class Tally:
+    """Every query one system was sent: ``sent``, then ``answered`` (right or ``wrong``) or
+    nothing. ``lost`` is what was sent and never answered. Thread-safe."""
+
+    sent: int = 0
+    answered: int = 0
+    wrong: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def lost(self) -> int:
+        return self.sent - self.answered
+
+    def on_sent(self) -> None:
+        with self._lock:
+            self.sent += 1
+
+    def on_answer(self, right: bool) -> None:
+        with self._lock:
+            self.answered += 1
+            self.wrong += not right
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return {"sent": self.sent, "answered": self.answered, "wrong": self.wrong}
+
+    def counted(self, submit: Submitter) -> Submitter:
+        """``submit`` with every query and answer counted here (answers: ``done(ok)``)."""
+
+        def wrapped(done: Done) -> None:
+            self.on_sent()
+
+            def answered(ok: bool) -> None:
+                self.on_answer(ok)
+                done(ok)
+
+            submit(answered)
+
+        return wrapped
 
 
 class WindowedLoad:
@@ -110,9 +157,8 @@ class WindowedLoad:
         for sub in self.submitters:
             for _ in range(self.window):
                 send(sub)
-        limit = (self.duration or 0) + self.grace if self.total is None else None
-        if self.total is not None:
-            limit = (self.duration or 600.0) + self.grace
+        # the last window gets ``grace`` after the duration; a counted run has 600 s
+        limit = (self.duration if self.duration is not None else 600.0) + self.grace
         finished.wait(limit)
         with lock:
             state["stop"] = True

@@ -124,7 +124,12 @@ def build_corpus(seed: int = 9303, per_type: int = 40) -> list[Case]:
         for case in json.loads(_HAND_WRITTEN.read_text())["cases"]:
             exp = case["fields"]
             cases.append(
-                Case(f"hand_written/{case['category']}", case["lines"], True, {k: exp[k] for k in FIELDS})
+                Case(
+                    f"hand_written/{case['category']}",
+                    case["lines"],
+                    True,
+                    {k: exp[k] for k in FIELDS},
+                )
             )
     for doc_type in sorted(LAYOUTS):
         for _ in range(per_type):

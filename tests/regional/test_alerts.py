@@ -118,14 +118,24 @@ def test_hit_reaches_the_desk_and_the_broker_cannot_tell(region, desk, sniffer):
 
 def test_terminals_cannot_read_alerts(region, desk, sniffer):
     kiosk = Peer.from_bundle(region.port, region.bundles["kiosk-002"], "k2-listener").connect()
+    d = region.broker_dir
+    regional = Peer(region.port, d / "ca.crt", d / "regional.crt", d / "regional.key", "rg-barrier")
+    regional.connect()
     try:
         kiosk.subscribe(ALERT)  # Mosquitto grants the SUBACK and then filters by the ACL
+        mine = topics.response_topic(region.region, "kiosk-002")
+        kiosk.subscribe(mine)
         n = sniffer.count(ALERT)
         wait_for(lambda: sniffer.count(ALERT) >= n + 2, "two more batches")
-        time.sleep(0.5)
+        # A barrier instead of a pause: Mosquitto queues deliveries to one client in the
+        # order it handled the publishes, so once a message published after those batches
+        # reaches the kiosk, any alert it was going to get would have come first.
+        regional.publish(mine, b"barrier")
+        kiosk.wait_messages(mine, 1)
         assert kiosk.count(ALERT) == 0
     finally:
         kiosk.close()
+        regional.close()
 
 
 def test_desk_reports_a_batch_it_never_got(region, desk, capsys):
