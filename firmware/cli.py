@@ -1,8 +1,8 @@
 """The ``fieldterm`` command.
 
 The firmware's own subcommands (:data:`BUILTIN_COMMANDS`: the kiosk's agent and the
-MRZ, scanner, query, audit and signals tools) are named here; host tools plug in through
-the ``fieldterm.commands`` entry-point group (see pyproject.toml), so firmware never
+MRZ, scanner, query, audit, signals and offline-list tools) are named here; host tools
+plug in through the ``fieldterm.commands`` entry-point group (see pyproject.toml), so firmware never
 imports host_tools. Each is a ``register(subparsers)`` function that adds its parser and
 sets ``func`` to a handler ``(args) -> int``. Registration must be cheap: heavy imports
 happen inside handlers.
@@ -39,6 +39,7 @@ BUILTIN_COMMANDS = {
     "agent": "firmware.agent.cli:register",
     "audit": "firmware.agent.audit_cli:register",
     "mrz": "firmware.mrz.cli:register",
+    "offline": "firmware.offline.cli:register",
     "query": "firmware.client.cli:register",
     "scan": "firmware.scanner.cli:register",
     "signals": "firmware.signals.cli:register",

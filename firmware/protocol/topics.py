@@ -77,3 +77,49 @@ def terminal_from_query_topic(region: str, topic: str) -> str:
     if not _ID.fullmatch(terminal):
         raise EnvelopeError("topic: bad terminal id in query topic")
     return terminal
+
+
+# -- the offline list (docs/offline-list.md): everything under ft/v1/<region>/list/, which
+# terminals may only read. Manifests and chunks are retained, so a kiosk fetches a chunk on
+# demand by subscribing to its topic, and resumes by subscribing only to those it lacks.
+LIST_KINDS = ("full", "delta")
+
+
+def _list_kind(kind: str) -> str:
+    if kind not in LIST_KINDS:
+        raise ValueError(f"list kind must be one of {LIST_KINDS}, not {kind!r}")
+    return kind
+
+
+def list_manifest_topic(region: str, kind: str) -> str:
+    """``ft/v1/<region>/list/manifest/<kind>``: the signed manifest of the current full
+    list or delta (retained)."""
+    return f"{PREFIX}/{validate_id('region', region)}/list/manifest/{_list_kind(kind)}"
+
+
+def list_chunk_topic(region: str, kind: str, version: int, index: int) -> str:
+    """``ft/v1/<region>/list/<kind>/<version>/<index>``: one chunk of a list (retained)."""
+    if version < 1 or index < 0:
+        raise ValueError("list version must be >= 1 and chunk index >= 0")
+    return f"{PREFIX}/{validate_id('region', region)}/list/{_list_kind(kind)}/{version}/{index}"
+
+
+def list_chunk_filter(region: str, kind: str, version: int) -> str:
+    """``ft/v1/<region>/list/<kind>/<version>/+``: every chunk of one list."""
+    return f"{PREFIX}/{validate_id('region', region)}/list/{_list_kind(kind)}/{version}/+"
+
+
+def parse_list_chunk_topic(region: str, topic: str) -> tuple[str, int, int]:
+    """``(kind, version, index)`` of a chunk topic of ``region``; :class:`EnvelopeError`."""
+    head = f"{PREFIX}/{validate_id('region', region)}/list/"
+    parts = (
+        topic[len(head) :].split("/") if isinstance(topic, str) and topic.startswith(head) else []
+    )
+    if len(parts) != 3 or parts[0] not in LIST_KINDS:
+        raise EnvelopeError("topic: not a list chunk topic of this region")
+    kind, version, index = parts
+    if not (version.isdigit() and index.isdigit()) or int(version) < 1:
+        raise EnvelopeError("topic: bad version or chunk index in list chunk topic")
+    if str(int(version)) != version or str(int(index)) != index:
+        raise EnvelopeError("topic: list chunk numbers must not have leading zeros")
+    return kind, int(version), int(index)
