@@ -6,8 +6,16 @@ Threads: the scanner reader and the MQTT network loop deliver events into
 :meth:`Agent.run` (the main thread under ``fieldterm agent``). The loop pings the systemd
 watchdog only while it is turning, so a stuck agent is restarted by systemd.
 
+The offline list (issue 12): the agent opens ``<state_dir>/offline`` as an
+:class:`~firmware.offline.store.OfflineStore` and an
+:class:`~firmware.offline.answerer.OfflineAnswerer` over it (``[offline] list_key``,
+``max_age``; the list's signature is checked against ``[protocol] regional_sign_public``).
+Without the key file (or the signing key) there are no offline answers, UNKNOWN as before,
+and one warning at start. New lists arrive through :meth:`Agent._open_list_sync`, the one
+wiring point for the list download over the client's MQTT link.
+
 Shutdown (SIGTERM, SIGINT or :meth:`Agent.request_stop`): the loop ends, the scanner is
-closed, the goodbye status is published, signals are switched off (LEDs dark, buzzer
+closed, the list download is stopped, the goodbye status is published, signals are switched off (LEDs dark, buzzer
 silent, display cleared), the outbox is checkpointed, ``STOPPING=1`` is sent. Pending
 queries stay in the outbox for the next start.
 """
@@ -108,6 +116,8 @@ class Agent:
         self.audit: AuditLog | None = None
         self.events: EventLog | None = None
         self.status: StatusPublisher | None = None
+        self.offline: Any = None  # firmware.offline.answerer.OfflineAnswerer, or None
+        self.list_sync: Any = None  # the offline-list download (see _open_list_sync)
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> Agent:
@@ -135,6 +145,7 @@ class Agent:
             rescan_hold=a.rescan_hold,
             notice_hold=a.notice_hold,
         )
+        self.offline = self._open_offline()
         self.client, publish = self._open_client()
         topic = status_topic(self.cfg.region, self.cfg.terminal_id)
         self.status = StatusPublisher(publish, topic, self.cfg.terminal_id, wall=self.wall)
@@ -153,8 +164,10 @@ class Agent:
             wall=self.wall,
             retry_interval=a.retry_interval,
             status_interval=a.status_interval,
+            offline=self.offline,
         )
         self.core.restore()
+        self.list_sync = self._open_list_sync()
         self.scanner = ScannerReader(
             self.cfg.scanner, self.core.on_document, self.clock, mrz_mode=a.mrz_mode
         )
@@ -203,11 +216,13 @@ class Agent:
         self.notifier.stopping()
         for what, fn in (
             ("scanner", getattr(self.scanner, "close", None)),
+            ("list sync", getattr(self.list_sync, "close", None)),
             ("status", self._goodbye),
             ("client", getattr(self.client, "close", None)),
             ("signals", getattr(self._signals, "off", None)),
             ("outbox", getattr(self.outbox, "close", None)),
             ("audit", getattr(self.audit, "close", None)),
+            ("offline list", getattr(self.offline, "close", None)),
             ("events", getattr(self.events, "close", None)),
             ("notifier", self.notifier.close),
         ):
@@ -239,10 +254,85 @@ class Agent:
 
         return client, publish
 
+    # -- the offline list ---------------------------------------------------------------------
+    def _open_offline(self) -> Any:
+        """The offline answerer over ``<state_dir>/offline``, or None (one warning) when
+        the offline-list key or the regional's signing key is missing."""
+        off = self.cfg.offline
+        if off is None:
+            return None
+        missing = [
+            (field, p)
+            for field, p in (
+                ("offline.list_key", off.list_key),
+                ("protocol.regional_sign_public", off.sign_public),
+            )
+            if p is None or not p.is_file()
+        ]
+        if missing:
+            field, p = missing[0]
+            log.warning(
+                "no offline answers (UNKNOWN while the link is down): %s %s not found",
+                field,
+                p or "(not set)",
+            )
+            return None
+        from firmware.offline.answerer import OfflineAnswerer  # noqa: PLC0415
+        from firmware.offline.listkey import key_id, load_list_key  # noqa: PLC0415
+        from firmware.offline.store import OfflineStore  # noqa: PLC0415
+        from firmware.protocol.keys import load_ed25519_public  # noqa: PLC0415
+
+        assert off.sign_public is not None
+        list_key = load_list_key(off.list_key)
+        store = OfflineStore(
+            off.store_dir(self.cfg.agent.state_dir),
+            region=self.cfg.region,
+            sign_public=load_ed25519_public(off.sign_public),
+            key_id=key_id(list_key),
+        )
+        store.recover()
+        answerer = OfflineAnswerer(store, list_key, max_age=off.max_age, clock=self.wall)
+        st = answerer.status()
+        log.info(
+            "offline list: %s",
+            f"v{st['list_version']}, {st['list_age_s']:.0f} s old"
+            if st.get("list_version") is not None
+            else f"none usable ({st.get('reason')})",
+        )
+        return answerer
+
+    def _open_list_sync(self) -> Any:
+        """WIRING POINT for the offline-list download (``firmware.offline.sync.ListSync``,
+        issue 12): created with the client (sharing ``client.link``), started with it
+        (:meth:`_start_client`), closed at shutdown; ``on_installed`` reloads the answerer
+        and refreshes the idle screen. None while that module is absent or there is no
+        offline answerer."""
+        if self.offline is None or self.core is None:
+            return None
+        try:
+            from firmware.offline.sync import ListSync  # noqa: PLC0415
+        except ImportError:
+            log.info("offline list download not available in this build")
+            return None
+        link = getattr(self.client, "link", None)
+        if link is None:
+            return None
+        return ListSync(link, self.offline.store, on_installed=self._list_installed)
+
+    def _list_installed(self, *_: Any) -> None:
+        """A new list is installed (any thread): map it, then show its age."""
+        if self.offline is not None:
+            self.offline.reload()
+        if self.core is not None:
+            self.core.on_list_installed()
+
     def _start_client(self) -> None:
         start = getattr(self.client, "start", None)
         if start is not None:
             start()
+        sync_start = getattr(self.list_sync, "start", None)
+        if sync_start is not None:
+            sync_start()
         connected = getattr(self.client, "connected", None)
         if callable(connected):
             connected = connected()

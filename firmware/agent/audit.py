@@ -23,7 +23,9 @@ Each line is one JSON object::
 
 Kinds: ``start``, ``accepted`` (scan stored in the outbox), ``unknown`` (UNKNOWN shown
 while the query stays pending), ``verdict`` (final verdict; once per query id),
-``rescan``, ``recovered``.
+``rescan``, ``recovered``, ``offline`` (an answer from the offline list while the query
+stays pending: outcome ``LISTED`` or ``NOT_LISTED``, ``list_version`` the offline list's
+version; the query's later online result is its ``verdict`` line).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from typing import Any
 from firmware.errors import BadDataError, OperationError, SetupError
 
 GENESIS = "0" * 64
-KINDS = ("start", "accepted", "unknown", "verdict", "rescan", "recovered")
+KINDS = ("start", "accepted", "unknown", "verdict", "rescan", "recovered", "offline")
 _FIELDS = ("seq", "t", "kind", "qid", "dkh", "outcome", "list_version", "prev")
 
 

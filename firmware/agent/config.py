@@ -2,7 +2,8 @@
 
 The query client reads ``[terminal]``, ``[broker]`` and ``[protocol]``
 (:mod:`firmware.client.config`); this module adds ``[scanner]``
-(:class:`firmware.scanner.port.ScannerConfig`), ``[signals]`` and ``[agent]``, and then
+(:class:`firmware.scanner.port.ScannerConfig`), ``[signals]``, ``[agent]`` and
+``[offline]`` (read by :func:`firmware.offline.config.read_offline_section`), and then
 rejects any section or key that nobody read: a typo in a terminal's config is a start-up
 error naming ``section.key``, never a silently ignored setting.
 
@@ -20,6 +21,7 @@ from typing import Any
 
 from firmware.config import ConfigDoc, Section
 from firmware.errors import ConfigError
+from firmware.offline.config import DEFAULT_MAX_AGE, STORE_SUBDIR, read_offline_section
 from firmware.signals.backends import DISPLAYS, PANELS
 
 #: ``signals.backend`` and ``signals.display`` accept the names of the backend tables.
@@ -113,6 +115,21 @@ class AgentSection:
 
 
 @dataclass(frozen=True)
+class OfflineSection:
+    """``[offline]``: the offline-list key file (default ``offline-list.key`` next to
+    terminal.toml) and the list's maximum age (default 48 h). A missing key file is not an
+    error here: the agent then gives no offline answers (UNKNOWN) and warns once."""
+
+    list_key: Path
+    max_age: float = DEFAULT_MAX_AGE
+    sign_public: Path | None = None  # [protocol] regional_sign_public: signs the lists
+
+    def store_dir(self, state_dir: Path) -> Path:
+        """``<state_dir>/offline``: where the agent keeps its installed list."""
+        return state_dir / STORE_SUBDIR
+
+
+@dataclass(frozen=True)
 class AgentConfig:
     """Everything the agent needs. ``client`` is the query client's own config object."""
 
@@ -125,6 +142,7 @@ class AgentConfig:
     agent: AgentSection
     query_timeout: float
     source: str | None = None
+    offline: OfflineSection | None = None
 
 
 def load_agent_config(
@@ -155,6 +173,9 @@ def agent_config_from_doc(doc: ConfigDoc) -> AgentConfig:
     scanner = ScannerConfig.from_section(doc.section("scanner"))
     signals = SignalsConfig.from_section(doc.section("signals", required=False))
     agent = AgentSection.from_section(doc.section("agent"))
+    list_key, max_age = read_offline_section(doc)
+    sign = getattr(client, "regional_sign_public", None)
+    offline = OfflineSection(list_key, max_age, None if sign is None else Path(sign))
     doc.check_unknown()
     return AgentConfig(
         terminal_id=_attr(client, "terminal_id", "id"),
@@ -166,6 +187,7 @@ def agent_config_from_doc(doc: ConfigDoc) -> AgentConfig:
         agent=agent,
         query_timeout=float(_attr(client, "query_timeout", default=2.0)),
         source=doc.source,
+        offline=offline,
     )
 
 

@@ -18,7 +18,9 @@ The core is the composition of units with one job each:
   queries with the same id;
 - :class:`~firmware.agent.presenter.StatePresenter`: transitions to logs and events,
   views to the signals;
-- :class:`~firmware.agent.heartbeat.StatusHeartbeat`: the retained status.
+- :class:`~firmware.agent.heartbeat.StatusHeartbeat`: the retained status;
+- :class:`~firmware.agent.offline.OfflineVerdicts`: the offline list's answer where the
+  online one is missing, and the list's health for the status and the idle screen.
 
 The order of work for an accepted document is the "nothing lost" rule:
 outbox row committed (fsync) -> audit ``accepted`` -> state QUERYING -> send.
@@ -27,6 +29,14 @@ removed -> state. A second verdict for the same query id finds no outbox row and
 audit line is written: no duplicate verdict. ``TIMEOUT`` and ``ERROR`` are not final: the
 screen says UNKNOWN and the query stays in the outbox, to be re-sent with the same id
 when the link returns and every ``retry_interval`` while it is up.
+
+Offline answers (issue 12): where the screen would become UNKNOWN for the current query,
+the state machine asks :meth:`OfflineVerdicts.lookup`. An answer from the list is audited
+``offline`` (outcome ``LISTED``/``NOT_LISTED``, the list's version) and written to the
+events file as an ``offline`` event (``"offline": true``, list version and age); the
+query stays in the outbox and is re-sent like any pending one. Its online verdict is then
+the ordinary ``verdict`` (audit line and event), whose event also names the offline answer
+it follows (``offline_answer``) and whether it cleared an offline hit (``cleared``).
 """
 
 from __future__ import annotations
@@ -44,16 +54,33 @@ from firmware.agent.heartbeat import StatusHeartbeat
 from firmware.agent.inbox import AgentEvent, EventInbox
 from firmware.agent.intake import check_scan
 from firmware.agent.ledger import QueryLedger
+from firmware.agent.offline import LISTED, NOT_LISTED, OfflineVerdicts
 from firmware.agent.outbox import Outbox
-from firmware.agent.ports import QueryPort, SignalsPort, StatusPort
+from firmware.agent.ports import OfflinePort, QueryPort, SignalsPort, StatusPort
 from firmware.agent.presenter import StatePresenter
-from firmware.agent.states import UNKNOWN, TerminalStateMachine, Transition
+from firmware.agent.states import (
+    OFFLINE_STATES,
+    QUERYING,
+    READING,
+    UNKNOWN,
+    TerminalStateMachine,
+    Transition,
+)
 
-__all__ = ["FINAL_OUTCOMES", "AgentCore", "QueryPort", "SignalsPort", "StatusPort"]
+__all__ = [
+    "FINAL_OUTCOMES",
+    "AgentCore",
+    "OfflinePort",
+    "QueryPort",
+    "SignalsPort",
+    "StatusPort",
+]
 
 log = logging.getLogger(__name__)
 
 FINAL_OUTCOMES = ("NO_MATCH", "POSSIBLE_MATCH")
+#: How often the idle screen's list age is refreshed (monotonic seconds).
+LIST_REFRESH = 60.0
 
 
 class AgentCore:
@@ -77,7 +104,10 @@ class AgentCore:
         retry_interval: float = 10.0,
         status_interval: float = 60.0,
         new_query_id: Callable[[], bytes] = lambda: os.urandom(16),
+        offline: OfflinePort | None = None,
     ):
+        """``offline`` is the offline list's answerer (None: no offline-list key, so no
+        offline answers: UNKNOWN as before)."""
         self.machine = machine
         self.outbox = outbox
         self.audit = audit
@@ -105,7 +135,11 @@ class AgentCore:
         self.heartbeat = StatusHeartbeat(
             status, self._status_info, clock=clock, interval=status_interval
         )
+        self.offline = OfflineVerdicts(offline, self.ledger.key_for)
+        machine.offline_lookup = self.offline.lookup
         self._clock = clock
+        self._list_shown_at = float("-inf")
+        self.counts["offline"] = 0
 
     @property
     def retry_interval(self) -> float:
@@ -129,11 +163,17 @@ class AgentCore:
     def on_link(self, up: bool) -> None:
         self.post("link", up)
 
+    def on_list_installed(self, *_: Any) -> None:
+        """A new offline list is installed (the answerer already reloaded): refresh the
+        idle screen and the status. Safe from any thread."""
+        self.post("list")
+
     # -- lifecycle --------------------------------------------------------------------------
     def restore(self) -> list[int]:
         """After a (re)start: settle half-done work and list pending scans for the officer."""
         restored = self.ledger.restore()
         self.machine.restored(restored)
+        self._refresh_list(force=True)
         seqs = [s for _, s in restored]
         self.ledger.started(len(seqs))
         self.events.write("start", pending=seqs)
@@ -162,6 +202,10 @@ class AgentCore:
             self._link(bool(ev.value))
         elif ev.kind == "ack":
             self._note(self.machine.acknowledge())
+        elif ev.kind == "list":
+            self._refresh_list(force=True)
+            self.events.write("list", **self.offline.status())
+            self.heartbeat.beat(self.machine.link_up)
         self._render()
 
     def _document(self, doc: Any) -> None:
@@ -184,11 +228,9 @@ class AgentCore:
         entry = self.ledger.accept(qid, scan.key)  # durable before anything leaves
         repaired = bool(getattr(mrz, "repaired", ()))
         self.events.write("document", seq=entry.seq, valid=True, qid=qid.hex(), repaired=repaired)
-        self._note(self.machine.query_sent(qid))
+        self._note_fallback(self.machine.query_sent(qid))
         if self.machine.link_up:
             self.dispatcher.send(qid, scan.key)
-        else:
-            self._audit_unknown(qid)
 
     def _verdict(self, v: Any) -> None:
         qid = bytes(v.query_id)
@@ -199,6 +241,7 @@ class AgentCore:
             self._not_final(qid, outcome)
             return
         version = None if v.list_version is None else str(v.list_version)
+        offline_before = self.machine.answered_offline.get(qid)
         entry = self.ledger.settle(qid, outcome, version)
         if entry is None:
             self.counts["duplicates"] += 1
@@ -214,20 +257,30 @@ class AgentCore:
             list_version=version,
             late=t.late if t is not None else False,
             latency_s=getattr(v, "latency_s", None),
+            **self._offline_fields(offline_before, outcome),
         )
         self._note(t)
 
+    @staticmethod
+    def _offline_fields(before: Any, outcome: str) -> dict[str, Any]:
+        """For the verdict event of a scan answered offline first."""
+        if before is None:
+            return {}
+        return {
+            "offline_answer": LISTED if before.listed else NOT_LISTED,
+            "offline_list_version": before.list_version,
+            "cleared": bool(before.listed and outcome == "NO_MATCH"),
+        }
+
     def _not_final(self, qid: bytes, outcome: str) -> None:
-        """TIMEOUT/ERROR: the query stays pending; the screen may become UNKNOWN."""
-        t = self.machine.verdict(qid, outcome, final=False)
-        self._note(t)
-        if t is not None and t.after == UNKNOWN:
-            self._audit_unknown(qid)
+        """TIMEOUT/ERROR: the query stays pending; the screen may become UNKNOWN or an
+        offline answer."""
+        self._note_fallback(self.machine.verdict(qid, outcome, final=False))
 
     def _link(self, up: bool) -> None:
         was = self.machine.link_up
         t = self.machine.link(up)
-        self._note_unknown(t)
+        self._note_fallback(t)
         self.events.write("link", up=up)
         if up and not was:
             self.dispatcher.reconnected(self._on_screen)
@@ -236,30 +289,64 @@ class AgentCore:
     # -- time -------------------------------------------------------------------------------
     def _timers(self) -> None:
         now = self._clock()
-        self._note_unknown(self.machine.tick())
+        self._note_fallback(self.machine.tick())
         if self.machine.link_up and self.dispatcher.due(now):
             self.dispatcher.retry(self._on_screen)
         if self.heartbeat.due(now):
             self.heartbeat.beat(self.machine.link_up)
         if self.signals.acknowledged():
             self._note(self.machine.acknowledge())
+        self._refresh_list()
         self._render()
         self.signals.update(now)
 
     # -- helpers ----------------------------------------------------------------------------
     def _on_screen(self, qid: bytes) -> bool:
-        """The officer is still waiting for this query on screen (not yet UNKNOWN)."""
+        """The officer is still waiting for this query on screen (no answer shown yet)."""
         cur = self.machine.current
-        return cur is not None and cur.query_id == qid and self.machine.state != UNKNOWN
+        return cur is not None and cur.query_id == qid and self.machine.state in (READING, QUERYING)
 
-    def _audit_unknown(self, qid: bytes) -> None:
-        self.ledger.unknown(qid, self.machine.reason)
-
-    def _note_unknown(self, t: Transition | None) -> None:
-        """Note ``t``; a transition to UNKNOWN with a query is audited as such."""
+    def _note_fallback(self, t: Transition | None) -> None:
+        """Note ``t``; a fall-back to UNKNOWN or to an offline answer for a query is
+        audited and reported as such."""
         self._note(t)
-        if t is not None and t.after == UNKNOWN and t.query_id is not None:
-            self._audit_unknown(t.query_id)
+        if t is None or t.query_id is None or t.late or t.before not in (READING, QUERYING):
+            return
+        qid = t.query_id
+        if t.after == UNKNOWN:
+            self.ledger.unknown(qid, self.machine.reason)
+            self.events.write(
+                "offline",
+                seq=t.seq,
+                qid=qid.hex(),
+                offline=True,
+                outcome="UNKNOWN",
+                reason=self.offline.last_reason,
+                cause=t.cause,
+            )
+        elif t.after in OFFLINE_STATES:
+            res = self.machine.answered_offline[qid]
+            outcome = LISTED if res.listed else NOT_LISTED
+            self.counts["offline"] += 1
+            self.ledger.offline(qid, outcome, res.list_version)
+            self.events.write(
+                "offline",
+                seq=t.seq,
+                qid=qid.hex(),
+                offline=True,
+                outcome=outcome,
+                list_version=res.list_version,
+                list_age_s=round(res.list_age_s, 3),
+                cause=t.cause,
+            )
+
+    def _refresh_list(self, force: bool = False) -> None:
+        """Put the offline list's version and age on the machine's view (every
+        :data:`LIST_REFRESH` s, or now)."""
+        now = self._clock()
+        if force or now - self._list_shown_at >= LIST_REFRESH:
+            self._list_shown_at = now
+            self.machine.offline_list = self.offline.shown()
 
     def _note(self, t: Transition | None) -> None:
         if self.presenter.note(t, self.machine.reason):
@@ -274,4 +361,5 @@ class AgentCore:
             "pending": len(self.ledger),
             "audit_head": {"seq": head.seq, "mac": head.mac},
             "documents": self.counts["documents"],
+            "offline_list": self.offline.status(),
         }

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 #: What the core handles; ``stop`` ends the drain instead.
-KINDS = ("document", "verdict", "link", "ack", "stop")
+KINDS = ("document", "verdict", "link", "ack", "list", "stop")
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,17 @@ class QueryLedger:
         self.audit.append("unknown", query_id=query_id, outcome=reason)
         return True
 
+    def offline(self, query_id: bytes, outcome: str, list_version: int) -> None:
+        """Audit an answer from the offline list (the query stays in the outbox)."""
+        dk = self.key_for(query_id)
+        self.audit.append(
+            "offline",
+            query_id=query_id,
+            dkh=None if dk is None else self._hash(dk),
+            outcome=outcome,
+            list_version=str(list_version),
+        )
+
     # -- reading ----------------------------------------------------------------------------
     def pending(self) -> list[OutboxEntry]:
         """Queries still waiting for a final verdict, oldest first."""
@@ -108,6 +119,11 @@ class QueryLedger:
     def key_of(self, entry: OutboxEntry) -> Any:
         """The document key of a pending query (to seal it again)."""
         return self._make_key(*entry.key)
+
+    def key_for(self, query_id: bytes) -> Any:
+        """The document key of a pending query by id (None if it has no outbox row)."""
+        entry = self.outbox.get(query_id)
+        return None if entry is None else self.key_of(entry)
 
     def attempted(self, query_id: bytes) -> None:
         """Count one more sending attempt on the query's outbox row."""

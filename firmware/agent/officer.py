@@ -24,14 +24,25 @@ log = logging.getLogger(__name__)
 
 
 def view_details(view: View) -> dict[str, Any]:
-    """The details a screen may show: scan number, reason, lateness, pending and notices."""
-    return {
+    """The details a screen may show: scan number, reason, lateness, pending, notices, and
+    the offline list (the age of the list behind an offline answer; the installed list's
+    version and age for the idle screen; "cleared online")."""
+    details: dict[str, Any] = {
         "seq": view.seq,
         "reason": view.reason,
         "late": view.late,
         "pending": view.pending,
         "notices": tuple((n.seq, n.state) for n in view.notices),
+        "cleared": view.cleared,
     }
+    if view.offline is not None:
+        details["answer_age_h"] = view.offline.list_age_s / 3600.0
+        details["list_version"] = view.offline.list_version
+    elif view.offline_list is not None:
+        details["list_version"] = view.offline_list.version
+        details["list_age_h"] = view.offline_list.age_h
+        details["list_usable"] = view.offline_list.usable
+    return details
 
 
 class OfficerSignals:

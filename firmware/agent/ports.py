@@ -2,7 +2,8 @@
 
 The real implementations are :class:`firmware.client.client.QueryClient`,
 :class:`firmware.agent.officer.OfficerSignals` and
-:class:`firmware.agent.status.StatusPublisher`; tests pass recording fakes, and
+:class:`firmware.agent.status.StatusPublisher` and
+:class:`firmware.offline.answerer.OfflineAnswerer`; tests pass recording fakes, and
 tests/agent/test_ports.py checks that both sides still match these signatures.
 """
 
@@ -36,3 +37,11 @@ class StatusPort(Protocol):
     """The retained status topic: publish one status document."""
 
     def publish(self, info: dict[str, Any]) -> None: ...
+
+
+class OfflinePort(Protocol):
+    """The offline list's answerer: one answer per document key, and its health."""
+
+    def answer(self, dk: Any) -> Any: ...
+
+    def status(self) -> dict[str, Any]: ...

@@ -1,6 +1,7 @@
 """The terminal's state machine: pure, single-threaded, time from an injected clock.
 
     IDLE -> READING -> QUERYING -> CLEAR | POSSIBLE_MATCH | UNKNOWN
+                    |             \\-> POSSIBLE_MATCH_OFFLINE | NOT_LISTED (offline list)
                     \\-> RESCAN (the MRZ failed validation: nothing is sent)
 
 Rules, in the order they protect the officer:
@@ -26,6 +27,16 @@ Rules, in the order they protect the officer:
      screen for that earlier scan. A hit is thus never lost and never pinned on the wrong
      document.
 4. Results other than POSSIBLE_MATCH fall back to IDLE after their hold time.
+5. **The offline list answers only where the online answer is missing.** Wherever the
+   machine would show UNKNOWN for the current query (link down at the scan, the link lost
+   while querying, a ``TIMEOUT``/``ERROR`` verdict, its own deadline), it first asks the
+   injected ``offline_lookup(query_id)``: an :class:`OfflineResult` gives
+   POSSIBLE_MATCH_OFFLINE (a listed hash: latched like POSSIBLE_MATCH) or NOT_LISTED
+   (never CLEAR; the screen shows the list's age); None (no list, too old, refused) keeps
+   UNKNOWN. The query stays pending either way, and its online verdict, when it comes,
+   wins: a POSSIBLE_MATCH replaces the offline screen or becomes a sticky notice (rule 3);
+   a NO_MATCH after an offline hit is "cleared online" (``View.cleared`` on screen, a
+   ``cleared`` notice otherwise).
 
 The machine knows nothing of MQTT, SQLite or LEDs: the agent feeds it events and renders
 :meth:`view`. Every change is returned as a :class:`Transition` for logging and events.
@@ -43,7 +54,25 @@ CLEAR = "clear"
 POSSIBLE_MATCH = "possible_match"
 UNKNOWN = "unknown"
 RESCAN = "rescan"
-STATES = (IDLE, READING, QUERYING, CLEAR, POSSIBLE_MATCH, UNKNOWN, RESCAN)
+OFFLINE_MATCH = "possible_match_offline"
+NOT_LISTED = "not_listed"
+#: A notice's state for an online NO_MATCH after an offline hit.
+CLEARED = "cleared"
+STATES = (
+    IDLE,
+    READING,
+    QUERYING,
+    CLEAR,
+    POSSIBLE_MATCH,
+    UNKNOWN,
+    RESCAN,
+    OFFLINE_MATCH,
+    NOT_LISTED,
+)
+#: Screens that refuse new documents until acknowledged.
+LATCHED = (POSSIBLE_MATCH, OFFLINE_MATCH)
+#: Screens answered from the offline list (the query is still pending online).
+OFFLINE_STATES = (OFFLINE_MATCH, NOT_LISTED)
 
 #: Verdict outcomes from the query client and the screen state each one gives.
 OUTCOME_STATE = {
@@ -55,12 +84,32 @@ OUTCOME_STATE = {
 
 
 @dataclass(frozen=True)
+class OfflineResult:
+    """The offline list's answer for a query: ``listed`` or not, by which list, how old."""
+
+    listed: bool
+    list_version: int
+    list_age_s: float
+
+
+@dataclass(frozen=True)
+class ListShown:
+    """The offline list as the idle screen shows it: version and age in hours (rounded,
+    so the view changes at most every few minutes), or why there is none usable."""
+
+    version: int | None
+    age_h: float | None
+    usable: bool
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
 class Notice:
     """A verdict that arrived for an earlier scan than the one on screen."""
 
     seq: int
     query_id: bytes
-    state: str  # CLEAR, POSSIBLE_MATCH or UNKNOWN
+    state: str  # CLEAR, POSSIBLE_MATCH, UNKNOWN or CLEARED
     at: float
     sticky: bool  # a possible match: kept until acknowledged
 
@@ -90,6 +139,9 @@ class View:
     link_up: bool
     notices: tuple[Notice, ...]
     pending: tuple[int, ...]
+    offline: OfflineResult | None = None  # the offline answer on screen
+    cleared: bool = False  # CLEAR after an offline hit: "cleared online"
+    offline_list: ListShown | None = None  # for the idle and no-link screens
 
     @property
     def screen(self) -> str:
@@ -124,6 +176,11 @@ class TerminalStateMachine:
     current: _Open | None = None
     notices: list[Notice] = field(default_factory=list)
     pending: dict[bytes, int] = field(default_factory=dict)
+    offline_lookup: Callable[[bytes], OfflineResult | None] | None = None
+    answered_offline: dict[bytes, OfflineResult] = field(default_factory=dict)
+    offline_list: ListShown | None = None
+    shown_offline: OfflineResult | None = None
+    cleared: bool = False
 
     def __post_init__(self) -> None:
         self.since = self.clock()
@@ -131,7 +188,7 @@ class TerminalStateMachine:
     # -- events ---------------------------------------------------------------------------
     def document_arrived(self, seq: int) -> bool:
         """A document came from the scanner. False (refused) while a possible match is latched."""
-        if self.state == POSSIBLE_MATCH:
+        if self.state in LATCHED:
             return False
         self._go(READING, "document", seq=seq)
         self.current = _Open(seq)
@@ -148,7 +205,7 @@ class TerminalStateMachine:
         self.current = cur
         self.pending[query_id] = cur.seq
         if not self.link_up:
-            return self._go(UNKNOWN, "offline", reason="offline", seq=cur.seq, qid=query_id)
+            return self._fallback("offline", "offline", cur.seq, query_id)
         return self._go(QUERYING, "sent", seq=cur.seq, qid=query_id)
 
     def restored(self, entries: Iterable[tuple[bytes, int]]) -> None:
@@ -161,35 +218,35 @@ class TerminalStateMachine:
         (a timeout): then it only ever makes things UNKNOWN."""
         target = OUTCOME_STATE.get(outcome, UNKNOWN)
         seq = self.pending.get(query_id)
+        was_offline = None
         if final:
             self.pending.pop(query_id, None)
+            was_offline = self.answered_offline.pop(query_id, None)
         is_current = self.current is not None and self.current.query_id == query_id
         now = self.clock()
         if is_current and self.state == QUERYING:
-            reason = outcome.lower() if target == UNKNOWN else None
-            return self._go(target, "verdict", reason=reason, seq=seq, qid=query_id)
+            if target == UNKNOWN:
+                return self._fallback("verdict", outcome.lower(), seq, query_id)
+            return self._go(target, "verdict", seq=seq, qid=query_id)
         if not final or target == UNKNOWN or seq is None:
             # A timeout/error for something no longer querying changes nothing on screen.
             return None
-        if is_current and self.state == UNKNOWN:
-            return self._go(target, "late verdict", seq=seq, qid=query_id, late=True)
+        cleared = was_offline is not None and was_offline.listed and target == CLEAR
+        cause = "cleared online" if cleared else "late verdict"
+        if is_current and self.state in (UNKNOWN, *OFFLINE_STATES):
+            return self._go(target, cause, seq=seq, qid=query_id, late=True, cleared=cleared)
         if self.state == IDLE and target == POSSIBLE_MATCH:
             self.current = _Open(seq, query_id)
             return self._go(target, "late verdict", seq=seq, qid=query_id, late=True)
-        self.notices.append(Notice(seq, query_id, target, now, sticky=target == POSSIBLE_MATCH))
-        return Transition(now, self.state, self.state, "late verdict", seq, query_id, late=True)
+        state = CLEARED if cleared else target
+        self.notices.append(Notice(seq, query_id, state, now, sticky=target == POSSIBLE_MATCH))
+        return Transition(now, self.state, self.state, cause, seq, query_id, late=True)
 
     def link(self, up: bool) -> Transition | None:
         """The broker link went up or down. Down while querying is UNKNOWN at once."""
         self.link_up = up
         if not up and self.state == QUERYING and self.current is not None:
-            return self._go(
-                UNKNOWN,
-                "offline",
-                reason="offline",
-                seq=self.current.seq,
-                qid=self.current.query_id,
-            )
+            return self._fallback("offline", "offline", self.current.seq, self.current.query_id)
         return None
 
     def acknowledge(self) -> Transition | None:
@@ -200,7 +257,7 @@ class TerminalStateMachine:
         On any other screen it clears the sticky notices shown there.
         """
         sticky = [n for n in self.notices if n.sticky]
-        if self.state == POSSIBLE_MATCH:
+        if self.state in LATCHED:
             if sticky:
                 nxt = sticky[0]
                 self.notices.remove(nxt)
@@ -223,14 +280,15 @@ class TerminalStateMachine:
         age = now - self.since
         if self.state == QUERYING and age >= self.query_timeout + self.grace:
             cur = self.current
-            return self._go(
-                UNKNOWN,
-                "deadline",
-                reason="timeout",
-                seq=cur.seq if cur else None,
-                qid=cur.query_id if cur else None,
+            return self._fallback(
+                "deadline", "timeout", cur.seq if cur else None, cur.query_id if cur else None
             )
-        hold = {CLEAR: self.result_hold, UNKNOWN: self.unknown_hold, RESCAN: self.rescan_hold}
+        hold = {
+            CLEAR: self.result_hold,
+            UNKNOWN: self.unknown_hold,
+            RESCAN: self.rescan_hold,
+            NOT_LISTED: self.unknown_hold,
+        }
         if self.state in hold and age >= hold[self.state]:
             sticky = next((n for n in self.notices if n.sticky), None)
             if sticky is not None:
@@ -255,6 +313,9 @@ class TerminalStateMachine:
             link_up=self.link_up,
             notices=tuple(self.notices),
             pending=tuple(sorted(s for q, s in self.pending.items() if not self._is_current(q))),
+            offline=self.shown_offline,
+            cleared=self.cleared,
+            offline_list=self.offline_list,
         )
 
     # -- internals ------------------------------------------------------------------------
@@ -264,6 +325,15 @@ class TerminalStateMachine:
             and self.current.query_id == qid
             and self.state in (READING, QUERYING)
         )
+
+    def _fallback(self, cause: str, reason: str, seq: int | None, qid: bytes | None) -> Transition:
+        """No online answer for the current query: the offline list's, else UNKNOWN."""
+        res = self.offline_lookup(qid) if self.offline_lookup and qid is not None else None
+        if res is None or qid is None:
+            return self._go(UNKNOWN, cause, reason=reason, seq=seq, qid=qid)
+        self.answered_offline[qid] = res
+        state = OFFLINE_MATCH if res.listed else NOT_LISTED
+        return self._go(state, cause, reason=reason, seq=seq, qid=qid, offline=res)
 
     def _seq(self) -> int | None:
         return self.current.seq if self.current else None
@@ -277,8 +347,11 @@ class TerminalStateMachine:
         seq: int | None = None,
         qid: bytes | None = None,
         late: bool = False,
+        offline: OfflineResult | None = None,
+        cleared: bool = False,
     ) -> Transition:
         now = self.clock()
         t = Transition(now, self.state, state, cause, seq, qid, late)
         self.state, self.since, self.reason, self.late = state, now, reason, late
+        self.shown_offline, self.cleared = offline, cleared
         return t

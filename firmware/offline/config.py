@@ -26,6 +26,15 @@ STORE_SUBDIR = "offline"
 DEFAULT_MAX_AGE = 48 * 3600.0
 
 
+def read_offline_section(doc: ConfigDoc) -> tuple[Path, float]:
+    """``[offline] list_key`` and ``max_age`` of ``doc`` (the file is not opened here)."""
+    off = doc.section("offline", required=False)
+    list_key = off.path("list_key", "offline-list.key")
+    max_age = off.number("max_age", DEFAULT_MAX_AGE, lo=60.0, hi=90 * 86400.0)
+    off.check_unknown()
+    return list_key, max_age
+
+
 @dataclass(frozen=True)
 class OfflineTerminalConfig:
     region: str
@@ -65,10 +74,7 @@ class OfflineTerminalConfig:
             )
         agent = doc.section("agent", required=False)
         sdir = state_dir or agent.path("state_dir", "/var/lib/fieldterm")
-        off = doc.section("offline", required=False)
-        list_key = off.path("list_key", "offline-list.key")
-        max_age = off.number("max_age", DEFAULT_MAX_AGE, lo=60.0, hi=90 * 86400.0)
-        off.check_unknown()
+        list_key, max_age = read_offline_section(doc)
         for field, p, what in (
             ("protocol.regional_sign_public", sign, "the regional's signing key"),
             (

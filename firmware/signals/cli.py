@@ -62,6 +62,7 @@ def _patterns(args: argparse.Namespace) -> int:
         json.dump(table, sys.stdout)
         sys.stdout.write("\n")
         return 0
+    width = max(map(len, table["states"]))
     for state, info in table["states"].items():
-        print(f"{state:15s} {info['describe']}")
+        print(f"{state:{width}s} {info['describe']}")
     return 0

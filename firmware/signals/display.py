@@ -25,7 +25,15 @@ _RESULT_KEYS = {
     "possible_match": "title.possible_match",
     "unknown": "title.unknown",
     "rescan": "title.rescan",
+    "cleared": "notice.cleared",
 }
+#: Answers from the offline list: the screen names the list's age and the online re-check.
+OFFLINE_ANSWERS = ("possible_match_offline", "not_listed")
+
+
+def hours(h: float) -> str:
+    """An age in hours as the screen shows it: ``0.4``, ``3.5``, ``27``."""
+    return f"{h:.1f}" if h < 10 else f"{h:.0f}"
 
 
 DEFAULT_FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
@@ -59,12 +67,24 @@ def render_screen(
     pending: Iterable[int] = (),
     notices: Iterable[tuple[int, str]] = (),
     record: dict[str, Any] | None = None,
+    cleared: bool = False,
+    answer_age_h: float | None = None,
+    list_version: int | None = None,
+    list_age_h: float | None = None,
+    list_usable: bool | None = None,
 ) -> Screen:
-    """The screen for ``state`` in ``lang``; details add the scan number, reason, notices."""
+    """The screen for ``state`` in ``lang``; details add the scan number, reason, notices.
+
+    Offline list: ``answer_age_h`` is the age of the list that gave an offline answer
+    (``possible_match_offline``, ``not_listed``); ``list_*`` describe the installed list
+    for the idle and no-link screens (``list_usable`` None: no offline list configured
+    at all, nothing shown); ``cleared`` marks a CLEAR that cleared an offline hit."""
     lines: list[str] = []
     key = state if state in PATTERNS else "fault"
     title = text(f"title.{key}", lang)
-    if key in {
+    if key == "offline" and list_usable:
+        lines.append(text("line.offline_list", lang))
+    elif key in {
         "idle",
         "querying",
         "clear",
@@ -74,10 +94,24 @@ def render_screen(
         "offline",
         "fault",
     }:
-        line_key = f"line.{key}"
-        lines.append(text(line_key, lang))
+        lines.append(text(f"line.{key}", lang))
+    if key == "clear" and cleared:
+        lines.append(text("line.cleared", lang))
+    if key == "possible_match_offline":
+        lines.append(text("line.possible_match", lang))
+    if key in OFFLINE_ANSWERS:
+        age = hours(answer_age_h or 0.0)
+        if key == "not_listed":
+            lines.append(text("line.not_listed", lang, age=age))
+        else:
+            lines.append(text("line.list", lang, version=list_version or "?", age=age))
+        lines.append(text("line.recheck", lang))
     if seq is not None and key not in {"idle", "offline"}:
         lines.append(text("line.late" if late else "line.scan", lang, seq=seq))
+    if key in {"idle", "offline"} and list_usable is not None:
+        lines.append(_list_line(lang, list_version, list_age_h, list_usable))
+    if key == "possible_match_offline":
+        lines.append(text("line.ack", lang))
     if key == "possible_match":
         if record:
             lines.append(
@@ -99,6 +133,16 @@ def render_screen(
     if pend:
         lines.append(text("line.pending", lang, scans=", ".join(f"#{p}" for p in pend)))
     return Screen(state=state, title=title, lines=tuple(lines), language=lang)
+
+
+def _list_line(lang: str, version: int | None, age_h: float | None, usable: bool) -> str:
+    """The idle screen's line about the offline list: version and age, or why not used."""
+    if version is None:
+        return text("line.list_none", lang)
+    age = hours(age_h or 0.0)
+    if not usable:
+        return text("line.list_stale", lang, age=age)
+    return text("line.list", lang, version=version, age=age)
 
 
 class Display:
@@ -156,6 +200,8 @@ class MockDisplay(Display):
 _ANSI = {
     "clear": "\x1b[1;37;42m",
     "possible_match": "\x1b[1;37;41m",
+    "possible_match_offline": "\x1b[1;37;41m",
+    "not_listed": "\x1b[1;30;43m",
     "unknown": "\x1b[1;30;43m",
     "rescan": "\x1b[1;30;43m",
     "fault": "\x1b[1;37;41m",

@@ -1,7 +1,7 @@
 """What each terminal state looks and sounds like, channel by channel, over time.
 
-The four answers differ by *pattern* as well as colour, so an officer who cannot tell red
-from green still cannot confuse them:
+The four answers, and the two answers from the offline list, differ by *pattern* as well
+as colour, so an officer who cannot tell red from green still cannot confuse them:
 
 | state          | light                        | sound                                  |
 |----------------|------------------------------|----------------------------------------|
@@ -9,6 +9,8 @@ from green still cannot confuse them:
 | possible_match | red fast blink (4 Hz)        | three long beeps, repeated every 3 s   |
 | unknown        | amber slow blink (1 Hz)      | three short beeps                      |
 | rescan         | amber double flash           | two short beeps                        |
+| possible_match_offline | red triple flash     | two long beeps, repeated every 3 s     |
+| not_listed     | green medium blink (2 Hz)    | four short beeps                       |
 | reading        | amber steady                 | none                                   |
 | querying       | amber fast blink             | none                                   |
 | idle           | green blip every 3 s         | none                                   |
@@ -64,7 +66,9 @@ def blink(hz: float, label: str) -> Wave:
 
 SLOW_BLINK = blink(1.0, "slow blink")
 FAST_BLINK = blink(4.0, "fast blink")
+MEDIUM_BLINK = blink(2.0, "medium blink")
 DOUBLE_FLASH = Wave(on=0.12, gap=0.12, pulses=2, period=1.2, label="double flash")
+TRIPLE_FLASH = Wave(on=0.12, gap=0.12, pulses=3, period=1.5, label="triple flash")
 BLIP = Wave(on=0.1, gap=0.0, pulses=1, period=3.0, label="blip every 3 s")
 
 
@@ -112,6 +116,11 @@ PATTERNS: dict[str, Pattern] = {
         ),
         Pattern("unknown", (("amber", SLOW_BLINK), ("buzzer", beeps(3, 0.12, 0.12)))),
         Pattern("rescan", (("amber", DOUBLE_FLASH), ("buzzer", beeps(2, 0.12, 0.12)))),
+        Pattern(
+            "possible_match_offline",
+            (("red", TRIPLE_FLASH), ("buzzer", beeps(2, 0.6, 0.3, every=3.0))),
+        ),
+        Pattern("not_listed", (("green", MEDIUM_BLINK), ("buzzer", beeps(4, 0.12, 0.12)))),
         Pattern("offline", (("amber", BLIP),)),
         Pattern("pending", (("green", BLIP), ("amber", Wave(0.1, 0.0, 1, 3.0, "blip every 3 s")))),
         Pattern("fault", (("red", SLOW_BLINK), ("buzzer", beeps(1, 1.0, 0.0)))),

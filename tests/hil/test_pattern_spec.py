@@ -72,12 +72,15 @@ class Flashes:
         return Pulses(self.count, short=True, every=1.0).level(t)
 
 
-#: hardware/README.md, "What the officer sees and hears" (the four answers first).
+#: hardware/README.md, "What the officer sees and hears" (the four answers first, then the
+#: two offline-list answers).
 SPEC = {
     "clear": {"green": Steady(), "buzzer": Pulses(1, short=True)},
     "possible_match": {"red": Blink(4.0), "buzzer": Pulses(3, short=False, every=3.0)},
     "unknown": {"amber": Blink(1.0), "buzzer": Pulses(3, short=True)},
     "rescan": {"amber": Flashes(2), "buzzer": Pulses(2, short=True)},
+    "possible_match_offline": {"red": Flashes(3), "buzzer": Pulses(2, short=False, every=3.0)},
+    "not_listed": {"green": Blink(2.0), "buzzer": Pulses(4, short=True)},
     "reading": {"amber": Steady()},
     "querying": {"amber": Blink(4.0)},
     "idle": {"green": Blip(3.0)},

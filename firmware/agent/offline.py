@@ -1,0 +1,97 @@
+"""The offline list as the agent core uses it: answers by query id, and its health.
+
+:class:`OfflineVerdicts` sits between the core and an
+:class:`~firmware.offline.answerer.OfflineAnswerer` (the :class:`OfflinePort`):
+
+- :meth:`lookup` is the state machine's ``offline_lookup``: the query's document key comes
+  from its outbox row, the answerer says LISTED, NOT_LISTED or UNKNOWN. LISTED and
+  NOT_LISTED become an :class:`~firmware.agent.states.OfflineResult`; UNKNOWN is None (the
+  screen stays UNKNOWN) and :attr:`last_reason` says why (``none``, ``stale``, a refusal's
+  reason, or ``no_key`` when the agent has no offline-list key at all).
+- :meth:`status` is the ``offline_list`` part of the retained status; :meth:`shown` is the
+  list as the idle screen shows it (age rounded, so the view changes only every few
+  minutes).
+
+Without an answerer (no key file) every lookup is None with reason ``no_key``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from firmware.agent.ports import OfflinePort
+from firmware.agent.states import ListShown, OfflineResult
+
+log = logging.getLogger(__name__)
+
+LISTED = "LISTED"
+NOT_LISTED = "NOT_LISTED"
+NO_KEY = "no_key"
+
+
+def age_hours(age_s: float) -> float:
+    """Hours for the screen: tenths under 10 h, whole hours above."""
+    h = age_s / 3600.0
+    return round(h, 1) if h < 10 else float(round(h))
+
+
+class OfflineVerdicts:
+    """See the module docstring. ``key_for(query_id)`` gives a pending query's document
+    key (None if it has no outbox row)."""
+
+    def __init__(self, answerer: OfflinePort | None, key_for: Callable[[bytes], Any]):
+        self.answerer = answerer
+        self._key_for = key_for
+        self.last_reason: str | None = None if answerer is not None else NO_KEY
+        self.last_answer: Any = None
+
+    def lookup(self, query_id: bytes) -> OfflineResult | None:
+        """The offline answer for a pending query, or None for UNKNOWN (see
+        :attr:`last_reason`)."""
+        self.last_answer = None
+        if self.answerer is None:
+            self.last_reason = NO_KEY
+            return None
+        dk = self._key_for(query_id)
+        if dk is None:
+            self.last_reason = "no outbox row"
+            return None
+        try:
+            ans = self.answerer.answer(dk)
+        except Exception as exc:  # a broken list must never stop the officer's answer
+            log.warning("offline lookup failed: %s", exc)
+            self.last_reason = "lookup failed"
+            return None
+        self.last_answer = ans
+        if ans.verdict not in (LISTED, NOT_LISTED) or ans.list_version is None:
+            self.last_reason = ans.reason or "unknown"
+            return None
+        self.last_reason = None
+        return OfflineResult(
+            listed=ans.verdict == LISTED,
+            list_version=int(ans.list_version),
+            list_age_s=float(ans.list_age_s or 0.0),
+        )
+
+    def status(self) -> dict[str, Any]:
+        """Version, age, record count and staleness of the installed list (or the reason
+        there is none), for the retained status."""
+        if self.answerer is None:
+            return {"list_version": None, "reason": NO_KEY}
+        try:
+            return dict(self.answerer.status())
+        except Exception as exc:
+            log.warning("offline list status failed: %s", exc)
+            return {"list_version": None, "reason": "status failed"}
+
+    def shown(self) -> ListShown:
+        """The list as the idle screen shows it."""
+        st = self.status()
+        version = st.get("list_version")
+        if version is None:
+            return ListShown(None, None, usable=False, reason=st.get("reason"))
+        age = age_hours(float(st.get("list_age_s") or 0.0))
+        stale = bool(st.get("stale"))
+        return ListShown(int(version), age, usable=not stale, reason="stale" if stale else None)
