@@ -12,12 +12,14 @@ from firmware.agent import ports
 from firmware.agent.officer import OfficerSignals
 from firmware.agent.status import StatusPublisher
 from firmware.client.client import QueryClient
+from firmware.offline.answerer import OfflineAnswerer
 from tests.agent import fakes
 
 PORTS = {
     ports.QueryPort: [QueryClient, fakes.FakeQuery],
     ports.SignalsPort: [OfficerSignals, fakes.FakeSignals],
     ports.StatusPort: [StatusPublisher],
+    ports.OfflinePort: [OfflineAnswerer],
 }
 
 

@@ -84,3 +84,71 @@ def test_mock_display_records_screens():
 
 def test_messages_file_is_valid_toml():
     tomllib.loads(resources.files("firmware.signals").joinpath("messages.toml").read_text())
+
+
+OFFLINE_KEYS = (
+    "title.possible_match_offline",
+    "title.not_listed",
+    "line.not_listed",
+    "line.recheck",
+    "line.list",
+    "line.list_none",
+    "line.list_stale",
+    "line.offline_list",
+    "line.cleared",
+    "notice.cleared",
+)
+
+
+def test_offline_list_messages_exist_in_all_seven_languages():
+    cat = catalogue()
+    for lang in LANGUAGES:
+        missing = [k for k in OFFLINE_KEYS if k not in cat[lang]]
+        assert missing == [], lang
+        assert len({cat[lang][k] for k in OFFLINE_KEYS}) == len(OFFLINE_KEYS), lang
+
+
+def test_offline_hit_screen_names_the_list_and_the_recheck():
+    s = render_screen("possible_match_offline", "en", seq=3, answer_age_h=2.04, list_version=12)
+    assert s.title == "POSSIBLE MATCH (offline list)"
+    assert s.lines == (
+        "Hold document, refer to supervisor",
+        "Offline list v12, 2.0 h old",
+        "Will be re-checked online when the link returns",
+        "Scan #3",
+        "Press the button to acknowledge",
+    )
+
+
+def test_not_listed_screen_shows_the_age_and_is_not_clear():
+    s = render_screen("not_listed", "en", seq=5, answer_age_h=26.6, list_version=12)
+    assert s.title == "NOT LISTED (offline list)" and "CLEAR" != s.title
+    assert s.lines[:2] == (
+        "Not CLEAR: the offline list is 27 h old",
+        "Will be re-checked online when the link returns",
+    )
+    r = render_screen("not_listed", "ru", seq=5, answer_age_h=3.0)
+    assert r.title == "НЕТ В СПИСКЕ (офлайн-список)"
+    assert r.lines[0] == "Не окончательный ответ: офлайн-список создан 3.0 ч назад"
+
+
+def test_idle_and_no_link_screens_carry_the_list_version_and_age():
+    idle = render_screen("idle", "en", list_version=7, list_age_h=0.3, list_usable=True)
+    assert idle.lines[-1] == "Offline list v7, 0.3 h old"
+    off = render_screen("offline", "en", list_version=7, list_age_h=0.3, list_usable=True)
+    assert off.lines[0] == "Answers come from the offline list until the link returns"
+    stale = render_screen("offline", "en", list_version=7, list_age_h=50.0, list_usable=False)
+    assert stale.lines == (
+        "Answers will be UNKNOWN until the link returns",
+        "Offline list too old (50 h): not used",
+    )
+    none = render_screen("idle", "ru", list_version=None, list_usable=False)
+    assert none.lines[-1] == "Офлайн-списка нет"
+    assert render_screen("idle", "en").lines == ("Place the document on the reader",)
+
+
+def test_cleared_online_on_screen_and_as_a_notice():
+    s = render_screen("clear", "en", seq=2, late=True, cleared=True)
+    assert "Cleared online: the offline hit was not confirmed" in s.lines
+    n = render_screen("idle", "en", notices=[(2, "cleared")])
+    assert "Scan #2: cleared online" in n.lines

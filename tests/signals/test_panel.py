@@ -198,3 +198,29 @@ def test_mock_button_and_display_factories():
     with pytest.raises(ConfigError, match=r"signals\.display") as info:
         open_display("hd44780")
     assert info.value.field == "signals.display"
+
+
+def test_offline_answers_differ_from_every_online_pattern_without_colour():
+    """The two offline answers, colour names dropped, match no other state's pattern, and
+    neither shares its light wave or its sound with an online answer."""
+
+    def shape(state):
+        return tuple(
+            sorted(repr((w.on, w.gap, w.pulses, w.period)) for _, w in PATTERNS[state].waves)
+        )
+
+    def part(state, channel_is_buzzer):
+        waves = PATTERNS[state].waves
+        return [
+            (w.on, w.gap, w.pulses, w.period)
+            for n, w in waves
+            if (n == "buzzer") == channel_is_buzzer
+        ]
+
+    online = [s for s in PATTERNS if s not in ("possible_match_offline", "not_listed")]
+    for state in ("possible_match_offline", "not_listed"):
+        assert all(shape(state) != shape(o) for o in online), state
+        for o in ("clear", "possible_match", "unknown", "rescan"):
+            assert part(state, False) != part(o, False), (state, o)
+            assert part(state, True) != part(o, True), (state, o)
+    assert shape("possible_match_offline") != shape("not_listed")
