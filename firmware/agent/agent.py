@@ -174,7 +174,9 @@ class Agent:
         self.scanner.start()
         self._start_client()
         age = process_age()
-        self.events.write("ready", process_age_s=age, pid=os.getpid())
+        self.events.write(
+            "ready", process_age_s=age, pid=os.getpid(), offline_list=self.core.offline.status()
+        )
         self.notifier.ready(status="waiting for documents")
         log.info(
             "agent ready (terminal %s, %.3f s after process start)",

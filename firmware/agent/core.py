@@ -54,7 +54,7 @@ from firmware.agent.heartbeat import StatusHeartbeat
 from firmware.agent.inbox import AgentEvent, EventInbox
 from firmware.agent.intake import check_scan
 from firmware.agent.ledger import QueryLedger
-from firmware.agent.offline import LISTED, NOT_LISTED, OfflineVerdicts
+from firmware.agent.offline import OfflineVerdicts, verdict_fields
 from firmware.agent.outbox import Outbox
 from firmware.agent.ports import OfflinePort, QueryPort, SignalsPort, StatusPort
 from firmware.agent.presenter import StatePresenter
@@ -135,7 +135,7 @@ class AgentCore:
         self.heartbeat = StatusHeartbeat(
             status, self._status_info, clock=clock, interval=status_interval
         )
-        self.offline = OfflineVerdicts(offline, self.ledger.key_for)
+        self.offline = OfflineVerdicts(offline, self.ledger, self.events)
         machine.offline_lookup = self.offline.lookup
         self._clock = clock
         self._list_shown_at = float("-inf")
@@ -257,20 +257,9 @@ class AgentCore:
             list_version=version,
             late=t.late if t is not None else False,
             latency_s=getattr(v, "latency_s", None),
-            **self._offline_fields(offline_before, outcome),
+            **verdict_fields(offline_before, outcome),
         )
         self._note(t)
-
-    @staticmethod
-    def _offline_fields(before: Any, outcome: str) -> dict[str, Any]:
-        """For the verdict event of a scan answered offline first."""
-        if before is None:
-            return {}
-        return {
-            "offline_answer": LISTED if before.listed else NOT_LISTED,
-            "offline_list_version": before.list_version,
-            "cleared": bool(before.listed and outcome == "NO_MATCH"),
-        }
 
     def _not_final(self, qid: bytes, outcome: str) -> None:
         """TIMEOUT/ERROR: the query stays pending; the screen may become UNKNOWN or an
@@ -315,30 +304,10 @@ class AgentCore:
         qid = t.query_id
         if t.after == UNKNOWN:
             self.ledger.unknown(qid, self.machine.reason)
-            self.events.write(
-                "offline",
-                seq=t.seq,
-                qid=qid.hex(),
-                offline=True,
-                outcome="UNKNOWN",
-                reason=self.offline.last_reason,
-                cause=t.cause,
-            )
+            self.offline.report_unknown(t)
         elif t.after in OFFLINE_STATES:
-            res = self.machine.answered_offline[qid]
-            outcome = LISTED if res.listed else NOT_LISTED
             self.counts["offline"] += 1
-            self.ledger.offline(qid, outcome, res.list_version)
-            self.events.write(
-                "offline",
-                seq=t.seq,
-                qid=qid.hex(),
-                offline=True,
-                outcome=outcome,
-                list_version=res.list_version,
-                list_age_s=round(res.list_age_s, 3),
-                cause=t.cause,
-            )
+            self.offline.report_answer(t, self.machine.answered_offline[qid])
 
     def _refresh_list(self, force: bool = False) -> None:
         """Put the offline list's version and age on the machine's view (every

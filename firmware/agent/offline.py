@@ -8,6 +8,11 @@
   NOT_LISTED become an :class:`~firmware.agent.states.OfflineResult`; UNKNOWN is None (the
   screen stays UNKNOWN) and :attr:`last_reason` says why (``none``, ``stale``, a refusal's
   reason, or ``no_key`` when the agent has no offline-list key at all).
+- :meth:`report_answer` / :meth:`report_unknown`: an offline answer is audited
+  ``offline`` (outcome, the list's version) and written as an ``offline`` event
+  (``"offline": true``, list version and age, the cause); a fall-back to UNKNOWN is an
+  ``offline`` event with outcome ``UNKNOWN`` and the reason. :func:`verdict_fields` adds
+  the offline answer to the later online ``verdict`` event.
 - :meth:`status` is the ``offline_list`` part of the retained status; :meth:`shown` is the
   list as the idle screen shows it (age rounded, so the view changes only every few
   minutes).
@@ -18,11 +23,12 @@ Without an answerer (no key file) every lookup is None with reason ``no_key``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
+from firmware.agent.events import EventLog
+from firmware.agent.ledger import QueryLedger
 from firmware.agent.ports import OfflinePort
-from firmware.agent.states import ListShown, OfflineResult
+from firmware.agent.states import ListShown, OfflineResult, Transition
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +43,26 @@ def age_hours(age_s: float) -> float:
     return round(h, 1) if h < 10 else float(round(h))
 
 
-class OfflineVerdicts:
-    """See the module docstring. ``key_for(query_id)`` gives a pending query's document
-    key (None if it has no outbox row)."""
+def verdict_fields(before: OfflineResult | None, outcome: str) -> dict[str, Any]:
+    """For the online ``verdict`` event of a scan answered offline first: which answer it
+    follows and whether it cleared an offline hit (nothing for other scans)."""
+    if before is None:
+        return {}
+    return {
+        "offline_answer": LISTED if before.listed else NOT_LISTED,
+        "offline_list_version": before.list_version,
+        "cleared": bool(before.listed and outcome == "NO_MATCH"),
+    }
 
-    def __init__(self, answerer: OfflinePort | None, key_for: Callable[[bytes], Any]):
+
+class OfflineVerdicts:
+    """See the module docstring. The ledger gives a pending query's document key and
+    takes the ``offline`` audit lines; ``events`` takes the ``offline`` events."""
+
+    def __init__(self, answerer: OfflinePort | None, ledger: QueryLedger, events: EventLog):
         self.answerer = answerer
-        self._key_for = key_for
+        self._ledger = ledger
+        self._events = events
         self.last_reason: str | None = None if answerer is not None else NO_KEY
         self.last_answer: Any = None
 
@@ -54,7 +73,7 @@ class OfflineVerdicts:
         if self.answerer is None:
             self.last_reason = NO_KEY
             return None
-        dk = self._key_for(query_id)
+        dk = self._ledger.key_for(query_id)
         if dk is None:
             self.last_reason = "no outbox row"
             return None
@@ -73,6 +92,34 @@ class OfflineVerdicts:
             listed=ans.verdict == LISTED,
             list_version=int(ans.list_version),
             list_age_s=float(ans.list_age_s or 0.0),
+        )
+
+    def report_answer(self, t: Transition, res: OfflineResult) -> None:
+        """Audit and report an offline answer shown for ``t``'s query."""
+        assert t.query_id is not None
+        outcome = LISTED if res.listed else NOT_LISTED
+        self._ledger.offline(t.query_id, outcome, res.list_version)
+        self._events.write(
+            "offline",
+            seq=t.seq,
+            qid=t.query_id.hex(),
+            offline=True,
+            outcome=outcome,
+            list_version=res.list_version,
+            list_age_s=round(res.list_age_s, 3),
+            cause=t.cause,
+        )
+
+    def report_unknown(self, t: Transition) -> None:
+        """Report that the offline list could not answer for ``t``'s query (UNKNOWN)."""
+        self._events.write(
+            "offline",
+            seq=t.seq,
+            qid=t.query_id.hex() if t.query_id else None,
+            offline=True,
+            outcome="UNKNOWN",
+            reason=self.last_reason,
+            cause=t.cause,
         )
 
     def status(self) -> dict[str, Any]:

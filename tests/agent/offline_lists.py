@@ -47,20 +47,21 @@ class Region:
         listed: tuple[tuple[str, str, str], ...] = (LISTED,),
         created: float,
         filler: int = 2000,
+        unlisted: tuple[tuple[str, str, str], ...] = (UNLISTED,),
     ) -> None:
         """Build a full list holding ``listed`` (and ``filler`` random hashes), created at
         wall time ``created``, and install it: chunk by chunk, then the atomic swap.
 
         The filler is redrawn until :data:`UNLISTED` is not one of the filter's false
-        positives (about 1 in 256), so a test's "unlisted" document really is."""
-        unlisted = list_hash(self.list_key, DocumentKey(*UNLISTED))
+        positives (about 1 in 256 each), so a test's ``unlisted`` documents really are."""
+        absent = [list_hash(self.list_key, DocumentKey(*d)) for d in unlisted]
         for attempt in range(20):
             built = self._build(version, listed, created, filler, seed=attempt)
             probe_path = store.root / f".probe-{version}.ftol"
             store.root.mkdir(parents=True, exist_ok=True)
             probe_path.write_bytes(built.payload)
             probe = FuseFilterFile(probe_path)
-            false_positive = probe.contains(unlisted)
+            false_positive = any(probe.contains(h) for h in absent)
             probe.close()
             probe_path.unlink()
             if not false_positive:

@@ -3,14 +3,17 @@ plain-JSON stand-ins for the sealed client and the regional service."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import time
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from firmware.agent import agent as agent_mod
 from firmware.agent.agent import Agent
 from firmware.agent.audit import verify_file
-from firmware.agent.config import AgentConfig, AgentSection, SignalsConfig
+from firmware.agent.config import AgentConfig, AgentSection, OfflineSection, SignalsConfig
 from firmware.agent.officer import OfficerSignals
 from firmware.agent.outbox import Outbox
 from firmware.mrz import make_td1, make_td3
@@ -18,6 +21,7 @@ from firmware.protocol import dockey
 from firmware.scanner.port import ScannerConfig
 from firmware.signals import open_button, open_display, open_panel, render_screen
 from host_tools.sim.scanner import ScannerSimulator
+from tests.agent.offline_lists import Region
 from tests.e2e import fakes
 from tests.e2e.rig import AgentThread, Clock, read_events, shown, wait_for, wait_history
 
@@ -76,13 +80,19 @@ def world(tmp_path, test_pki, mtls_broker, monkeypatch):
         query_timeout=1.5,
     )
 
-    def make_agent():
+    def make_agent(**changes):
         clock = Clock()
         panel = open_panel("mock", None, clock)
         display = open_display("mock", clock=clock)
         button = open_button("mock", None, clock)
         sig = OfficerSignals(panel, display, button, language="ru", render=render_screen)
-        a = Agent(cfg, signals=sig, clock=clock, client_factory=factory, dockey=dockey)
+        a = Agent(
+            dataclasses.replace(cfg, **changes),
+            signals=sig,
+            clock=clock,
+            client_factory=factory,
+            dockey=dockey,
+        )
         a.button = button
         return a, panel, display
 
@@ -192,3 +202,67 @@ def test_broker_killed_mid_query_outbox_delivers_once(world):
         assert ob.pending() == []
     lines = [json.loads(x) for x in (tmp / "state" / "audit.log").read_text().splitlines()]
     assert [x["kind"] for x in lines if x["kind"] != "start"][:2] == ["accepted", "unknown"]
+
+
+def test_broker_down_offline_answers_then_each_rechecked_online(world):
+    """Issue 12 item 4 over a real broker: with the broker stopped, a document listed in
+    the offline list (and online) is POSSIBLE MATCH (offline), one listed offline only is
+    too (a false alarm the online answer clears), an unlisted one is NOT LISTED; with the
+    broker back each is re-checked online, and the screen, events and audit show it."""
+    make_agent, sim, _regional, broker, tmp = world
+    region = Region(name=REGION)
+    (tmp / "offline-list.key").write_text(region.list_key.hex())
+    (tmp / "regional-sign.pub").write_bytes(
+        region.sign_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    both, offline_only, unlisted = "STOLEN123".replace("0", "O"), "D23145890", "L898902C3"
+    region.install(
+        region.store(tmp / "state" / "offline"),
+        3,
+        listed=(("UTO", "P", both), ("UTO", "P", offline_only)),
+        unlisted=(("UTO", "P", unlisted),),
+        created=time.time() - 2 * 3600,
+    )
+    offline = OfflineSection(tmp / "offline-list.key", 48 * 3600.0, tmp / "regional-sign.pub")
+    agent, panel, display = make_agent(offline=offline)
+    ev = tmp / "events.jsonl"
+    with AgentThread(agent):
+        wait_for(lambda: any(e["event"] == "link" and e["up"] for e in read_events(ev)))
+        broker.stop(kill=True)
+        wait_for(lambda: any(e["event"] == "link" and not e["up"] for e in read_events(ev)))
+        for number in (both, offline_only):
+            n = len(shown(panel))
+            sim.send(make_td3(document_number=number))
+            wait_for(lambda n=n: "possible_match_offline" in shown(panel)[n:], what="offline hit")
+            agent.button.press()
+            wait_for(lambda n=n: shown(panel)[-1] == "offline", what="acknowledged")
+        sim.send(make_td3(document_number=unlisted))
+        wait_for(lambda: "not_listed" in shown(panel), what="not listed")
+        offline_events = [e for e in read_events(ev) if e["event"] == "offline"]
+        assert [(e["seq"], e["outcome"], e["list_version"]) for e in offline_events] == [
+            (1, "LISTED", 3),
+            (2, "LISTED", 3),
+            (3, "NOT_LISTED", 3),
+        ]
+        assert all(7000 < e["list_age_s"] < 7400 for e in offline_events)
+        broker.start()
+        want = [(1, "POSSIBLE_MATCH"), (2, "NO_MATCH"), (3, "NO_MATCH")]
+        wait_for(lambda: sorted(outcomes(read_events(ev))) == want, timeout=30, what="re-checks")
+        wait_for(lambda: shown(panel)[-1] == "possible_match", what="the late hit latched")
+    verdicts = {e["seq"]: e for e in read_events(ev) if e["event"] == "verdict"}
+    assert verdicts[1]["offline_answer"] == "LISTED" and not verdicts[1]["cleared"]
+    assert verdicts[2]["offline_answer"] == "LISTED" and verdicts[2]["cleared"]
+    assert verdicts[3]["offline_answer"] == "NOT_LISTED" and not verdicts[3]["cleared"]
+    assert "clear" not in shown(panel)[: shown(panel).index("not_listed") + 1]
+    titles = [sc.title for _, sc in display.history]
+    assert "ВОЗМОЖНОЕ СОВПАДЕНИЕ (офлайн-список)" in titles
+    assert "НЕТ В СПИСКЕ (офлайн-список)" in titles
+    lines = [json.loads(x) for x in (tmp / "state" / "audit.log").read_text().splitlines()]
+    offline_lines = [(x["outcome"], x["list_version"]) for x in lines if x["kind"] == "offline"]
+    assert offline_lines == [("LISTED", "3"), ("LISTED", "3"), ("NOT_LISTED", "3")]
+    rep = verify_file(tmp / "state" / "audit.log", AUDIT_KEY)
+    assert rep.ok and rep.counts["verdict"] == 3 and rep.counts["offline"] == 3
+    with Outbox(tmp / "state" / "outbox.sqlite") as ob:
+        assert ob.pending() == []
