@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -26,16 +27,25 @@ BUNDLE_FILES = (
 )
 
 
+def without_offline(text: str) -> str:
+    """The example without its [offline] table (a test adds its own)."""
+    return re.sub(r"(?ms)^\[offline\]\n.*?(?=^\[|\Z)", "", text)
+
+
 def bundle(tmp_path: Path, extra: str = "") -> Path:
     cfg = tmp_path / "terminal.toml"
-    cfg.write_text(EXAMPLE.read_text() + extra)
+    cfg.write_text(without_offline(EXAMPLE.read_text()) + extra)
     for name in BUNDLE_FILES:
         (tmp_path / name).write_text("placeholder\n")
     return cfg
 
 
-def test_defaults_key_next_to_terminal_toml_and_48_hours(tmp_path):
-    cfg = load_agent_config(bundle(tmp_path), environ={})
+@pytest.mark.parametrize("as_documented", [False, True])
+def test_defaults_key_next_to_terminal_toml_and_48_hours(tmp_path, as_documented):
+    path = bundle(tmp_path)
+    if as_documented:  # the example's own [offline] table says the defaults
+        path.write_text(EXAMPLE.read_text())
+    cfg = load_agent_config(path, environ={})
     assert cfg.offline is not None
     assert cfg.offline.list_key == tmp_path / "offline-list.key"
     assert cfg.offline.max_age == 48 * 3600.0
