@@ -304,10 +304,15 @@ class OledDisplay(Display):
 
         width = int(getattr(self._device, "width", 128))
         rows = [r for line in screen.lines for r in _wrap(line, self._font, width)]
+        # A title too wide for one row ("POSSIBLE MATCH (offline list)") takes two, so its
+        # end is never cut off; the body then has two rows instead of four.
+        titles = _wrap(screen.title, self._title_font, width)[:2]
+        top = 20 + 17 * (len(titles) - 1)
         with canvas(self._device) as draw:
-            draw.text((0, 0), screen.title, font=self._title_font, fill="white")
-            for i, row in enumerate(rows[:4]):  # 64 px: a 16 px title and four 11 px rows
-                draw.text((0, 20 + 11 * i), row, font=self._font, fill="white")
+            for i, row in enumerate(titles):
+                draw.text((0, 17 * i), row, font=self._title_font, fill="white")
+            for i, row in enumerate(rows[: 4 - 2 * (len(titles) - 1)]):  # 64 px in all
+                draw.text((0, top + 11 * i), row, font=self._font, fill="white")
 
     def close(self) -> None:
         try:

@@ -118,3 +118,19 @@ def test_oled_without_luma_is_a_setup_error_naming_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "luma.core.interface.serial", None)
     with pytest.raises(SetupError, match=r"fieldterm\[pi\]"):
         open_display("ssd1306")
+
+
+def test_oled_wraps_a_long_offline_title_to_two_rows_and_keeps_it_whole(fake_luma):
+    log, _fonts = fake_luma
+    disp = open_display("ssd1306")
+    screen = render_screen("possible_match_offline", "en", seq=2, answer_age_h=3.0)
+    disp.show(screen)
+    texts = [e for e in log if e[0] == "text"]
+    titles = [t for t in texts if t[3] == 16]
+    assert [t[2] for t in titles] == ["POSSIBLE MATCH", "(offline list)"]
+    assert [t[1] for t in titles] == [(0, 0), (0, 17)]
+    body = [t for t in texts if t[3] != 16]
+    assert len(body) == 2 and all(t[1][1] + 11 <= 64 for t in body)
+    assert (
+        body[0][1] == (0, 37) and body[0][2] == "Hold document, refer"
+    )  # 21 characters of 6 px at most
