@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from firmware.agent.events import EventLog
 from firmware.agent.ports import SignalsPort
-from firmware.agent.states import POSSIBLE_MATCH, Transition, View
+from firmware.agent.states import OFFLINE_MATCH, POSSIBLE_MATCH, Transition, View
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,12 @@ class StatePresenter:
         )
         if t.after == POSSIBLE_MATCH and t.before != POSSIBLE_MATCH:
             log.warning("POSSIBLE MATCH on scan #%s: hold the document", t.seq)
+        elif t.after == OFFLINE_MATCH:
+            log.warning(
+                "POSSIBLE MATCH (offline list) on scan #%s: hold the document; "
+                "re-checked online when the link returns",
+                t.seq,
+            )
         return t.after != t.before
 
     def render(self, view: View, *, force: bool = False) -> None:
