@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from typing import ClassVar
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -204,6 +205,71 @@ def test_broker_killed_mid_query_outbox_delivers_once(world):
     assert [x["kind"] for x in lines if x["kind"] != "start"][:2] == ["accepted", "unknown"]
 
 
+def offline_bundle(tmp, region):
+    """The offline-list key and the regional's signing key, as a bundle holds them."""
+    (tmp / "offline-list.key").write_text(region.list_key.hex())
+    (tmp / "regional-sign.pub").write_bytes(
+        region.sign_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return OfflineSection(tmp / "offline-list.key", 48 * 3600.0, tmp / "regional-sign.pub")
+
+
+class RecordingListSync:
+    """Records how the agent drives the offline-list download (``ListSync``'s interface:
+    ``ListSync(link, store, on_installed=...)``, ``start``, ``close``, ``status``)."""
+
+    made: ClassVar[list[RecordingListSync]] = []
+
+    def __init__(self, link, store, *, on_installed, **_kw):
+        self.link, self.store, self.on_installed = link, store, on_installed
+        self.calls: list[str] = []
+        RecordingListSync.made.append(self)
+
+    def start(self):
+        self.calls.append("start")
+        return self
+
+    def close(self):
+        self.calls.append("close")
+
+    def status(self):
+        return {}
+
+
+def test_the_list_download_is_wired_to_the_client_and_the_answerer(world, monkeypatch):
+    """With ``firmware.offline.sync`` present the agent creates the download over the
+    client's link and its store, starts it with the client, closes it at shutdown, and an
+    installed list is mapped and shown on the idle screen (a ``list`` event)."""
+    import sys  # noqa: PLC0415
+    import types  # noqa: PLC0415
+
+    mod = types.ModuleType("firmware.offline.sync")
+    mod.ListSync = RecordingListSync  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "firmware.offline.sync", mod)
+    RecordingListSync.made.clear()
+    make_agent, _sim, _regional, _broker, tmp = world
+    region = Region(name=REGION)
+    agent, _panel, display = make_agent(offline=offline_bundle(tmp, region))
+    ev = tmp / "events.jsonl"
+    with AgentThread(agent):
+        wait_for(lambda: any(e["event"] == "link" and e["up"] for e in read_events(ev)))
+        [sync] = RecordingListSync.made
+        assert sync.link is agent.client.link and sync.store is agent.offline.store
+        assert sync.calls == ["start"]
+        region.install(sync.store, 8, created=time.time() - 1800)
+        sync.on_installed()  # from the download's own thread, as the real one does
+        wait_for(lambda: any(e["event"] == "list" for e in read_events(ev)), what="list")
+        [lst] = [e for e in read_events(ev) if e["event"] == "list"]
+        assert lst["list_version"] == 8 and lst["stale"] is False
+        wait_for(
+            lambda: "Офлайн-список v8, создан 0.5 ч назад" in display.history[-1][1].lines,
+            what="the idle screen names the list",
+        )
+    assert sync.calls == ["start", "close"]
+
+
 def test_broker_down_offline_answers_then_each_rechecked_online(world):
     """Issue 12 item 4 over a real broker: with the broker stopped, a document listed in
     the offline list (and online) is POSSIBLE MATCH (offline), one listed offline only is
@@ -211,12 +277,7 @@ def test_broker_down_offline_answers_then_each_rechecked_online(world):
     broker back each is re-checked online, and the screen, events and audit show it."""
     make_agent, sim, _regional, broker, tmp = world
     region = Region(name=REGION)
-    (tmp / "offline-list.key").write_text(region.list_key.hex())
-    (tmp / "regional-sign.pub").write_bytes(
-        region.sign_key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
+    offline = offline_bundle(tmp, region)
     both, offline_only, unlisted = "STOLEN123".replace("0", "O"), "D23145890", "L898902C3"
     region.install(
         region.store(tmp / "state" / "offline"),
@@ -225,7 +286,6 @@ def test_broker_down_offline_answers_then_each_rechecked_online(world):
         unlisted=(("UTO", "P", unlisted),),
         created=time.time() - 2 * 3600,
     )
-    offline = OfflineSection(tmp / "offline-list.key", 48 * 3600.0, tmp / "regional-sign.pub")
     agent, panel, display = make_agent(offline=offline)
     ev = tmp / "events.jsonl"
     with AgentThread(agent):
