@@ -129,7 +129,7 @@ def test_not_listed_screen_shows_the_age_and_is_not_clear():
     )
     r = render_screen("not_listed", "ru", seq=5, answer_age_h=3.0)
     assert r.title == "НЕТ В СПИСКЕ (офлайн-список)"
-    assert r.lines[0] == "Не окончательный ответ: офлайн-список создан 3.0 ч назад"
+    assert r.lines[0] == "Неокончательный ответ: офлайн-список создан 3.0 ч назад"
 
 
 def test_idle_and_no_link_screens_carry_the_list_version_and_age():
