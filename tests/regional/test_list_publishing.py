@@ -125,7 +125,11 @@ def store_version(region: Region) -> int:
 
 
 def wait_retained(region: Region, pred: Any, what: str) -> dict[str, bytes]:
-    return wait_for(lambda: (lambda r: r if pred(r) else None)(snapshot(region)), what)
+    def check() -> dict[str, bytes] | None:
+        r = snapshot(region)
+        return r if pred(r) else None
+
+    return wait_for(check, what)
 
 
 def test_full_list_arrives_retained_and_answers_like_the_store(region, kiosk):
@@ -164,8 +168,9 @@ def test_removed_record_stops_hitting_after_the_delta(region, kiosk):
     assert not any(kiosk.answers(lst, region.unlisted))
     lst.close()
     region.regional.wait_health(
-        lambda h: h["offline_list"]["version"] == m["version"]
-        and h["offline_list"]["kind"] == "delta",
+        lambda h: (
+            h["offline_list"]["version"] == m["version"] and h["offline_list"]["kind"] == "delta"
+        ),
         "health showing the delta",
     )
 
@@ -194,12 +199,9 @@ def test_full_rebuild_clears_the_old_lists_retained_chunks(region, kiosk):
 
 
 def test_a_second_process_does_not_publish(region):
-    second = region.start_regional(env=ENV)[1]
-    h = wait_for(
-        lambda: (lambda x: x if x.get("offline_list", {}).get("waiting") else None)(
-            region.health(second)
-        ),
-        "the second process's health",
+    region.start_regional(env=ENV)
+    h = region.regionals[1].wait_health(
+        lambda h: h["offline_list"].get("waiting"), "the second process's health"
     )["offline_list"]
     assert h["publisher"] is False and h["version"] is None
     assert region.health(region.regional.health_file)["offline_list"]["publisher"] is True
