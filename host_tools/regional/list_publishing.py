@@ -187,7 +187,8 @@ class ListPublishing:
         if pub is not None:
             cur = self.current
             if pub.full is not None:
-                new = Published(pub.full, keys.copy(), None)
+                # KeyedHashes replaces its array on every change, never edits it in place
+                new = Published(pub.full, keys, None)
             else:
                 assert cur is not None and pub.delta is not None
                 new = Published(cur.full, cur.base_keys, pub.delta)
@@ -236,6 +237,8 @@ class ListPublishing:
         lists = [pub.full] + ([pub.delta] if pub.delta is not None else [])
         keep = {t for b in lists for t in list_topics(self.region, b)}
         stale = self.state.retained() - keep
+        if pub.delta is None:  # even with no record of one (a lost state directory)
+            stale.add(topics.list_manifest_topic(self.region, "delta"))
         self.state.set_retained(stale | keep)  # recorded before sent: cleared even after a crash
         for b in lists:
             m = b.manifest

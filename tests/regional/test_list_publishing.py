@@ -46,7 +46,8 @@ def dk_of(lines: list[str]) -> DocumentKey:
 
 
 class ListPeer(Peer):
-    """A kiosk's MQTT identity that also records each message's retain flag."""
+    """A kiosk's MQTT identity that also records whether each message came retained at
+    QoS 1 (it subscribes at QoS 1: a QoS 0 publication would arrive as QoS 0)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -55,7 +56,7 @@ class ListPeer(Peer):
     def _on_message(self, c: Any, u: Any, msg: Any) -> None:
         with self._cond:
             self.received.append((msg.topic, msg.payload))
-            self.retain_flags.append(bool(msg.retain))
+            self.retain_flags.append(bool(msg.retain) and msg.qos == 1)
             self._cond.notify_all()
 
 
