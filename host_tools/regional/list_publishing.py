@@ -147,6 +147,9 @@ class ListPublishing:
         poll = min(interval, 1.0)
         due = 0.0  # monotonic time of the next round
         while not self._stop.is_set():
+            if not self._link.connected.is_set():
+                self._link.connected.wait(poll)  # wakes at the CONNACK, not a poll later
+                continue
             now = time.monotonic()
             reconnected = self.current is not None and self._link.connects != self._sent_on_connect
             if now >= due or (self.publisher and reconnected):

@@ -225,3 +225,23 @@ def test_restart_republishes_the_same_bytes(region):
     assert h["published_at"] is not None and h["published_at"] >= stopped
     assert f"offline list: resuming at version {version}" in second.logs()
     assert snapshot(region) == before
+
+
+def test_after_a_reconnect_the_list_is_sent_again(region):
+    before = snapshot(region)
+    m = manifest_of(before[topics.list_manifest_topic(REGION, "full")])
+    chunk = topics.list_chunk_topic(REGION, "full", m["version"], 0)
+    d = region.broker_dir
+    wiper = Peer(region.port, d / "ca.crt", d / "regional.crt", d / "regional.key", "wiper")
+    wiper.connect()
+    try:  # as a broker that lost its retained messages would have
+        assert not wiper.publish(chunk, b"", retain=True).is_failure
+    finally:
+        wiper.close()
+    assert chunk not in snapshot(region)
+    publisher = region.regionals[1]
+    connects = publisher.health()["connects"]
+    region.broker.stop()
+    region.start_broker()
+    publisher.wait_health(lambda h: h["connects"] > connects and h["ready"], "the reconnect")
+    wait_retained(region, lambda r: r == before, "the list sent again after the reconnect")
