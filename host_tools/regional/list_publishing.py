@@ -85,7 +85,6 @@ class ListPublishing:
         self.publisher = False
         self.current: Published | None = None
         self.published_at: float | None = None
-        self.rounds = 0
         self._lock_fd: int | None = None
         self._said_waiting = False
         self._hashes: KeyedHashes | None = None
@@ -168,8 +167,8 @@ class ListPublishing:
             return True
         if not self._link.connected.is_set():
             return False
-        self.rounds += 1
         connects = self._link.connects
+        version, keys = self._hashes.current()
         if self._lists is None:
             self._lists = ListPublisher(
                 region=self.region,
@@ -181,11 +180,10 @@ class ListPublishing:
                 clock=self._clock,
             )
             old = self.state.load(self._sign_key.public_key(), self.region, self._key_id)
-            if old is not None and self._matches_settings(old.full):
+            if old is not None and self._resumable(old, version):
                 self._lists.restore(old.full, old.base_keys, old.latest.manifest.version)
                 self.current = old
                 log.info("offline list: resuming at version %d", old.latest.manifest.version)
-        version, keys = self._hashes.current()
         pub = self._lists.update(version, keys) if version >= 1 else None
         if pub is not None:
             cur = self.current
@@ -199,7 +197,9 @@ class ListPublishing:
             self.current = new
         elif self.current is None or connects == self._sent_on_connect:
             return True  # nothing new, and the broker still holds what was sent
-        if not self._send(self.current):
+        # a new delta alone on a full list already sent on this connection: send the delta
+        only_delta = pub is not None and pub.full is None and connects == self._sent_on_connect
+        if not self._send(self.current, only_delta=only_delta):
             return False
         self._sent_on_connect = connects
         self.published_at = round(self._clock(), 3)
@@ -210,11 +210,13 @@ class ListPublishing:
         )  # fmt: skip
         return True
 
-    def _matches_settings(self, full: Built) -> bool:
-        f = full.manifest
+    def _resumable(self, old: Published, store_version: int) -> bool:
+        """The saved lists were made with these settings from this store's history."""
+        f = old.full.manifest
         return (
             f.filter.get("fingerprint_bits") == self.settings.fingerprint_bits
             and f.chunk_size == self.settings.chunk_size
+            and old.latest.manifest.version <= store_version
         )
 
     def _take_lock(self) -> bool:
@@ -235,10 +237,12 @@ class ListPublishing:
         return True
 
     # -- MQTT --------------------------------------------------------------------------------
-    def _send(self, pub: Published) -> bool:
-        """Chunks (acknowledged) before manifests, then clear what is no longer referenced."""
-        lists = [pub.full] + ([pub.delta] if pub.delta is not None else [])
-        keep = {t for b in lists for t in list_topics(self.region, b)}
+    def _send(self, pub: Published, *, only_delta: bool = False) -> bool:
+        """Chunks (acknowledged) before manifests, then clear what is no longer referenced.
+        ``only_delta``: the full list is on the broker already; send the delta alone."""
+        held = [pub.full] + ([pub.delta] if pub.delta is not None else [])
+        lists = held[1:] if only_delta else held
+        keep = {t for b in held for t in list_topics(self.region, b)}
         stale = self.state.retained() - keep
         if pub.delta is None:  # even with no record of one (a lost state directory)
             stale.add(topics.list_manifest_topic(self.region, "delta"))

@@ -153,6 +153,7 @@ def test_full_list_arrives_retained_and_answers_like_the_store(region, kiosk):
 def test_removed_record_stops_hitting_after_the_delta(region, kiosk):
     gone = dk_of(region.listed[0])
     before = store_version(region)
+    full = snapshot(region)
     with open_store(region.sltd_db) as s:
         assert s.remove([(gone.issuing_state, gone.category, gone.number)]) == 1
     retained = wait_retained(
@@ -162,6 +163,11 @@ def test_removed_record_stops_hitting_after_the_delta(region, kiosk):
     )
     m = manifest_of(retained[topics.list_manifest_topic(REGION, "delta")])
     assert m["kind"] == "delta" and m["base_version"] == before and m["version"] > before
+    delta_topics = {topics.list_manifest_topic(REGION, "delta")} | {
+        topics.list_chunk_topic(REGION, "delta", m["version"], i) for i in range(len(m["chunks"]))
+    }
+    # the full list the delta applies to is still there, byte for byte, beside the delta
+    assert {t: v for t, v in retained.items() if t not in delta_topics} == full
     assert (m["filter"]["added"], m["filter"]["removed"]) == (0, 1)
     lst = kiosk.install(retained, "delta")
     assert lst.version == m["version"]
