@@ -133,6 +133,7 @@ class ListSync:
             self._closed = True
             thread = self._thread
         self._stop.set()
+        self._q.put(("stop", "", b""))  # wake the worker now
         if thread is not None:
             thread.join(JOIN_TIMEOUT)
             if thread.is_alive():
@@ -208,6 +209,8 @@ class ListSync:
                 self._manifest(kind, payload)
         elif what == "chunk":
             self._chunk(topic, payload)
+        elif what == "stop":
+            return
         elif what == "refused":
             self._refuse("subscribe", f"the broker refused the subscription {topic} ({payload})")
 
@@ -251,6 +254,10 @@ class ListSync:
             return
         except OfflineListError as exc:
             self._refuse(exc.reason, str(exc))
+            return
+        except OSError:
+            log.exception("offline list store: cannot start the download")
+            self._seen.pop(kind, None)  # taken again when the broker re-sends it
             return
         self._drop_chunk_subscriptions()
         self._pending.pop(kind, None)

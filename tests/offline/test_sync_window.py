@@ -1,0 +1,169 @@
+"""ListSync's own rules, over a stand-in for the link that behaves like a broker holding
+retained messages (the real-broker cases are in test_sync.py): the window of chunks in
+flight, asking again for a chunk that never came, a refused subscription, and a newer
+list replacing a download in progress. The store and the lists are real.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from firmware.offline.store import OfflineStore
+from firmware.offline.sync import ListSync
+from firmware.protocol import topics
+from host_tools.localregion.processes import wait_for_evidence
+from host_tools.offline.builder import Built
+
+from .conftest import ListMaker
+
+REGION = "central"
+
+
+class RetainedBroker:
+    """add_subscription/remove_subscription as MqttLink has them; a subscription is
+    answered with the retained message of its topic, as Mosquitto does."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.retained: dict[str, bytes] = {}
+        self.subs: dict[str, Callable[[str, bytes], None]] = {}
+        self.adds: list[str] = []
+        self.refuse: set[str] = set()
+        self.drop_first: set[str] = set()  # lose the first delivery of these topics
+        self.max_chunks_in_flight = 0
+
+    def add_subscription(
+        self, topic: str, handler: Callable[[str, bytes], None], on_result: Any = None
+    ) -> None:
+        with self.lock:
+            self.adds.append(topic)
+            if topic in self.refuse:
+                deliver = None
+            else:
+                self.subs[topic] = handler
+                chunks = sum(1 for t in self.subs if "/manifest/" not in t)
+                self.max_chunks_in_flight = max(self.max_chunks_in_flight, chunks)
+                deliver = self.retained.get(topic)
+                if topic in self.drop_first:
+                    self.drop_first.discard(topic)
+                    deliver = None
+        if on_result is not None:
+            on_result(
+                topic,
+                topic not in self.refuse,
+                "Not authorized" if topic in self.refuse else "Granted QoS 1",
+            )
+        if deliver is not None:
+            handler(topic, deliver)
+
+    def remove_subscription(self, topic: str) -> None:
+        with self.lock:
+            self.subs.pop(topic, None)
+
+    def dynamic_subscriptions(self) -> tuple[str, ...]:
+        with self.lock:
+            return tuple(self.subs)
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        with self.lock:
+            self.retained[topic] = payload
+            handler = self.subs.get(topic)
+        if handler is not None:
+            handler(topic, payload)
+
+    def put_list(self, built: Built, *, manifest: bool = True) -> None:
+        m = built.manifest
+        for i in range(len(m.chunks)):
+            s, e = m.chunk_span(i)
+            self.publish(topics.list_chunk_topic(REGION, m.kind, m.version, i), built.payload[s:e])
+        if manifest:
+            self.publish(topics.list_manifest_topic(REGION, m.kind), built.manifest_bytes)
+
+
+@pytest.fixture
+def broker() -> RetainedBroker:
+    return RetainedBroker()
+
+
+@pytest.fixture
+def store(maker: ListMaker, tmp_path: Path) -> OfflineStore:
+    return maker.store(tmp_path / "offline")
+
+
+@pytest.fixture
+def syncs() -> Iterator[list[ListSync]]:
+    made: list[ListSync] = []
+    yield made
+    for s in made:
+        s.close()
+
+
+def _sync(
+    broker: RetainedBroker, store: OfflineStore, syncs: list[ListSync], **kw: Any
+) -> ListSync:
+    s = ListSync(broker, store, region=REGION, **kw)  # type: ignore[arg-type]
+    syncs.append(s)
+    return s.start()
+
+
+def _held(sync: ListSync, version: int) -> dict[str, Any]:
+    return wait_for_evidence(
+        lambda: (s := sync.status())["held_version"] == version and s, f"list {version}"
+    )
+
+
+def test_at_most_window_chunks_are_in_flight(maker: ListMaker, broker, store, syncs) -> None:
+    built = maker.full(maker.keys(4000, 1), 3, chunk_size=256)
+    n = len(built.manifest.chunks)
+    assert n > 3 * 4
+    broker.put_list(built)
+    sync = _sync(broker, store, syncs, window=3)
+    status = _held(sync, 3)
+    assert broker.max_chunks_in_flight == 3
+    assert status["chunks_received"] == n and status["missing"] == 0
+    assert sorted(t for t in broker.adds if "/manifest/" not in t) == sorted(
+        topics.list_chunk_topic(REGION, "full", 3, i) for i in range(n)
+    )  # each chunk asked for once
+
+
+def test_a_chunk_that_never_came_is_asked_for_again(maker: ListMaker, broker, store, syncs) -> None:
+    built = maker.full(maker.keys(2000, 2), 4, chunk_size=512)
+    lost = topics.list_chunk_topic(REGION, "full", 4, 1)
+    broker.drop_first.add(lost)
+    broker.put_list(built)
+    sync = _sync(broker, store, syncs, rerequest_after=0.2)
+    _held(sync, 4)
+    assert broker.adds.count(lost) == 2
+
+
+def test_a_refused_subscription_is_counted(maker: ListMaker, broker, store, syncs) -> None:
+    broker.refuse.add(topics.list_manifest_topic(REGION, "delta"))
+    broker.put_list(maker.full(maker.keys(1000, 3), 5, chunk_size=512))
+    sync = _sync(broker, store, syncs)
+    status = _held(sync, 5)
+    assert status["refusals"] == {"subscribe": 1}
+
+
+def test_a_newer_full_list_replaces_a_download_in_progress(
+    maker: ListMaker, broker, store, syncs
+) -> None:
+    v6 = maker.full(maker.keys(3000, 4), 6, chunk_size=256)
+    v7 = maker.full(maker.keys(3000, 5), 7, chunk_size=256)
+    broker.put_list(v6, manifest=False)
+    broker.drop_first.add(topics.list_chunk_topic(REGION, "full", 6, 0))  # v6 stalls
+    installed: list[dict[str, Any]] = []
+    sync = _sync(broker, store, syncs, on_installed=installed.append, rerequest_after=3600.0)
+    broker.publish(topics.list_manifest_topic(REGION, "full"), v6.manifest_bytes)
+    wait_for_evidence(lambda: sync.status()["downloading"] == 6 and sync.status()["missing"] == 1,
+                      "v6 waiting for chunk 0")  # fmt: skip
+    broker.put_list(v7)
+    _held(sync, 7)
+    assert [s["held_version"] for s in installed] == [7]
+    assert not any("/full/6/" in t for t in broker.dynamic_subscriptions())
+    with store.current() as lst:
+        assert lst.version == 7
