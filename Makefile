@@ -34,6 +34,7 @@ setup: system-deps $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check firmware host_tools tests
+	$(BIN)/ruff format --check firmware host_tools tests
 	$(BIN)/mypy
 
 test: setup lint

@@ -187,8 +187,7 @@ class Mosquitto:
                 return
             if self.proc.poll() is not None:
                 raise OperationError(
-                    f"mosquitto exited with {self.proc.returncode} on reload: "
-                    f"{self.logs()[-2000:]}"
+                    f"mosquitto exited with {self.proc.returncode} on reload: {self.logs()[-2000:]}"
                 )
             if time.monotonic() >= deadline:
                 raise FieldtermTimeout(

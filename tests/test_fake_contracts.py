@@ -44,7 +44,9 @@ def test_e2e_regional_fake_has_the_real_services_interface():
 
 
 def test_core_fakes_have_the_real_ports_interfaces():
-    assert interface_drift(agent_fakes.FakeQuery, QueryClient, ("submit",), test_only={"answer"}) == []
+    assert (
+        interface_drift(agent_fakes.FakeQuery, QueryClient, ("submit",), test_only={"answer"}) == []
+    )
     assert interface_drift(agent_fakes.FakeSignals, OfficerSignals, SIGNALS_PORT) == []
 
 

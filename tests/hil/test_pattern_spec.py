@@ -187,7 +187,9 @@ def test_the_drift_check_catches_a_swapped_or_slowed_pattern():
     unknown, rescan = t["states"]["unknown"]["levels"], t["states"]["rescan"]["levels"]
     # RESCAN's two beeps where UNKNOWN's three belong, and a 2 Hz blink for a 4 Hz one
     assert drift("buzzer", SPEC["unknown"]["buzzer"], rescan["buzzer"], step, seconds)
-    slow = "".join(c * 2 for c in t["states"]["possible_match"]["levels"]["red"])[: len(unknown["amber"])]
+    slow = "".join(c * 2 for c in t["states"]["possible_match"]["levels"]["red"])[
+        : len(unknown["amber"])
+    ]
     assert drift("red", Blink(4.0), slow, step, seconds)
     assert drift("red", None, unknown["amber"], step, seconds)  # lit but not named
 

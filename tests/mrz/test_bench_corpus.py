@@ -25,8 +25,10 @@ HAND_WRITTEN = json.loads((DATA / "bench_cases.json").read_text())["cases"]
 # -- an independent reader (ICAO Doc 9303 Parts 3-7) -------------------------------------------
 def check_digit(text: str) -> str:
     """Part 3, 4.9: weights 7, 3, 1; 0-9 as themselves, A-Z as 10-35, '<' as 0."""
+
     def value(c: str) -> int:
         return 0 if c == "<" else int(c) if c.isdigit() else ord(c) - ord("A") + 10
+
     return str(sum(value(c) * (7, 3, 1)[i % 3] for i, c in enumerate(text)) % 10)
 
 
@@ -99,11 +101,7 @@ def read(lines: list[str]) -> tuple[bool, dict[str, str]]:
         "birth_date": birth, "sex": sex, "expiry_date": expiry,
     }  # fmt: skip
     valid = (
-        all(checks)
-        and sex in "MFX<"
-        and _date_ok(birth)
-        and "<" not in expiry
-        and _date_ok(expiry)
+        all(checks) and sex in "MFX<" and _date_ok(birth) and "<" not in expiry and _date_ok(expiry)
     )
     return valid, fields
 

@@ -251,8 +251,10 @@ def test_revoked_terminal_gets_no_answers_without_restart(regionals):
         first = qc.query(dk_of(regionals.unlisted[6]), timeout=10)
         assert first.outcome == "NO_MATCH"
         wait_for(
-            lambda: (first.query_id, "NO_MATCH")
-            in {(r.query_id, r.outcome) for r in audit_rows(db, "kiosk-003")},
+            lambda: (
+                (first.query_id, "NO_MATCH")
+                in {(r.query_id, r.outcome) for r in audit_rows(db, "kiosk-003")}
+            ),
             "kiosk-003's answer in the audit trail",
         )
         before = len(audit_rows(db, "kiosk-003"))
@@ -266,8 +268,10 @@ def test_revoked_terminal_gets_no_answers_without_restart(regionals):
         os.replace(tmp, path)
         pids = [p.pid for p, _ in regionals.procs]
         wait_for(
-            lambda: [regionals.health(h).get("terminals") for _, h in regionals.procs]
-            == [n - 1 for n in terminals],
+            lambda: (
+                [regionals.health(h).get("terminals") for _, h in regionals.procs]
+                == [n - 1 for n in terminals]
+            ),
             "every regional to drop kiosk-003 from its terminals",
         )
         sent = [*regionals.listed[6:9], regionals.unlisted[7]]

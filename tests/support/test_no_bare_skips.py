@@ -12,6 +12,8 @@ from pathlib import Path
 
 TESTS = Path(__file__).resolve().parents[1]
 BARE = re.compile(r"pytest\.(skip\(|importorskip\(|mark\.skip\b|mark\.skipif\b|mark\.xfail\b)")
+
+
 #: Files whose skips are being replaced elsewhere (issue 11: the PostgreSQL store becomes a
 #: contract suite in another branch). Remove an entry once that branch is merged.
 def bare_skips(root: Path = TESTS) -> list[str]:
