@@ -18,7 +18,8 @@ How it works (docs/offline-list.md, "Download"):
   :meth:`OfflineStore.begin`; a refusal (``signature``, ``region``, ``rollback``, ``key``,
   ``structure``) is counted by reason and logged, and the installed list stays in use. A
   delta for another base waits until its full list is installed; a delta no newer than the
-  installed list is stale and ignored.
+  installed list is stale and ignored. A newer full list replaces a download in progress;
+  an older list, or a delta arriving while a full list downloads, waits for it to end.
 - Then it subscribes to the topics of the chunks :meth:`Download.missing` names, at most
   ``window`` at a time, unsubscribing each once stored; the broker sends each retained
   chunk on subscription. A chunk whose hash is wrong is refused (reason ``chunk``) and
@@ -224,7 +225,12 @@ class ListSync:
             if data == self._dl.manifest_bytes:
                 return
             version = peek_version(data)
-            if version is None or version <= self._dl.manifest.version:
+            current = self._dl.manifest
+            if (
+                version is None
+                or version <= current.version
+                or (kind == "delta" and current.kind == "full")  # the full list is its base
+            ):
                 self._pending[kind] = data  # looked at once the current download ends
                 return
         self._begin(kind, data)

@@ -167,3 +167,24 @@ def test_a_newer_full_list_replaces_a_download_in_progress(
     assert not any("/full/6/" in t for t in broker.dynamic_subscriptions())
     with store.current() as lst:
         assert lst.version == 7
+
+
+def test_a_delta_arriving_during_its_base_download_is_applied_after_it(
+    maker: ListMaker, broker, store, syncs
+) -> None:
+    base_keys, new_keys = maker.keys(3000, 6), maker.keys(3000, 6)[10:]
+    v6 = maker.full(base_keys, 6, chunk_size=256)
+    d7 = maker.delta(base_keys, new_keys, 6, 7)
+    chunk0 = topics.list_chunk_topic(REGION, "full", 6, 0)
+    broker.drop_first.add(chunk0)  # v6 stalls on chunk 0
+    broker.put_list(v6)
+    installed: list[dict[str, Any]] = []
+    sync = _sync(broker, store, syncs, on_installed=installed.append, rerequest_after=3600.0)
+    wait_for_evidence(lambda: sync.status()["missing"] == 1, "v6 waiting for chunk 0")
+    broker.put_list(d7)  # its base is the list being downloaded: it waits
+    s, e = v6.manifest.chunk_span(0)
+    broker.publish(chunk0, v6.payload[s:e])  # chunk 0 at last, on the live subscription
+    _held(sync, 7)
+    assert [st["held_version"] for st in installed] == [6, 7]
+    assert sync.status()["refusals"] == {}
+    assert store.current_name() == "v6-d7"
