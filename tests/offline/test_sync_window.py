@@ -65,6 +65,10 @@ def test_at_most_window_chunks_are_in_flight(maker: ListMaker, broker, store, sy
     assert sorted(t for t in broker.adds if "/manifest/" not in t) == sorted(
         topics.list_chunk_topic(REGION, "full", 3, i) for i in range(n)
     )  # each chunk asked for once
+    sync.close()
+    sync.close()  # idempotent
+    assert sync._thread is not None and not sync._thread.is_alive()
+    assert broker.dynamic_subscriptions() == ()  # the manifests' subscriptions dropped too
 
 
 def test_a_chunk_that_never_came_is_asked_for_again(maker: ListMaker, broker, store, syncs) -> None:
