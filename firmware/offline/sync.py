@@ -2,14 +2,15 @@
 
     store = OfflineStore(cfg.store_dir, region=cfg.region, sign_public=pub,
                          key_id=listkey.key_id(list_key))
-    sync = ListSync(client.link, store, region=cfg.region,
-                    on_installed=lambda status: answerer.reload())
+    sync = ListSync(client.link, store, on_installed=lambda status: answerer.reload())
     sync.start()      # returns at once; the worker recovers the store, then subscribes
     sync.status()     # {"held_version", "downloading", "missing", "refusals", "last_install", ...}
     sync.close()      # idempotent: stops the worker (bounded join), drops the subscriptions
 
 ``link`` is the kiosk's one :class:`~firmware.transport.mqtt.MqttLink` (the agent shares
 its query client's, ``client.link``); ListSync only adds dynamic subscriptions to it.
+``region`` defaults to the store's (the two must agree). ``window`` (default 8) bounds the
+chunks in flight, and with them the memory a download takes (about ``window`` chunks).
 
 How it works (docs/offline-list.md, "Download"):
 
@@ -43,14 +44,14 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from firmware.errors import EnvelopeError, OperationError
 from firmware.offline import listdir
 from firmware.offline.errors import ListBaseError, ListIncompleteError, OfflineListError
 from firmware.offline.store import Download, OfflineStore
 from firmware.protocol import topics
-from firmware.transport.mqtt import MqttLink
+from firmware.transport.mqtt import OnMessage, OnSubResult
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,19 @@ JOIN_TIMEOUT = 5.0
 
 OnInstalled = Callable[[dict[str, Any]], None]
 OnProgress = Callable[[int, int], None]  # (chunks stored, chunks in the list)
+
+
+class SubscribingLink(Protocol):
+    """What ListSync uses of :class:`~firmware.transport.mqtt.MqttLink` (its dynamic
+    subscriptions); a test stand-in needs only these."""
+
+    def add_subscription(
+        self, topic_filter: str, handler: OnMessage, on_result: OnSubResult | None = None
+    ) -> None: ...
+
+    def remove_subscription(self, topic_filter: str) -> None: ...
+
+    def dynamic_subscriptions(self) -> tuple[str, ...]: ...
 
 
 def peek_version(manifest_bytes: bytes) -> int | None:
@@ -76,10 +90,10 @@ class ListSync:
 
     def __init__(
         self,
-        link: MqttLink,
+        link: SubscribingLink,
         store: OfflineStore,
         *,
-        region: str,
+        region: str | None = None,
         on_installed: OnInstalled | None = None,
         on_progress: OnProgress | None = None,
         window: int = DEFAULT_WINDOW,
@@ -90,7 +104,9 @@ class ListSync:
             raise ValueError("window must be at least 1")
         self.link = link
         self.store = store
-        self.region = topics.validate_id("region", region)
+        self.region = topics.validate_id("region", region or store.region)
+        if self.region != store.region:
+            raise ValueError(f"region {self.region!r} is not the store's ({store.region!r})")
         self.window = window
         self.rerequest_after = rerequest_after
         self._on_installed = on_installed

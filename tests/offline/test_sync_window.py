@@ -42,7 +42,7 @@ def syncs() -> Iterator[list[ListSync]]:
 def _sync(
     broker: RetainedBroker, store: OfflineStore, syncs: list[ListSync], **kw: Any
 ) -> ListSync:
-    s = ListSync(broker, store, region=REGION, **kw)  # type: ignore[arg-type]
+    s = ListSync(broker, store, **kw)  # region: the store's
     syncs.append(s)
     return s.start()
 
@@ -128,3 +128,8 @@ def test_a_delta_arriving_during_its_base_download_is_applied_after_it(
     assert [st["held_version"] for st in installed] == [6, 7]
     assert sync.status()["refusals"] == {}
     assert store.current_name() == "v6-d7"
+
+
+def test_a_region_other_than_the_stores_is_a_mistake(broker, store) -> None:
+    with pytest.raises(ValueError, match="not the store's"):
+        ListSync(broker, store, region="north")
