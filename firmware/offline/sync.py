@@ -21,11 +21,10 @@ How it works (docs/offline-list.md, "Download"):
   delta for another base waits until its full list is installed; a delta no newer than the
   installed list is stale and ignored. A newer full list replaces a download in progress;
   an older list, or a delta arriving while a full list downloads, waits for it to end.
-- Then it subscribes to the topics of the chunks :meth:`Download.missing` names, at most
-  ``window`` at a time, unsubscribing each once stored; the broker sends each retained
-  chunk on subscription. A chunk whose hash is wrong is refused (reason ``chunk``) and
-  stays subscribed, so the right one is taken when it is published; a chunk not received
-  within ``rerequest_after`` seconds is subscribed again (the broker re-sends it).
+- Then it fetches the chunks :meth:`Download.missing` names through a
+  :class:`~firmware.offline.fetch.ChunkWindow`: at most ``window`` subscribed at a time,
+  a chunk with a wrong hash refused (reason ``chunk``) until the right one is published,
+  one that never came asked for again after ``rerequest_after`` seconds.
 - With nothing missing it installs (verify, atomic swap) and calls ``on_installed(status)``.
 - After a restart the store is recovered and the download resumes with only the chunks
   not on disk; after a link drop the link re-makes the subscriptions and the broker
@@ -44,14 +43,14 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from firmware.errors import EnvelopeError, OperationError
 from firmware.offline import listdir
 from firmware.offline.errors import ListBaseError, ListIncompleteError, OfflineListError
-from firmware.offline.store import Download, OfflineStore
+from firmware.offline.fetch import ChunkWindow, SubscribingLink
+from firmware.offline.store import OfflineStore
 from firmware.protocol import topics
-from firmware.transport.mqtt import OnMessage, OnSubResult
 
 log = logging.getLogger(__name__)
 
@@ -61,19 +60,6 @@ JOIN_TIMEOUT = 5.0
 
 OnInstalled = Callable[[dict[str, Any]], None]
 OnProgress = Callable[[int, int], None]  # (chunks stored, chunks in the list)
-
-
-class SubscribingLink(Protocol):
-    """What ListSync uses of :class:`~firmware.transport.mqtt.MqttLink` (its dynamic
-    subscriptions); a test stand-in needs only these."""
-
-    def add_subscription(
-        self, topic_filter: str, handler: OnMessage, on_result: OnSubResult | None = None
-    ) -> None: ...
-
-    def remove_subscription(self, topic_filter: str) -> None: ...
-
-    def dynamic_subscriptions(self) -> tuple[str, ...]: ...
 
 
 def peek_version(manifest_bytes: bytes) -> int | None:
@@ -118,9 +104,7 @@ class ListSync:
         self._thread: threading.Thread | None = None
         self._closed = False
         # worker state
-        self._dl: Download | None = None
-        self._todo: collections.deque[int] = collections.deque()
-        self._inflight: dict[int, float] = {}  # chunk index -> when (re)subscribed
+        self._win: ChunkWindow | None = None  # the download in progress
         self._pending: dict[str, bytes] = {}  # manifests waiting for the current work
         self._seen: dict[str, bytes] = {}  # last manifest handled per kind (redeliveries)
         # status (read under _lock)
@@ -157,7 +141,8 @@ class ListSync:
                 log.warning("offline list sync: worker did not stop within %.0f s", JOIN_TIMEOUT)
         for kind in KINDS:
             self.link.remove_subscription(topics.list_manifest_topic(self.region, kind))
-        self._drop_chunk_subscriptions()
+        if self._win is not None:
+            self._win.drop()
 
     def __enter__(self) -> ListSync:
         return self.start()
@@ -237,15 +222,15 @@ class ListSync:
         self._seen[kind] = data
         if self._installed(data):
             return
-        if self._dl is not None:
-            if data == self._dl.manifest_bytes:
+        if self._win is not None:
+            current = self._win.download
+            if data == current.manifest_bytes:
                 return
             version = peek_version(data)
-            current = self._dl.manifest
             if (
                 version is None
-                or version <= current.version
-                or (kind == "delta" and current.kind == "full")  # the full list is its base
+                or version <= current.manifest.version
+                or (kind == "delta" and current.manifest.kind == "full")  # its base, maybe
             ):
                 self._pending[kind] = data  # looked at once the current download ends
                 return
@@ -281,42 +266,19 @@ class ListSync:
             log.exception("offline list store: cannot start the download")
             self._seen.pop(kind, None)  # taken again when the broker re-sends it
             return
-        self._drop_chunk_subscriptions()
+        if self._win is not None:
+            self._win.drop()  # a newer list replaces the one in progress
         self._pending.pop(kind, None)
-        self._dl = dl
-        self._todo = collections.deque(dl.missing())
-        self._inflight = {}
-        total = len(dl.manifest.chunks)
-        log.info(
-            "offline list %d (%s): fetching %d of %d chunks",
-            dl.manifest.version,
-            dl.manifest.kind,
-            len(self._todo),
-            total,
-        )
-        self._set_status(downloading=dl.manifest.version)
-        self._fill()
-
-    def _chunk_topic(self, index: int) -> str:
-        assert self._dl is not None
-        m = self._dl.manifest
-        return topics.list_chunk_topic(self.region, m.kind, m.version, index)
-
-    def _fill(self) -> None:
-        """Subscribe to the next missing chunks, up to the window; install when done."""
-        if self._dl is None:
-            return
-        while self._todo and len(self._inflight) < self.window:
-            i = self._todo.popleft()
-            self._inflight[i] = self._clock()
-            try:
-                self.link.add_subscription(self._chunk_topic(i), self._chunk_msg, self._sub_result)
-            except OperationError:
-                log.warning("offline list sync: the link is closed")
-                return
-        self._set_status(missing=len(self._todo) + len(self._inflight))
-        if not self._todo and not self._inflight:
-            self._install()
+        self._win = win = ChunkWindow(
+            self.link, self.region, dl,
+            window=self.window, rerequest_after=self.rerequest_after,
+            on_message=self._chunk_msg, on_result=self._sub_result, clock=self._clock,
+        )  # fmt: skip
+        log.info("offline list %d (%s): fetching %d of %d chunks",
+                 win.version, win.kind, win.missing, win.total)  # fmt: skip
+        self._set_status(downloading=win.version)
+        win.fill()
+        self._progressed()
 
     def _chunk(self, topic: str, payload: bytes) -> None:
         with self._lock:
@@ -325,43 +287,39 @@ class ListSync:
             kind, version, index = topics.parse_list_chunk_topic(self.region, topic)
         except EnvelopeError:
             return
-        dl = self._dl
-        if (
-            not payload
-            or dl is None
-            or (kind, version) != (dl.manifest.kind, dl.manifest.version)
-            or index not in self._inflight
-        ):
+        win = self._win
+        if not payload or win is None or not win.wanted(kind, version, index):
             return  # a cleared chunk, an earlier list's, or one stored already
         try:
-            dl.put(index, payload)
+            win.store(index, payload)
         except OfflineListError as exc:
-            # stays subscribed: the right chunk is taken when it is published
-            self._inflight[index] = self._clock()
             self._refuse(exc.reason, f"list {version} chunk {index}: {exc}")
             return
-        del self._inflight[index]
-        self.link.remove_subscription(topic)
         if self._on_progress is not None:
-            total = len(dl.manifest.chunks)
-            self._on_progress(total - len(self._todo) - len(self._inflight), total)
-        self._fill()
+            self._on_progress(win.total - win.missing, win.total)
+        self._progressed()
 
-    def _install(self) -> None:
-        dl = self._dl
-        assert dl is not None
+    def _progressed(self) -> None:
+        win = self._win
+        if win is None:
+            return
+        self._set_status(missing=win.missing)
+        if win.missing == 0:
+            self._install(win)
+
+    def _install(self, win: ChunkWindow) -> None:
         try:
-            dl.install().close()
+            win.download.install().close()
         except ListIncompleteError:
-            self._todo.extend(dl.missing())  # a chunk spoiled on disk: fetch it again
-            self._fill()
+            win.refetch_spoiled()  # a chunk spoiled on disk: fetch it again
+            self._set_status(missing=win.missing)
             return
         except OfflineListError as exc:
-            self._dl = None
+            self._win = None
             self._set_status(downloading=None, missing=0)
-            self._refuse(exc.reason, f"list {dl.manifest.version} failed verification: {exc}")
+            self._refuse(exc.reason, f"list {win.version} failed verification: {exc}")
             return
-        self._dl = None
+        self._win = None
         self._set_status(
             held=self.store.held_version(), downloading=None, missing=0, installed=self._clock()
         )
@@ -372,32 +330,14 @@ class ListSync:
                 log.exception("offline list sync: on_installed failed")
         for kind in KINDS:  # a newer full list first, then a delta that waited for its base
             data = self._pending.pop(kind, None)
-            if data is not None and self._dl is None:
+            if data is not None and self._win is None:
                 self._begin(kind, data)
             elif data is not None:
                 self._pending[kind] = data
 
     def _rerequest_late(self) -> None:
-        if self._dl is None or not self._inflight:
-            return
-        now = self._clock()
-        for i, since in list(self._inflight.items()):
-            if now - since >= self.rerequest_after:
-                log.info("offline list %d: chunk %d not received; asking again",
-                         self._dl.manifest.version, i)  # fmt: skip
-                self._inflight[i] = now
-                try:
-                    self.link.add_subscription(
-                        self._chunk_topic(i), self._chunk_msg, self._sub_result
-                    )
-                except OperationError:
-                    return
-
-    def _drop_chunk_subscriptions(self) -> None:
-        prefix = f"{topics.PREFIX}/{self.region}/list/"
-        for t in self.link.dynamic_subscriptions():
-            if t.startswith(prefix) and "/manifest/" not in t:
-                self.link.remove_subscription(t)
+        if self._win is not None:
+            self._win.rerequest_late()
 
     def _refuse(self, reason: str | None, message: str) -> None:
         reason = reason or "structure"
