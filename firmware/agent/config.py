@@ -155,6 +155,9 @@ def agent_config_from_doc(doc: ConfigDoc) -> AgentConfig:
     scanner = ScannerConfig.from_section(doc.section("scanner"))
     signals = SignalsConfig.from_section(doc.section("signals", required=False))
     agent = AgentSection.from_section(doc.section("agent"))
+    offline = doc.section("offline", required=False)  # firmware.offline.config's keys
+    offline.opt_path("list_key")
+    offline.number("max_age", 172800.0, lo=60.0)
     doc.check_unknown()
     return AgentConfig(
         terminal_id=_attr(client, "terminal_id", "id"),

@@ -92,6 +92,16 @@ class ListPublisher:
         self.version = version
         return Publication(None, delta)
 
+    def restore(self, base: Built, base_keys: np.ndarray, version: int) -> None:
+        """Carry on after a restart from the full list ``base`` (over ``base_keys``) and the
+        last version published on it (``base``'s own, or a delta's), so the next
+        :meth:`update` makes a delta against the list kiosks already hold."""
+        if base.manifest.kind != "full" or version < base.manifest.version:
+            raise ValueError("restore needs a full list and a version not older than it")
+        self.base = base
+        self._base_keys = np.array(base_keys, dtype=np.uint64, copy=True)
+        self.version = version
+
     def _full(self, version: int, keys: np.ndarray, now: float) -> Publication:
         self.base = build_full(
             keys,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,8 @@ from .registry import (
 )
 
 TERMINAL_CERT_DAYS = 825
+#: The offline-list key in the registry (docs/offline-list.md, "Keys").
+OFFLINE_LIST_KEY = "region/offline-list.key"
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,7 @@ class RegionAuthority(RegionCA):
                 reg.path("region/regional-sign.pub"), protokeys.public_pem(sign.public_key())
             )
             write_file(reg.path("region/index.key"), protokeys.new_secret_hex() + "\n", 0o600)
+            write_file(reg.path(OFFLINE_LIST_KEY), protokeys.new_secret_hex() + "\n", 0o600)
             self.ensure_alert_desk_key()
             with reg.transaction():
                 reg.set("region", region)
@@ -137,6 +141,21 @@ class RegionAuthority(RegionCA):
             )
             write_file(pub, protokeys.public_pem(key.public_key()))
         return pub.read_bytes()
+
+    # -- offline list --------------------------------------------------------------------
+    def ensure_offline_list_key(self) -> bytes:
+        """The region's offline-list key file (64 hex characters, the same on the regional
+        and in every bundle), made once; a registry from before the offline list gets it on
+        first use, said once on stderr. Returns the file's bytes."""
+        path = self.reg.path(OFFLINE_LIST_KEY)
+        if not path.exists():
+            write_file(path, protokeys.new_secret_hex() + "\n", 0o600)
+            print(
+                f"note: this registry had no offline-list key: made {path}; kiosks provisioned "
+                "before now need a new bundle (rotate) to use the offline list",
+                file=sys.stderr,
+            )
+        return path.read_bytes()
 
     # -- terminals ---------------------------------------------------------------------
     def _new_identity(self, tid: str, opts: TerminalOptions, bundle: Bundle) -> None:
@@ -193,6 +212,7 @@ class RegionAuthority(RegionCA):
         b.add("regional-kem.pub", self.reg.path("region/regional-kem.pub").read_bytes())
         b.add("regional-sign.pub", self.reg.path("region/regional-sign.pub").read_bytes())
         b.add("audit.key", t.audit_key + "\n", secret=True)
+        b.add("offline-list.key", self.ensure_offline_list_key(), secret=True)
         return b
 
     def add_terminal(self, tid: str, target: BundleTarget, opts: TerminalOptions) -> Path:

@@ -34,6 +34,18 @@ REGIONAL_CN = "regional"
 #: add-terminal refuses reserved names).
 ALERT_DESK_CN = "alert-desk"
 ALERT_DESK_PUB = "alert-desk.pub"
+#: The offline-list key beside regional.toml and in every bundle (docs/offline-list.md).
+OFFLINE_LIST_KEY_FILE = "offline-list.key"
+#: regional.toml's ``[offline]`` as provisioned (host_tools/offline/config.py reads it).
+REGIONAL_OFFLINE: Mapping[str, Any] = {
+    "list_key": OFFLINE_LIST_KEY_FILE,
+    "fingerprint_bits": 8,
+    "chunk_size": 65536,
+    "publish_interval": 900,
+    "rebuild_after": 86400,
+    "max_delta_fraction": 0.05,
+    "max_delta_changes": 1_000_000,
+}
 
 
 def bridge_cn(site: str) -> str:
@@ -192,6 +204,7 @@ def regional_toml(region: str, host: str, port: int) -> str:
             "alert_interval": 2.0,
         },
         "broker": broker_table(host, port, "regional.crt", "regional.key"),
+        "offline": dict(REGIONAL_OFFLINE),
     }
     head = (
         f"# fieldterm regional service, region {region}: written by 'fieldterm provision "

@@ -97,6 +97,7 @@ def terminal_toml(s: TerminalSettings) -> str:
             "audit_key": "audit.key",
             "mrz_mode": "repair",
         },
+        "offline": {"list_key": "offline-list.key", "max_age": 172800},
     }
     head = (
         f"# fieldterm terminal {s.terminal_id}, region {s.region}: written by "

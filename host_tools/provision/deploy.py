@@ -262,6 +262,7 @@ def _write_regional(region: Region, out: Path, host: str, port: int) -> None:
         write_file(out / f"{name}.key", region.protocol_key_pem(f"{name}.key"), 0o600)
         write_file(out / f"{name}.pub", reg.path(f"region/{name}.pub").read_bytes(), 0o644)
     write_file(out / "index.key", reg.path("region/index.key").read_bytes(), 0o600)
+    write_file(out / bc.OFFLINE_LIST_KEY_FILE, region.ensure_offline_list_key(), 0o600)
     write_file(out / bc.ALERT_DESK_PUB, region.ensure_alert_desk_key(), 0o644)
     write_file(out / "regional.toml", bc.regional_toml(region.region, host, port), 0o644)
 

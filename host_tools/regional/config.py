@@ -1,4 +1,9 @@
-"""``regional.toml``: the ``[regional]`` and ``[broker]`` sections, validated once."""
+"""``regional.toml``: the ``[regional]``, ``[broker]`` and ``[offline]`` sections, validated once.
+
+``[offline]`` is :class:`host_tools.offline.config.OfflineSettings` (the same section
+``fieldterm offline build`` reads). Its key file may be missing (a regional.toml from
+before the offline list): the service then publishes no list and says so once at start.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from pathlib import Path
 from firmware.config import ConfigDoc
 from firmware.errors import ConfigError
 from firmware.transport.mqtt import BrokerConfig
+from host_tools.offline.config import OfflineSettings
 
 _ID = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 
@@ -32,6 +38,12 @@ class RegionalConfig:
     refresh_interval: float = 5.0
     alert_key: Path | None = None  # the alert desk's X25519 public key (SPKI PEM)
     alert_interval: float = 2.0
+    offline: OfflineSettings | None = None  # None: the defaults, next to the config
+
+    @property
+    def offline_settings(self) -> OfflineSettings:
+        """``[offline]``, or its defaults (key file ``offline-list.key`` beside the index key)."""
+        return self.offline or OfflineSettings(self.index_key.with_name("offline-list.key"))
 
     @classmethod
     def load(
@@ -94,6 +106,7 @@ class RegionalConfig:
             alert_key=alert_key,
             alert_interval=sec.number("alert_interval", 2.0, lo=0.1, hi=60.0),
             broker=BrokerConfig.from_section(doc.section("broker")),
+            offline=OfflineSettings.from_section(doc.section("offline", required=False)),
         )
         doc.check_unknown()
         return cfg

@@ -42,6 +42,7 @@ from firmware.transport.mqtt import MqttLink
 from host_tools.regional.alert_batcher import AlertBatcher, hit_alert
 from host_tools.regional.audit import AuditTrail
 from host_tools.regional.config import RegionalConfig
+from host_tools.regional.list_publishing import ListPublishing
 from host_tools.regional.replay import ReplayStore
 from host_tools.regional.terminals import TerminalRegistry
 from host_tools.sltd.lookup import SltdLookup, read_index_key
@@ -105,6 +106,9 @@ class RegionalService:
             on_message=self.on_query,
             subscriptions=(topics.query_subscription(cfg.region, cfg.share_group),),
             on_link=self._on_link,
+        )
+        self.list_publishing = ListPublishing(
+            cfg, self.lookup.store, self._sign_key, self.link, clock=clock
         )
 
     # -- the hot path (paho thread) --------------------------------------------------------
@@ -213,6 +217,7 @@ class RegionalService:
             "audited": self.audit.written,
             "alerts_queued": len(self._alerts),
             "alert_desk": self._desk is not None,
+            "offline_list": self.list_publishing.health(),
         }
 
     def write_health(self) -> None:
@@ -239,6 +244,7 @@ class RegionalService:
         self._every(self.cfg.health_interval, self.write_health, "regional-health")
         self._every(self.cfg.refresh_interval, self.lookup.refresh, "sltd-refresh")
         self._every(1.0, self.terminals.poll, "terminals-reload")
+        self.list_publishing.start()
         if self._desk is None:
             log.warning(
                 "regional %s: no alert_key in the config: hit alerts are not sent (they are in "
@@ -270,6 +276,7 @@ class RegionalService:
             self._drain_alerts()
         except Exception:
             log.exception("alerts not drained at shutdown")
+        self.list_publishing.stop()
         self.link.close()
         self.audit.close()
         self.replay.close()

@@ -51,12 +51,10 @@ def region(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestRegion]:
     d = tmp_path_factory.mktemp("offline-region")
     with TestRegion(d, terminals=("kiosk-001",), records=3000, seed=11, sample_size=25) as r:
         r.provision()
-        r.generate_list()
-        write_list_key(
-            r.broker_dir / "offline-list.key", r.bundle("kiosk-001") / "offline-list.key"
-        )
-        with r.regional_toml.open("a") as fh:  # 16-bit: no false positive among 25 samples
-            fh.write("\n[offline]\nfingerprint_bits = 16\nchunk_size = 4096\n")
+        r.generate_list()  # provisioning made the offline-list key and [offline]
+        text = r.regional_toml.read_text()  # 16-bit: no false positive among 25 samples
+        text = text.replace("fingerprint_bits = 8", "fingerprint_bits = 16")
+        r.regional_toml.write_text(text.replace("chunk_size = 65536", "chunk_size = 4096"))
         yield r
 
 
@@ -184,7 +182,7 @@ def test_check_without_the_offline_key_is_a_config_error(
 def test_build_without_the_offline_key_names_the_field(region: TestRegion, tmp_path: Path) -> None:
     cfg = tmp_path / "regional.toml"
     text = region.regional_toml.read_text().replace(
-        "fingerprint_bits = 16", f'fingerprint_bits = 16\nlist_key = "{tmp_path}/missing.key"'
+        'list_key = "offline-list.key"', f'list_key = "{tmp_path}/missing.key"'
     )
     # every other path in the file is relative to the regional directory
     cfg = region.broker_dir / "regional-nokey.toml"

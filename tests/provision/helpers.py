@@ -133,9 +133,9 @@ class Peer:
             raise ConnectRefused(f"connack {self._connack}")
         return self
 
-    def publish(self, topic: str, payload: bytes = b"x") -> ReasonCode:
+    def publish(self, topic: str, payload: bytes = b"x", *, retain: bool = False) -> ReasonCode:
         """QoS 1 publish; returns the PUBACK reason code."""
-        info = self.client.publish(topic, payload, qos=1)
+        info = self.client.publish(topic, payload, qos=1, retain=retain)
         self._wait(lambda: info.mid in self._acks, f"PUBACK for {topic}")
         return self._acks[info.mid]
 

@@ -55,6 +55,9 @@ def test_installs_with_owners_and_modes_and_clears_the_card(card):
     assert stat.S_IMODE(st.st_mode) == 0o750 and (st.st_uid, st.st_gid) == (0, gid)
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in etc.iterdir()}
     assert modes["client.key"] == modes["identity.key"] == modes["audit.key"] == 0o640
+    assert modes["offline-list.key"] == 0o640  # the offline list's key, like the others
+    bundle_key = tmp_path / "reg" / "region" / "offline-list.key"
+    assert (etc / "offline-list.key").read_bytes() == bundle_key.read_bytes()
     assert modes["terminal.toml"] == modes["ca.crt"] == 0o644
     assert all(p.stat().st_gid == gid for p in etc.iterdir())
     assert not (boot / "fieldterm-bundle").exists()

@@ -27,6 +27,7 @@ BUNDLE_MODES = {
     "client.crt": 0o644,
     "client.key": 0o600,
     "identity.key": 0o600,
+    "offline-list.key": 0o600,
     "regional-kem.pub": 0o644,
     "regional-sign.pub": 0o644,
     "terminal.toml": 0o644,
