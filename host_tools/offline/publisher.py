@@ -76,13 +76,19 @@ class ListPublisher:
         """The version of a list made at ``now``: newer than every earlier one."""
         return max(self.version + 1, int(now))
 
-    def update(self, store_version: int, keys: np.ndarray) -> Publication | None:
+    def update(
+        self, store_version: int, keys: np.ndarray, *, version: int | None = None
+    ) -> Publication | None:
         """``keys``: sorted distinct keyed hashes of the store at ``store_version``. None
-        when the store has not moved and the last list is younger than ``refresh_after``."""
+        when the store has not moved and the last list is younger than ``refresh_after``.
+        ``version`` forces the new list's version (a caller with its own numbering, such
+        as a test); it must still be newer than the last one."""
         now = self._clock()
         if store_version == self.store_version and now - self.created < self.policy.refresh_after:
             return None
-        version = self.next_version(now)
+        if version is not None and version <= self.version:
+            raise ValueError(f"list version {version} is not newer than {self.version}")
+        version = self.next_version(now) if version is None else version
         self.store_version = store_version
         self.created = now
         if self.base is None or now - self.base.manifest.created >= self.policy.rebuild_after:

@@ -93,7 +93,7 @@ def verdicts(kiosk: Kiosk, docs: list[list[str]]) -> set[str]:
 
 def full(region: TestRegion, keys: np.ndarray, version: int, **kw: object) -> Built:
     pub = list_publisher(region, **kw)  # type: ignore[arg-type]
-    publication = pub.update(version, keys)
+    publication = pub.update(version, keys, version=version)
     assert publication is not None and publication.full is not None
     return publication.full
 
@@ -170,7 +170,7 @@ def test_bad_signature_other_region_and_rollback_are_refused_and_the_list_stays(
         ("key", other_list_key, v + 3),
     ]
     for n, (reason, pub, version) in enumerate(cases, 1):
-        publication = pub.update(version, keys)
+        publication = pub.update(version, keys, version=version)
         assert publication is not None and publication.full is not None
         regional.publish(publication.full)
 
@@ -235,14 +235,14 @@ def test_a_delta_waits_for_its_full_list_then_a_removed_record_stops_hitting(
     caplog.set_level(logging.INFO, logger="firmware.offline.sync")
     v = next(_versions)
     pub = list_publisher(region)
-    first = pub.update(v, keys)
+    first = pub.update(v, keys, version=v)
     assert first is not None and first.full is not None
     list_key = (region.broker_dir / "offline-list.key").read_text().strip()
     removed, added = doc_key(region.listed[0]), doc_key(region.unlisted[0])
     h_removed, h_added = (list_hash(bytes.fromhex(list_key), d) for d in (removed, added))
     assert h_removed in set(keys.tolist()) and h_added not in set(keys.tolist())
     new_keys = np.union1d(np.setdiff1d(keys, [h_removed]), np.array([h_added], np.uint64))
-    second = pub.update(v + 1, new_keys)
+    second = pub.update(v + 1, new_keys, version=v + 1)
     assert second is not None and second.delta is not None  # 2 changes: a delta
     delta = second.delta
     assert delta.manifest.base_version == v
