@@ -20,6 +20,12 @@ Design notes:
   microseconds per message and the sealed protocol carries everything in the payload.
 - ``max_inflight_messages_set(0)`` makes paho's in-flight window unlimited (0 = no
   limit in paho 2.x), so a pipelined burst of QoS 1 queries is not throttled client-side.
+- Dynamic subscriptions (:meth:`MqttLink.add_subscription`, :meth:`remove_subscription`;
+  thread-safe) come and go while the link runs, each with its own handler routed by paho's
+  ``message_callback_add``, so the main ``on_message`` never sees their messages. They are
+  re-made after every reconnect (one SUBSCRIBE for all of them), play no part in
+  ``connected``/``ready``, and a refusal in their SUBACK is logged and reported to the
+  subscriber's ``on_result(topic_filter, granted, reason)`` (network thread; never block).
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from firmware.errors import ConfigError, OperationError, SetupError
 log = logging.getLogger(__name__)
 
 OnMessage = Callable[[str, bytes], None]
+OnSubResult = Callable[[str, bool, str], None]  # (topic filter, granted, reason code name)
 Will = tuple[Any, ...]  # (topic, payload, retain) or (topic, payload, qos, retain)
 
 
@@ -111,6 +118,11 @@ class MqttLink:
         self._started = False
         self._lock = threading.Lock()
         self._sub_mid: int | None = None
+        # dynamic subscriptions: filter -> (handler, on_result); SUBSCRIBE mid -> filters
+        self._dynamic: dict[str, tuple[OnMessage, OnSubResult | None]] = {}
+        self._dyn_mids: dict[int, tuple[str, ...]] = {}
+        self._retired: set[str] = set()  # removed, not yet confirmed by an UNSUBACK
+        self._unsub_mids: dict[int, tuple[str, ...]] = {}
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
         c.tls_set_context(broker.ssl_context())
         c.max_inflight_messages_set(0)  # 0 = unlimited in paho 2.x
@@ -124,6 +136,7 @@ class MqttLink:
         c.on_disconnect = self._disconnected_cb
         c.on_message = self._message_cb
         c.on_subscribe = self._subscribed_cb
+        c.on_unsubscribe = self._unsubscribed_cb
         self._client = c
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -173,6 +186,96 @@ class MqttLink:
             raise OperationError("publish on a closed MQTT link")
         return self._client.publish(topic, payload, qos=qos, retain=retain)
 
+    # -- dynamic subscriptions (thread-safe; see the module doc) ---------------------------
+    def add_subscription(
+        self, topic_filter: str, handler: OnMessage, on_result: OnSubResult | None = None
+    ) -> None:
+        """Subscribe ``topic_filter`` (QoS 1) now if connected, and after every reconnect;
+        its messages go to ``handler(topic, payload)`` on the network thread. Adding a
+        filter already held replaces its handler (and subscribes again: the broker then
+        re-sends its retained message)."""
+        if self._closed:
+            raise OperationError("subscribe on a closed MQTT link")
+
+        def route(_c: Any, _u: Any, msg: Any) -> None:
+            try:
+                handler(msg.topic, msg.payload)
+            except Exception:
+                log.exception("mqtt %s: handler for %s failed", self.client_id, topic_filter)
+
+        self._client.message_callback_add(topic_filter, route)
+        with self._lock:
+            self._dynamic[topic_filter] = (handler, on_result)
+            self._retired.discard(topic_filter)
+            if self.connected.is_set():
+                self._subscribe_dynamic(self._client, (topic_filter,))
+
+    def remove_subscription(self, topic_filter: str) -> None:
+        """Unsubscribe ``topic_filter`` and drop its handler; unknown filters are ignored.
+        Until the broker confirms (UNSUBACK), messages still arriving for it are dropped,
+        never handed to the main ``on_message``."""
+        self._client.message_callback_remove(topic_filter)
+        with self._lock:
+            if self._dynamic.pop(topic_filter, None) is None:
+                return
+            self._retired.add(topic_filter)
+            if self.connected.is_set() and not self._closed:
+                self._unsubscribe_retired(self._client, (topic_filter,))
+
+    def dynamic_subscriptions(self) -> tuple[str, ...]:
+        """The dynamic filters held now (granted or not)."""
+        with self._lock:
+            return tuple(self._dynamic)
+
+    def _subscribe_dynamic(self, client: Any, filters: Sequence[str]) -> None:
+        # caller holds self._lock, so the SUBACK (network thread) finds the mid recorded
+        rc, mid = client.subscribe([(t, 1) for t in filters])
+        if rc == mqtt.MQTT_ERR_SUCCESS and mid is not None:
+            self._dyn_mids[mid] = tuple(filters)
+        # otherwise not connected after all: on_connect makes them again
+
+    def _unsubscribe_retired(self, client: Any, filters: Sequence[str]) -> None:
+        # caller holds self._lock; a session kept by the broker may still hold these
+        rc, mid = client.unsubscribe(list(filters))
+        if rc == mqtt.MQTT_ERR_SUCCESS and mid is not None:
+            self._unsub_mids[mid] = tuple(filters)
+
+    def _unsubscribed_cb(self, _c: Any, _u: Any, mid: int, *_rest: Any) -> None:
+        with self._lock:
+            for t in self._unsub_mids.pop(mid, ()):
+                if t not in self._dynamic:
+                    self._retired.discard(t)
+
+    def _retired_topic(self, topic: str) -> bool:
+        with self._lock:
+            return topic in self._retired or any(
+                mqtt.topic_matches_sub(f, topic) for f in self._retired if "+" in f or "#" in f
+            )
+
+    def _dynamic_suback(self, mid: int, reason_codes: Any) -> None:
+        with self._lock:
+            filters = self._dyn_mids.pop(mid, ())
+            results = [
+                (t, rc, self._dynamic.get(t, (None, None))[1])
+                for t, rc in zip(filters, reason_codes, strict=False)
+                if t in self._dynamic
+            ]
+        for topic, rc, on_result in results:
+            granted = not getattr(rc, "is_failure", False)
+            if not granted:
+                log.error(
+                    "mqtt %s: the broker refused subscription %s (%s) "
+                    "(check the broker's ACL for this identity)",
+                    self.client_id,
+                    topic,
+                    rc,
+                )
+            if on_result is not None:
+                try:
+                    on_result(topic, granted, str(rc))
+                except Exception:
+                    log.exception("mqtt %s: on_result for %s failed", self.client_id, topic)
+
     # -- paho callbacks (network thread; never block) --------------------------------------
     def _connected_cb(self, client: Any, _u: Any, _flags: Any, rc: Any, _props: Any = None) -> None:
         if getattr(rc, "is_failure", False):
@@ -189,14 +292,22 @@ class MqttLink:
         self.connected.set()
         if not self.subscriptions:
             self._set_ready()
-            return
-        # One SUBSCRIBE for every filter, so one SUBACK says whether the link is ready.
-        _rc, self._sub_mid = client.subscribe([(t, 1) for t in self.subscriptions])
+        else:
+            # One SUBSCRIBE for every filter, so one SUBACK says whether the link is ready.
+            _rc, self._sub_mid = client.subscribe([(t, 1) for t in self.subscriptions])
+        with self._lock:
+            self._dyn_mids.clear()
+            self._unsub_mids.clear()
+            if self._dynamic:
+                self._subscribe_dynamic(client, tuple(self._dynamic))
+            if self._retired:
+                self._unsubscribe_retired(client, tuple(self._retired))
 
     def _subscribed_cb(
         self, _c: Any, _u: Any, mid: int, reason_codes: Any, _props: Any = None
     ) -> None:
         if mid != self._sub_mid:
+            self._dynamic_suback(mid, reason_codes)
             return
         refused = tuple(
             f"{topic} ({rc})"
@@ -233,6 +344,9 @@ class MqttLink:
             self._notify(False)
 
     def _message_cb(self, _c: Any, _u: Any, msg: Any) -> None:
+        if self._retired and self._retired_topic(msg.topic):
+            log.debug("mqtt %s: dropped a message for a removed subscription", self.client_id)
+            return
         try:
             self._on_message(msg.topic, msg.payload)
         except Exception:

@@ -7,7 +7,10 @@ that section are the service's business), and ``[offline]``::
                         config): 64 hex characters; every kiosk bundle carries the same key
     fingerprint_bits    8 (default, about 9 bits per record, 0.39 % false positives) or 16
     chunk_size          bytes per distribution chunk (default 65536)
-    publish_interval    seconds between the regional's list publications (default 900)
+    publish_interval    seconds between the regional's looks at its store: a change is
+                        published as a delta at the next look (default 900)
+    refresh_after       seconds after which a new (empty) delta is published even when the
+                        store has not changed, so a kiosk's copy shows a fresh age (900)
     rebuild_after       seconds after which a new full list replaces deltas (default 86400)
     max_delta_fraction  a delta larger than this fraction of the full list triggers a
                         new full list (default 0.05)
@@ -41,6 +44,7 @@ class OfflineSettings:
     fingerprint_bits: int = 8
     chunk_size: int = 65536
     publish_interval: float = 900.0
+    refresh_after: float = 900.0
     rebuild_after: float = 86400.0
     max_delta_fraction: float = 0.05
     max_delta_changes: int = 1_000_000
@@ -62,6 +66,7 @@ class OfflineSettings:
             fingerprint_bits=bits,
             chunk_size=off.integer("chunk_size", 65536, lo=MIN_CHUNK, hi=MAX_CHUNK),
             publish_interval=off.number("publish_interval", 900.0, lo=0.1, hi=86400.0),
+            refresh_after=off.number("refresh_after", 900.0, lo=1.0, hi=86400.0),
             rebuild_after=off.number("rebuild_after", 86400.0, lo=1.0, hi=30 * 86400.0),
             max_delta_fraction=off.number("max_delta_fraction", 0.05, lo=0.0, hi=1.0),
             max_delta_changes=off.integer("max_delta_changes", 1_000_000, lo=1),
@@ -74,6 +79,7 @@ class OfflineSettings:
         """When :class:`~host_tools.offline.publisher.ListPublisher` makes a full list."""
         return PublishPolicy(
             delta_interval=self.publish_interval,
+            refresh_after=self.refresh_after,
             rebuild_after=self.rebuild_after,
             max_delta_fraction=self.max_delta_fraction,
             max_delta_changes=self.max_delta_changes,

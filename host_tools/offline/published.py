@@ -2,7 +2,8 @@
 
 A directory (``regional-offline-list/`` beside the replay DB) holds the current full list
 and delta as a list directory (:func:`builder.write_list_dir`), the full list's keyed
-hashes (``base-keys.npy``, to make the next delta against it) and ``retained.json``: every
+hashes (``base-keys.npy``, to make the next delta against it), ``store-version.json`` (the
+store version the latest list reflects) and ``retained.json``: every
 topic this region holds a retained list message on, so chunks of lists no longer
 referenced are cleared even when a process died between publishing and clearing.
 
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 
 BASE_KEYS = "base-keys.npy"
 RETAINED = "retained.json"
+STORE_VERSION = "store-version.json"
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class Published:
     full: Built
     base_keys: np.ndarray
     delta: Built | None
+    store_version: int | None = None  # the store version the latest list reflects
 
     @property
     def latest(self) -> Built:
@@ -64,6 +67,9 @@ class PublishedState:
                 os.fsync(fh.fileno())
             os.replace(tmp, keys_file)
         write_list_dir(self.path, pub.full, pub.delta)
+        tmp = self.path / f".{STORE_VERSION}.tmp"
+        tmp.write_text(json.dumps({"store_version": pub.store_version}))
+        os.replace(tmp, self.path / STORE_VERSION)
 
     def load(self, sign_public: Ed25519PublicKey, region: str, key_id: bytes) -> Published | None:
         """The last publication if it is whole and verifies, else None."""
@@ -91,7 +97,7 @@ class PublishedState:
         except (OSError, ValueError, EnvelopeError) as exc:
             log.warning("offline list: ignoring the published state in %s: %s", self.path, exc)
             return None
-        return Published(full, keys, delta)
+        return Published(full, keys, delta, _store_version(self.path))
 
     def retained(self) -> set[str]:
         """Topics that hold (or may hold) a retained list message of this region."""
@@ -106,6 +112,14 @@ class PublishedState:
         tmp = self.path / f".{RETAINED}.tmp"
         tmp.write_text(json.dumps(sorted(topics)))
         os.replace(tmp, self.path / RETAINED)
+
+
+def _store_version(path: Path) -> int | None:
+    try:
+        v = json.loads((path / STORE_VERSION).read_text()).get("store_version")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return v if isinstance(v, int) else None
 
 
 def _same_base(path: Path, full: Built) -> bool:

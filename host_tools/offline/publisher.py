@@ -4,8 +4,16 @@ Every ``delta_interval`` (default 15 minutes) the regional hashes its store and 
 :meth:`ListPublisher.update`. The answer is a new full list (the first time, when the
 delta against the last full list has grown past ``max_delta_fraction`` of it or
 ``max_delta_changes``, or when the full list is older than ``rebuild_after``, default a
-day), a delta against the last full list, or nothing when the version has not moved.
-The transport (retained manifests and chunks on the list topics) is the caller's.
+day), or a delta against the last full list. A delta is made even when the store has not
+changed (then it is empty) once the last list is ``refresh_after`` old (default 15
+minutes): its new ``created`` time is what tells a kiosk that its copy is current, so a
+quiet store never leaves kiosks with a stale list. A call with the store unchanged and the
+last list younger than that makes nothing.
+
+The **list version** is the list's own, not the store's: strictly increasing and at least
+the build's unix time in seconds, so it keeps increasing across a restart even if the
+publisher's saved state is lost (a kiosk refuses a version not newer than the one it
+holds). The transport (retained manifests and chunks on the list topics) is the caller's.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from host_tools.offline.builder import DEFAULT_CHUNK, Built, build_delta, build_
 @dataclass(frozen=True)
 class PublishPolicy:
     delta_interval: float = 15 * 60.0
+    refresh_after: float = 15 * 60.0
     rebuild_after: float = 86400.0
     max_delta_fraction: float = 0.05
     max_delta_changes: int = 1_000_000
@@ -59,13 +68,29 @@ class ListPublisher:
         self._clock = clock
         self.base: Built | None = None
         self._base_keys = np.empty(0, np.uint64)
-        self.version = 0  # the last version published (full or delta)
+        self.version = 0  # the last list version made (full or delta)
+        self.store_version: int | None = None  # the store version that list reflects
+        self.created = 0.0  # when that list was made
 
-    def update(self, version: int, keys: np.ndarray) -> Publication | None:
-        """``keys``: sorted distinct keyed hashes of list ``version``. None if unchanged."""
-        if version <= self.version:
-            return None
+    def next_version(self, now: float) -> int:
+        """The version of a list made at ``now``: newer than every earlier one."""
+        return max(self.version + 1, int(now))
+
+    def update(
+        self, store_version: int, keys: np.ndarray, *, version: int | None = None
+    ) -> Publication | None:
+        """``keys``: sorted distinct keyed hashes of the store at ``store_version``. None
+        when the store has not moved and the last list is younger than ``refresh_after``.
+        ``version`` forces the new list's version (a caller with its own numbering, such
+        as a test); it must still be newer than the last one."""
         now = self._clock()
+        if store_version == self.store_version and now - self.created < self.policy.refresh_after:
+            return None
+        if version is not None and version <= self.version:
+            raise ValueError(f"list version {version} is not newer than {self.version}")
+        version = self.next_version(now) if version is None else version
+        self.store_version = store_version
+        self.created = now
         if self.base is None or now - self.base.manifest.created >= self.policy.rebuild_after:
             return self._full(version, keys, now)
         changes = int(
@@ -92,15 +117,20 @@ class ListPublisher:
         self.version = version
         return Publication(None, delta)
 
-    def restore(self, base: Built, base_keys: np.ndarray, version: int) -> None:
+    def restore(
+        self, base: Built, base_keys: np.ndarray, latest: Built, store_version: int | None = None
+    ) -> None:
         """Carry on after a restart from the full list ``base`` (over ``base_keys``) and the
-        last version published on it (``base``'s own, or a delta's), so the next
-        :meth:`update` makes a delta against the list kiosks already hold."""
-        if base.manifest.kind != "full" or version < base.manifest.version:
-            raise ValueError("restore needs a full list and a version not older than it")
+        last list published on it (``base`` itself, or a delta), which reflected the store
+        at ``store_version`` (None: unknown, so the next :meth:`update` makes a list), so
+        the next list is a delta against the list kiosks already hold."""
+        if base.manifest.kind != "full" or latest.manifest.version < base.manifest.version:
+            raise ValueError("restore needs a full list and a latest list not older than it")
         self.base = base
         self._base_keys = np.array(base_keys, dtype=np.uint64, copy=True)
-        self.version = version
+        self.version = latest.manifest.version
+        self.created = latest.manifest.created
+        self.store_version = store_version
 
     def _full(self, version: int, keys: np.ndarray, now: float) -> Publication:
         self.base = build_full(

@@ -42,6 +42,7 @@ REGIONAL_OFFLINE: Mapping[str, Any] = {
     "fingerprint_bits": 8,
     "chunk_size": 65536,
     "publish_interval": 900,
+    "refresh_after": 900,
     "rebuild_after": 86400,
     "max_delta_fraction": 0.05,
     "max_delta_changes": 1_000_000,

@@ -131,6 +131,7 @@ class ListPublishing:
             "bytes": m.size if m else None,
             "records": m.records if m else None,
             "full_version": self.current.full.manifest.version if self.current else None,
+            "store_version": self.current.store_version if self.current else None,
             "published_at": self.published_at,
             "publisher": self.publisher,
         }
@@ -180,8 +181,8 @@ class ListPublishing:
                 clock=self._clock,
             )
             old = self.state.load(self._sign_key.public_key(), self.region, self._key_id)
-            if old is not None and self._resumable(old, version):
-                self._lists.restore(old.full, old.base_keys, old.latest.manifest.version)
+            if old is not None and self._resumable(old):
+                self._lists.restore(old.full, old.base_keys, old.latest, old.store_version)
                 self.current = old
                 log.info("offline list: resuming at version %d", old.latest.manifest.version)
         pub = self._lists.update(version, keys) if version >= 1 else None
@@ -189,10 +190,10 @@ class ListPublishing:
             cur = self.current
             if pub.full is not None:
                 # KeyedHashes replaces its array on every change, never edits it in place
-                new = Published(pub.full, keys, None)
+                new = Published(pub.full, keys, None, version)
             else:
                 assert cur is not None and pub.delta is not None
-                new = Published(cur.full, cur.base_keys, pub.delta)
+                new = Published(cur.full, cur.base_keys, pub.delta, version)
             self.state.save(new)  # on disk before any kiosk can see it
             self.current = new
         elif self.current is None or connects == self._sent_on_connect:
@@ -210,13 +211,13 @@ class ListPublishing:
         )  # fmt: skip
         return True
 
-    def _resumable(self, old: Published, store_version: int) -> bool:
-        """The saved lists were made with these settings from this store's history."""
+    def _resumable(self, old: Published) -> bool:
+        """The saved lists were made with these settings (the next list is a delta from
+        the saved base to the store as it is now, so the store's version does not matter)."""
         f = old.full.manifest
         return (
             f.filter.get("fingerprint_bits") == self.settings.fingerprint_bits
             and f.chunk_size == self.settings.chunk_size
-            and old.latest.manifest.version <= store_version
         )
 
     def _take_lock(self) -> bool:

@@ -15,6 +15,7 @@ def test_kiosk_offline_modules_import_neither_numpy_nor_pyfusefilter() -> None:
         "import sys, json\n"
         "import firmware.offline.cli, firmware.offline.config, firmware.offline.store\n"
         "import firmware.offline.listdir, firmware.offline.fusefile, firmware.offline.delta\n"
+        "import firmware.offline.sync\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
         "('numpy', 'pyfusefilter', 'host_tools'))))\n"
     )

@@ -40,6 +40,7 @@ def test_regional_toml_offline_section_loads(region):
         "fingerprint_bits": 8,
         "chunk_size": 65536,
         "publish_interval": 900,
+        "refresh_after": 900,
         "rebuild_after": 86400,
         "max_delta_fraction": 0.05,
         "max_delta_changes": 1_000_000,
@@ -47,6 +48,7 @@ def test_regional_toml_offline_section_loads(region):
     off = RegionalConfig.load(region.regional_toml, environ={}).offline_settings
     assert off.list_key == region.broker_dir / KEY and off.publish_interval == 900.0
     assert off.policy.rebuild_after == 86400.0 and off.policy.max_delta_changes == 1_000_000
+    assert off.policy.refresh_after == 900.0
     build = OfflineBuildConfig.load(region.regional_toml, environ={})  # the same section
     assert (build.list_key, build.fingerprint_bits, build.chunk_size) == (off.list_key, 8, 65536)
 
