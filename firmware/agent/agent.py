@@ -11,12 +11,14 @@ The offline list (issue 12): the agent opens ``<state_dir>/offline`` as an
 :class:`~firmware.offline.answerer.OfflineAnswerer` over it (``[offline] list_key``,
 ``max_age``; the list's signature is checked against ``[protocol] regional_sign_public``).
 Without the key file (or the signing key) there are no offline answers, UNKNOWN as before,
-and one warning at start. New lists arrive through :meth:`Agent._open_list_sync`, the one
-wiring point for the list download over the client's MQTT link.
+and one warning at start. New lists arrive through
+:class:`~firmware.offline.sync.ListSync` over the query client's MQTT link
+(:meth:`Agent._open_list_sync`); each one installed is mapped at once and its version and
+age shown on the idle screen.
 
 Shutdown (SIGTERM, SIGINT or :meth:`Agent.request_stop`): the loop ends, the scanner is
-closed, the list download is stopped, the goodbye status is published, signals are switched off (LEDs dark, buzzer
-silent, display cleared), the outbox is checkpointed, ``STOPPING=1`` is sent. Pending
+closed, the list download is stopped, the goodbye status is published, signals are
+switched off (LEDs dark, buzzer silent, display cleared), the outbox is checkpointed, ``STOPPING=1`` is sent. Pending
 queries stay in the outbox for the next start.
 """
 
@@ -304,22 +306,22 @@ class Agent:
         return answerer
 
     def _open_list_sync(self) -> Any:
-        """WIRING POINT for the offline-list download (``firmware.offline.sync.ListSync``,
-        issue 12): created with the client (sharing ``client.link``), started with it
-        (:meth:`_start_client`), closed at shutdown; ``on_installed`` reloads the answerer
-        and refreshes the idle screen. None while that module is absent or there is no
-        offline answerer."""
+        """The offline-list download (:class:`firmware.offline.sync.ListSync`) over the
+        query client's MQTT link (``client.link``) into the answerer's store: started with
+        the client (:meth:`_start_client`), closed at shutdown; ``on_installed`` maps the
+        new list and refreshes the idle screen and the status. None without an offline
+        answerer, or with a client that has no shared link (test stand-ins)."""
         if self.offline is None or self.core is None:
-            return None
-        try:
-            from firmware.offline.sync import ListSync  # noqa: PLC0415
-        except ImportError:
-            log.info("offline list download not available in this build")
             return None
         link = getattr(self.client, "link", None)
         if link is None:
+            log.warning("no offline-list download: the query client has no shared MQTT link")
             return None
-        return ListSync(link, self.offline.store, on_installed=self._list_installed)
+        from firmware.offline.sync import ListSync  # noqa: PLC0415
+
+        sync = ListSync(link, self.offline.store, on_installed=self._list_installed)
+        self.core.offline.sync_status = sync.status
+        return sync
 
     def _list_installed(self, *_: Any) -> None:
         """A new list is installed (any thread): map it, then show its age."""

@@ -15,7 +15,8 @@
   the offline answer to the later online ``verdict`` event.
 - :meth:`status` is the ``offline_list`` part of the retained status; :meth:`shown` is the
   list as the idle screen shows it (age rounded, so the view changes only every few
-  minutes).
+  minutes). With a list download running, :attr:`sync_status` adds its ``status()``
+  (held and downloading versions, missing chunks, refusals by reason) as ``sync``.
 
 Without an answerer (no key file) every lookup is None with reason ``no_key``.
 """
@@ -23,6 +24,7 @@ Without an answerer (no key file) every lookup is None with reason ``no_key``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from firmware.agent.events import EventLog
@@ -64,6 +66,8 @@ class OfflineVerdicts:
         self._ledger = ledger
         self._events = events
         self.last_reason: str | None = None if answerer is not None else NO_KEY
+        #: The list download's ``status()`` (set by the agent when it runs one).
+        self.sync_status: Callable[[], dict[str, Any]] | None = None
         self.last_answer: Any = None
 
     def lookup(self, query_id: bytes) -> OfflineResult | None:
@@ -128,10 +132,16 @@ class OfflineVerdicts:
         if self.answerer is None:
             return {"list_version": None, "reason": NO_KEY}
         try:
-            return dict(self.answerer.status())
+            st = dict(self.answerer.status())
         except Exception as exc:
             log.warning("offline list status failed: %s", exc)
-            return {"list_version": None, "reason": "status failed"}
+            st = {"list_version": None, "reason": "status failed"}
+        if self.sync_status is not None:
+            try:
+                st["sync"] = self.sync_status()
+            except Exception as exc:
+                log.warning("offline list download status failed: %s", exc)
+        return st
 
     def shown(self) -> ListShown:
         """The list as the idle screen shows it."""

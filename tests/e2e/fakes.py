@@ -46,7 +46,6 @@ class FakeQueryClient:
         self.lock = threading.Lock()
         self.port = port
         self._up = threading.Event()
-        self.link = self  # the MQTT link the offline-list download shares (as QueryClient.link)
 
     def start(self) -> FakeQueryClient:
         self.c.connect_async("127.0.0.1", self.port, keepalive=5)

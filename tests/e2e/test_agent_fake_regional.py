@@ -217,12 +217,23 @@ def offline_bundle(tmp, region):
 
 
 class RecordingListSync:
-    """Records how the agent drives the offline-list download (``ListSync``'s interface:
-    ``ListSync(link, store, on_installed=...)``, ``start``, ``close``, ``status``)."""
+    """Records how the agent drives the offline-list download; its signature is the real
+    :class:`firmware.offline.sync.ListSync`'s (test_the_recording_list_sync_keeps_...)."""
 
     made: ClassVar[list[RecordingListSync]] = []
 
-    def __init__(self, link, store, *, on_installed, **_kw):
+    def __init__(
+        self,
+        link,
+        store,
+        *,
+        region=None,
+        on_installed=None,
+        on_progress=None,
+        window=8,
+        rerequest_after=60.0,
+        clock=time.time,
+    ):
         self.link, self.store, self.on_installed = link, store, on_installed
         self.calls: list[str] = []
         RecordingListSync.made.append(self)
@@ -235,7 +246,20 @@ class RecordingListSync:
         self.calls.append("close")
 
     def status(self):
-        return {}
+        return {"held_version": self.store.held_version(), "refusals": {}}
+
+
+def test_the_recording_list_sync_keeps_the_real_interface():
+    import inspect  # noqa: PLC0415
+
+    from firmware.offline.sync import ListSync  # noqa: PLC0415
+
+    def shape(fn):  # names, kinds and defaults; annotations aside
+        return [(p.name, p.kind, p.default) for p in inspect.signature(fn).parameters.values()]
+
+    assert shape(RecordingListSync) == shape(ListSync)
+    for name in ("start", "close", "status"):
+        assert shape(getattr(RecordingListSync, name)) == shape(getattr(ListSync, name)), name
 
 
 def test_the_list_download_is_wired_to_the_client_and_the_answerer(world, monkeypatch):
@@ -248,6 +272,8 @@ def test_the_list_download_is_wired_to_the_client_and_the_answerer(world, monkey
     mod = types.ModuleType("firmware.offline.sync")
     mod.ListSync = RecordingListSync  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "firmware.offline.sync", mod)
+    # the stand-in client shares itself as the link (the real one shares its MqttLink)
+    monkeypatch.setattr(fakes.FakeQueryClient, "link", property(lambda c: c), raising=False)
     RecordingListSync.made.clear()
     make_agent, _sim, _regional, _broker, tmp = world
     region = Region(name=REGION)
@@ -263,6 +289,7 @@ def test_the_list_download_is_wired_to_the_client_and_the_answerer(world, monkey
         wait_for(lambda: any(e["event"] == "list" for e in read_events(ev)), what="list")
         [lst] = [e for e in read_events(ev) if e["event"] == "list"]
         assert lst["list_version"] == 8 and lst["stale"] is False
+        assert lst["sync"] == {"held_version": 8, "refusals": {}}
         wait_for(
             lambda: "Офлайн-список v8, создан 0.5 ч назад" in display.history[-1][1].lines,
             what="the idle screen names the list",
