@@ -323,7 +323,7 @@ class TerminalStateMachine:
         return (
             self.current is not None
             and self.current.query_id == qid
-            and self.state in (READING, QUERYING)
+            and self.state in (READING, QUERYING, *OFFLINE_STATES)
         )
 
     def _fallback(self, cause: str, reason: str, seq: int | None, qid: bytes | None) -> Transition:

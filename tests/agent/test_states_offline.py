@@ -129,3 +129,13 @@ def test_a_repeated_timeout_never_replaces_an_offline_answer(clock):
     m.document_arrived(1)
     m.query_sent(b"m")
     assert m.verdict(b"m", "TIMEOUT", final=False) is None and m.state == NOT_LISTED
+
+
+def test_the_scan_on_an_offline_screen_is_not_listed_again_as_pending_until_idle(clock):
+    m, _ = machine(clock, {b"m": MISS})
+    m.document_arrived(1)
+    m.query_sent(b"m")
+    assert m.view().pending == ()  # its own screen says it will be re-checked
+    clock.t += 10.0
+    m.tick()
+    assert m.state == IDLE and m.view().pending == (1,)
