@@ -113,7 +113,7 @@ def test_offline_hit_screen_names_the_list_and_the_recheck():
     assert s.title == "POSSIBLE MATCH (offline list)"
     assert s.lines == (
         "Hold document, refer to supervisor",
-        "Offline list v12, 2.0 h old",
+        "Offline list, 2.0 h old",
         "Will be re-checked online when the link returns",
         "Scan #3",
         "Press the button to acknowledge",
@@ -134,7 +134,7 @@ def test_not_listed_screen_shows_the_age_and_is_not_clear():
 
 def test_idle_and_no_link_screens_carry_the_list_version_and_age():
     idle = render_screen("idle", "en", list_version=7, list_age_h=0.3, list_usable=True)
-    assert idle.lines[-1] == "Offline list v7, 0.3 h old"
+    assert idle.lines[-1] == "Offline list, 0.3 h old"
     off = render_screen("offline", "en", list_version=7, list_age_h=0.3, list_usable=True)
     assert off.lines[0] == "Answers come from the offline list until the link returns"
     stale = render_screen("offline", "en", list_version=7, list_age_h=50.0, list_usable=False)
