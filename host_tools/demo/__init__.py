@@ -8,10 +8,14 @@ What runs (all on 127.0.0.1, all in a throwaway directory), through
 2. a synthetic SLTD list (``fieldterm sltd generate``) with samples of listed and
    unlisted documents;
 3. Mosquitto with mutual TLS from the generated ``mosquitto.conf``;
-4. the regional service (``fieldterm regional``) and the alert desk's reader of sealed hit
+4. the kiosk agent (``fieldterm agent``) with console LEDs and display, reading a scanner
+   simulator on a pty as its serial port;
+5. the regional service (``fieldterm regional``), started after a first scan (which
+   therefore shows UNKNOWN and is answered once the service is up), which publishes the
+   signed offline list the kiosk downloads; and the alert desk's reader of sealed hit
    alerts (``fieldterm alerts``);
-5. the kiosk agent (``fieldterm agent``) with console LEDs and display;
-6. a scanner simulator on a pty, which the agent reads as its serial port.
+6. the online scans, then a broker outage in which a listed and an unlisted passport are
+   answered from the kiosk's offline list and re-checked online when the broker is back.
 
 The script (``host_tools.demo.script``) is a list of steps; the player
 (``host_tools.demo.player``) scans each document and waits for what the agent *reports*.
@@ -30,8 +34,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from host_tools.demo.console import DemoConsole
-from host_tools.demo.player import Player, Tally
-from host_tools.demo.script import EXPECTED, build_script
+from host_tools.demo.player import Player
+from host_tools.demo.script import EXPECTED, Script, build_script
 from host_tools.localregion import LocalRegion, LocalRegionError
 from host_tools.localregion.runner import fieldterm_argv
 
@@ -83,22 +87,23 @@ class LogFollower:
         self.catch_up()
 
 
-def _summary(region: LocalRegion, player: Player, tally: Tally, rss: dict[str, float]) -> None:
-    s = tally.shown
+def _summary(
+    region: LocalRegion, player: Player, rss_before: dict[str, float], rss: dict[str, float]
+) -> None:
+    tally = player.tally
     ready = player.agent.ready_event.get("process_age_s")
-    rss_now = rss.get("rss_mb")
-    goal = (
-        ""
-        if rss_now is None
-        else (" (goal 40 MB: met)" if rss_now <= RSS_GOAL_MB else " (goal 40 MB: NOT met)")
-    )
+    base = rss_before.get("rss_mb")
+    goal = ""
+    if base is not None:
+        goal = " (goal 40 MB: met)" if base <= RSS_GOAL_MB else " (goal 40 MB: NOT met)"
     say(
-        f"\n  agent: RSS {rss_now} MB{goal} (peak {rss.get('peak_rss_mb')} MB), "
-        f"ready {ready} s after process start"
+        f"\n  agent: RSS {base} MB before its offline list{goal}, {rss.get('rss_mb')} MB "
+        f"at the end with a {region.records:,}-record list mapped (peak "
+        f"{rss.get('peak_rss_mb')} MB); ready {ready} s after process start"
     )
     if tally.resolved_late:
-        say(f"  pending resolved after the outage: {', '.join(tally.resolved_late)}")
-    hits = s.get("possible_match", 0)
+        say(f"  resolved online after the fact: {', '.join(tally.resolved_late)}")
+    hits = player.online_hits()
     assert region.desk is not None
     try:
         alerts = region.desk.wait_alerts(hits, timeout=15.0)
@@ -127,27 +132,59 @@ def _verify_audit(region: LocalRegion) -> bool:
     return r.returncode == 0
 
 
+def _play(region: LocalRegion, player: Player, script: Script) -> None:
+    """The whole story: a scan before the service is up, the online scans, an outage."""
+    total = 1 + len(script.online) + len(script.outage)
+    # 1. The kiosk is up, the region's service is not: no answer and no offline list.
+    mark = player.agent.events.mark()
+    first = player.play_step(script.before_service, f"1/{total}")
+    say("\n== the region's service starts: it answers the waiting scan and publishes the list")
+    region.start_regional()
+    say("  ok  regional service (ready: its query subscription granted)")
+    player.resolve_late(int(first["seq"]), mark, "NO_MATCH")
+    lst = player.wait_list(mark)
+    say(
+        f"  =>  the kiosk installed the offline list ({lst.get('records')} records, "
+        f"{float(lst.get('list_age_s') or 0):.0f} s old)"
+    )
+    region.start_desk()
+    say("  ok  alert desk reader (hit alerts sealed to the desk, sent every 2 s)")
+    # 2. Online.
+    player.play(script.online, 2, total)
+    # 3. A broker outage: answers from the offline list, then re-checked online.
+    say("\n== a broker outage")
+    player.broker_down()
+    mark = player.agent.events.mark()
+    answered = [
+        (player.play_step(step, f"{i}/{total}"), step)
+        for i, step in enumerate(script.outage, 2 + len(script.online))
+    ]
+    player.broker_up()
+    for ev, step in answered:
+        expect = "POSSIBLE_MATCH" if step.expect == "possible_match_offline" else "NO_MATCH"
+        player.resolve_late(int(ev["seq"]), mark, expect)
+
+
 def run(region: LocalRegion, *, interactive: bool, seed: int) -> int:
     say("== setting up (throwaway PKI, synthetic list) in " + str(region.dir))
     region.provision(desk=True).generate_list()
-    say("== starting services")
+    script = build_script(region, random.Random(seed))
+    say("== starting the broker and the kiosk")
     broker = region.start_broker()
     say(f"  ok  Mosquitto, mutual TLS on 127.0.0.1:{broker.port}")
-    region.start_regional()
-    say("  ok  regional service (ready: its query subscription granted)")
-    region.start_desk()
-    say("  ok  alert desk reader (hit alerts sealed to the desk, sent every 2 s)")
     agent = region.start_agent(TERMINAL)
     follower = LogFollower(agent.log).start()
     say(
         f"  ok  kiosk agent (pid {agent.pid}) on scanner {agent.scanner.path}, ready "
         f"{agent.ready_event.get('process_age_s')} s after its process started, broker link up"
     )
+    rss_before = agent.rss_mb()  # a kiosk without its list yet: the 40 MB goal
     player = Player(region, agent, say, before_say=follower.catch_up)
+    tally = player.tally
     try:
-        tally = player.play(build_script(region, random.Random(seed)))
+        _play(region, player, script)
         rss = agent.rss_mb()
-        lost = player.lost(tally)
+        lost = player.lost()
         if interactive:
             DemoConsole(player).cmdloop()
         say("\n== shutting down the kiosk agent (SIGTERM: signals off, outbox kept)")
@@ -158,11 +195,13 @@ def run(region: LocalRegion, *, interactive: bool, seed: int) -> int:
         tally.failures.append(f"agent exited with {rc}")
     if not _verify_audit(region):
         tally.failures.append("audit log did not verify")
-    _summary(region, player, tally, rss)
+    _summary(region, player, rss_before, rss)
     s = tally.shown
     say(
         f"demo: {tally.sent} documents, {s['clear']} clear, {s['possible_match']} possible "
-        f"match, {s['unknown']} unknown, {s['rescan']} rescan, {lost} lost"
+        f"match, {s['unknown']} unknown, {s['rescan']} rescan, {tally.offline} offline "
+        f"({s['possible_match_offline']} possible match, {s['not_listed']} not listed), "
+        f"{lost} lost"
     )
     if lost or s != EXPECTED:
         tally.failures.append("outcomes differ from the expected ones")

@@ -47,7 +47,7 @@ class DemoConsole(cmd.Cmd):
         mark = self.player.agent.events.mark()
         self.player.agent.scanner.send(lines)
         try:
-            shown = self.player.outcome(mark, 8.0)
+            shown = str(self.player.outcome(mark, 8.0)["after"])
             self._print(f"  =>  shown: {shown.upper().replace('_', ' ')}")
         except LocalRegionError:
             self._print("  =>  no answer yet (a possible match waiting to be acknowledged?)")

@@ -1,7 +1,8 @@
-"""Plays the demo's steps against a running local region and tallies what was shown.
+"""Plays the demo's script against a running local region and tallies what was shown.
 
 Outcomes are observed, never assumed: the player waits for what the agent reports in its
-events file (one JSON line per state change and verdict; no document numbers).
+events file (one JSON line per state change, verdict, offline answer and list install; no
+document numbers).
 """
 
 from __future__ import annotations
@@ -9,8 +10,9 @@ from __future__ import annotations
 import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from host_tools.demo.script import OUTCOMES, Step
+from host_tools.demo.script import OFFLINE_OUTCOMES, OUTCOMES, Step
 from host_tools.localregion import AgentProcess, LocalRegion
 
 STEP_TIMEOUT = 30.0
@@ -24,6 +26,18 @@ class Tally:
     shown: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
     resolved_late: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+
+    @property
+    def offline(self) -> int:
+        """Scans answered from the kiosk's offline list."""
+        return sum(self.shown[k] for k in OFFLINE_OUTCOMES)
+
+
+def _words(state: str) -> str:
+    return {
+        "possible_match_offline": "POSSIBLE MATCH (offline list)",
+        "not_listed": "NOT LISTED (offline list)",
+    }.get(state, state.upper().replace("_", " "))
 
 
 class Player:
@@ -40,6 +54,7 @@ class Player:
         self.agent = agent
         self._say = say
         self._before_say = before_say
+        self.tally = Tally()
 
     def say(self, text: str) -> None:
         """Print a line of the script, after what the kiosk has shown so far."""
@@ -47,15 +62,16 @@ class Player:
             self._before_say()
         self._say(text)
 
-    def outcome(self, mark: int, timeout: float = STEP_TIMEOUT) -> str:
-        """The first final screen (clear, possible match, unknown, rescan) after ``mark``."""
-        ev = self.agent.wait_event(
+    # -- observing the agent -------------------------------------------------------------
+    def outcome(self, mark: int, timeout: float = STEP_TIMEOUT) -> dict[str, Any]:
+        """The first answer on screen (a state event of OUTCOMES, not a late one) after
+        ``mark``."""
+        return self.agent.wait_event(
             lambda e: e["event"] == "state" and e["after"] in OUTCOMES and not e.get("late"),
             "the screen's answer",
             mark,
             timeout,
         )
-        return str(ev["after"])
 
     def acknowledge(self) -> None:
         """SIGUSR1 is the agent's acknowledge (as the button is); wait until it took it."""
@@ -66,77 +82,104 @@ class Player:
             "the acknowledge",
             mark,
         )
-        self.say("  =>  acknowledged: back to IDLE")
+        self.say("  =>  acknowledged")
 
-    def play(self, steps: Sequence[Step]) -> Tally:
-        tally = Tally()
-        for i, step in enumerate(steps, 1):
-            self.say(f"\n== [{i}/{len(steps)}] {step.title}")
-            for line in step.lines:
-                self.say(f"      scan  | {line}")
-            if step.note:
-                self.say(f"      note  | {step.note}")
-            if step.outage:
-                self._broker_down()
-            mark = self.agent.events.mark()
-            self.agent.scanner.send(step.lines)
-            tally.sent += 1
-            shown = self.outcome(mark)
-            tally.shown[shown] += 1
-            ok = shown == step.expect
-            self.say(
-                f"  =>  shown: {shown.upper().replace('_', ' ')}"
-                f"{'' if ok else f'   (expected {step.expect.upper()})'}"
-            )
-            if not ok:
-                tally.failures.append(f"step {i}: showed {shown}, expected {step.expect}")
-            if step.ack and shown == "possible_match":
-                self.acknowledge()
-            if step.outage:
-                self._broker_up_and_resolve(mark, tally)
-        return tally
+    def verdict_for(self, seq: int, mark: int, timeout: float = STEP_TIMEOUT * 2) -> dict[str, Any]:
+        return self.agent.wait_event(
+            lambda e: e["event"] == "verdict" and e.get("seq") == seq,
+            f"the online verdict of scan #{seq}",
+            mark,
+            timeout,
+        )
 
-    def _broker_down(self) -> None:
+    def wait_list(self, mark: int, timeout: float = STEP_TIMEOUT * 2) -> dict[str, Any]:
+        """The kiosk installed an offline list (its ``list`` event)."""
+        return self.agent.wait_event(
+            lambda e: e["event"] == "list" and e.get("list_version") is not None,
+            "the kiosk's offline list",
+            mark,
+            timeout,
+        )
+
+    # -- playing -------------------------------------------------------------------------
+    def play_step(self, step: Step, number: str) -> dict[str, Any]:
+        """One scan: returns the screen's answer event (its ``seq`` is the scan's number)."""
+        t = self.tally
+        self.say(f"\n== [{number}] {step.title}")
+        for line in step.lines:
+            self.say(f"      scan  | {line}")
+        if step.note:
+            self.say(f"      note  | {step.note}")
+        mark = self.agent.events.mark()
+        self.agent.scanner.send(step.lines)
+        t.sent += 1
+        ev = self.outcome(mark)
+        shown = str(ev["after"])
+        t.shown[shown] += 1
+        ok = shown == step.expect
+        extra = ""
+        if shown in OFFLINE_OUTCOMES:
+            off = self._offline_event(mark)
+            if off is not None and off.get("list_age_s") is not None:
+                extra = f" (list {float(off['list_age_s']) / 3600:.1f} h old)"
+        self.say(
+            f"  =>  shown: {_words(shown)}{extra}"
+            f"{'' if ok else f'   (expected {_words(step.expect)})'}"
+        )
+        if not ok:
+            t.failures.append(f"{number}: showed {shown}, expected {step.expect}")
+        if step.ack and shown in ("possible_match", "possible_match_offline"):
+            self.acknowledge()
+        return ev
+
+    def _offline_event(self, mark: int) -> dict[str, Any] | None:
+        found = [e for e in self.agent.events.events[mark:] if e["event"] == "offline"]
+        return found[-1] if found else None
+
+    def play(self, steps: Sequence[Step], first: int, total: int) -> None:
+        for i, step in enumerate(steps, first):
+            self.play_step(step, f"{i}/{total}")
+
+    def resolve_late(self, seq: int, mark: int, expect: str) -> dict[str, Any]:
+        """Wait for scan ``seq``'s online verdict; report it, and acknowledge a late hit."""
+        ev = self.verdict_for(seq, mark)
+        self.tally.resolved_late.append(str(ev["outcome"]))
+        how = ""
+        if ev.get("offline_answer"):
+            how = f" (answered {ev['offline_answer'].replace('_', ' ')} offline before)"
+        self.say(f"  =>  scan #{seq} re-checked online: {ev['outcome']}{how}")
+        if ev["outcome"] != expect:
+            self.tally.failures.append(f"scan #{seq} resolved as {ev['outcome']}, not {expect}")
+        if ev["outcome"] == "POSSIBLE_MATCH":
+            self.acknowledge()  # the late hit latches until the officer acknowledges it
+        return ev
+
+    def broker_down(self) -> None:
         assert self.region.broker is not None
         mark = self.agent.events.mark()
         self.region.broker.stop()
         self.say("      event | broker stopped")
         self.agent.wait_event(lambda e: e["event"] == "link" and not e["up"], "link down", mark)
-        self.say("      event | the kiosk noticed: link down")
+        self.say("      event | the kiosk noticed: link down; it answers from its offline list")
 
-    def _broker_up_and_resolve(self, mark: int, tally: Tally) -> None:
-        doc = self.agent.wait_event(lambda e: e["event"] == "document", "the scan", mark)
+    def broker_up(self) -> None:
         self.region.start_broker()
         self.say("      event | broker back")
-        ev = self.agent.wait_event(
-            lambda e: e["event"] == "verdict" and e.get("seq") == doc.get("seq"),
-            "the pending query's verdict",
-            mark,
-            STEP_TIMEOUT * 2,
-        )
-        late = [
-            e
-            for e in self.agent.events.events[mark:]
-            if e["event"] == "state" and e.get("seq") == ev["seq"] and e.get("late")
-        ]
-        how = (
-            f"its screen turns from UNKNOWN to {late[-1]['after'].upper()} (marked late)"
-            if late
-            else "shown as a 'pending resolved' notice under the current screen"
-        )
-        self.say(
-            f"  =>  pending query resolved after the outage: {ev['outcome']} "
-            f"(scan #{ev['seq']}: {how})"
-        )
-        tally.resolved_late.append(str(ev["outcome"]))
-        if ev["outcome"] != "NO_MATCH":
-            tally.failures.append(f"outage document resolved as {ev['outcome']}")
 
-    def lost(self, tally: Tally) -> int:
+    def lost(self) -> int:
         """Scans sent but never seen by the agent, plus accepted ones with no verdict."""
         events = self.agent.events
         events.poll()
         docs = [e for e in events.events if e["event"] == "document"]
         accepted = {e["qid"] for e in docs if e.get("valid")}
         answered = {e["qid"] for e in events.events if e["event"] == "verdict"}
-        return (tally.sent - len(docs)) + len(accepted - answered)
+        return (self.tally.sent - len(docs)) + len(accepted - answered)
+
+    def online_hits(self) -> int:
+        """Online POSSIBLE_MATCH verdicts: what the alert desk must have been sent."""
+        self.agent.events.poll()
+        return sum(
+            1
+            for e in self.agent.events.events
+            if e["event"] == "verdict" and e.get("outcome") == "POSSIBLE_MATCH"
+        )

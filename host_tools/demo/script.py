@@ -15,8 +15,10 @@ from firmware.mrz import make_td1
 from host_tools.localregion import LocalRegion, LocalRegionError
 from host_tools.localregion.documents import bad_check_digit, ocr_error
 
-#: What the officer must be shown, as the agent's events name it.
-OUTCOMES = ("clear", "possible_match", "unknown", "rescan")
+#: What the officer must be shown, as the agent's events name it (the last two are
+#: answers from the kiosk's offline list while its link is down).
+OUTCOMES = ("clear", "possible_match", "unknown", "rescan", "possible_match_offline", "not_listed")
+OFFLINE_OUTCOMES = ("possible_match_offline", "not_listed")
 
 
 @dataclass(frozen=True)
@@ -27,17 +29,27 @@ class Step:
     lines: list[str]
     expect: str  # one of OUTCOMES
     note: str = ""
-    outage: bool = False  # stop the broker before the scan, start it after the UNKNOWN
     ack: bool = False  # the officer acknowledges the possible match
 
 
-def build_script(region: LocalRegion, rng: random.Random) -> list[Step]:
-    """Six scans covering every answer, from the region's sample documents."""
+@dataclass(frozen=True)
+class Script:
+    """The demo's scans: one before the region's service is up (no answer, no offline list
+    yet: UNKNOWN, answered once the service starts), the online scans, and two during a
+    broker outage answered from the kiosk's offline list, then re-checked online."""
+
+    before_service: Step
+    online: list[Step]
+    outage: list[Step]
+
+
+def build_script(region: LocalRegion, rng: random.Random) -> Script:
+    """Nine scans covering every answer, from the region's sample documents."""
     listed = [x for x in region.listed if len(x) == 2]
     unlisted = region.unlisted
     td3 = [x for x in unlisted if len(x) == 2 and len(x[0]) == 44]
     td1 = [x for x in unlisted if len(x) == 3]
-    if not listed or len(td3) < 4:
+    if len(listed) < 2 or len(td3) < 5:
         raise LocalRegionError("the SLTD samples have too few documents for the script")
     if not td1:
         td1 = [make_td1(document_number="ZQ" + str(rng.randrange(10**7)).zfill(7))]
@@ -51,7 +63,7 @@ def build_script(region: LocalRegion, rng: random.Random) -> list[Step]:
                 return made
         raise LocalRegionError("no sample document fits the script")
 
-    return [
+    online = [
         Step("a passport that is not on the list", take(), "clear"),
         Step(
             "a stolen passport (on the list)",
@@ -68,15 +80,37 @@ def build_script(region: LocalRegion, rng: random.Random) -> list[Step]:
             "clear",
             note="repair mode fixes it using the check digits",
         ),
+    ]
+    before = Step(
+        "a passport scanned before the region's service is up",
+        take(),
+        "unknown",
+        note="no answer and no offline list yet: check manually; the scan waits in the outbox",
+    )
+    outage = [
         Step(
-            "a passport during a broker outage",
+            "a stolen passport during a broker outage",
+            listed[1],
+            "possible_match_offline",
+            note="answered from the kiosk's offline list; the officer acknowledges",
+            ack=True,
+        ),
+        Step(
+            "a clean passport during the outage",
             take(),
-            "unknown",
-            outage=True,
-            note="the broker is stopped; the scan waits in the outbox",
+            "not_listed",
+            note="not on the offline list: NOT LISTED with the list's age, never CLEAR",
         ),
     ]
+    return Script(before, online, outage)
 
 
 #: The outcome counts the script above must produce.
-EXPECTED = {"clear": 3, "possible_match": 1, "unknown": 1, "rescan": 1}
+EXPECTED = {
+    "clear": 3,
+    "possible_match": 1,
+    "unknown": 1,
+    "rescan": 1,
+    "possible_match_offline": 1,
+    "not_listed": 1,
+}

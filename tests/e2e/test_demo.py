@@ -1,5 +1,6 @@
-"""`make demo` end to end (a smaller list): exit 0, the expected summary line, nothing lost;
-then its interactive shell, driven through stdin as a person would type."""
+"""`make demo` end to end (a smaller list): exit 0, the expected summary line (offline answers
+during the outage included), nothing lost; then its interactive shell, driven through stdin
+as a person would type."""
 
 from __future__ import annotations
 
@@ -37,9 +38,17 @@ def test_demo_script_passes(tmp_path):
     out = r.stdout
     assert r.returncode == 0, out[-4000:] + r.stderr[-2000:]
     summary = [x for x in out.splitlines() if x.startswith("demo: ")]
-    assert summary == ["demo: 6 documents, 3 clear, 1 possible match, 1 unknown, 1 rescan, 0 lost"]
-    assert "pending query resolved after the outage: NO_MATCH" in out
-    assert re.search(r"agent: RSS [0-9.]+ MB", out)
+    assert summary == [
+        "demo: 8 documents, 3 clear, 1 possible match, 1 unknown, 1 rescan, "
+        "2 offline (1 possible match, 1 not listed), 0 lost"
+    ]
+    # the scan made before the service was up, then both outage scans, re-checked online
+    assert re.search(r"scan #1 re-checked online: NO_MATCH\n", out)
+    assert re.search(r"re-checked online: POSSIBLE_MATCH \(answered LISTED offline before\)", out)
+    assert re.search(r"re-checked online: NO_MATCH \(answered NOT LISTED offline before\)", out)
+    assert "the kiosk installed the offline list (20000 records" in out
+    assert "alert desk: 2 sealed hit alert(s)" in out  # the online hit and the offline one
+    assert re.search(r"agent: RSS [0-9.]+ MB before its offline list", out)
     assert "audit OK" in out
     # The interactive shell: the typed passport is answered, status reports the counters.
     after = out[out.index("== interactive") :]
