@@ -27,8 +27,10 @@ from host_tools.offline import fusebuild
 KEY_ID = bytes(8)
 
 
-def _rss_child(path: Path, mode: str, lookups: int) -> dict[str, float]:
-    """RSS figures (kB) of a fresh process that maps or loads the filter, then looks up."""
+def rss_child(path: Path, mode: str, lookups: int) -> dict[str, float]:
+    """RSS figures (kB) of a fresh process that maps (``"map"``: looks up ``lookups`` keys,
+    then with ``release_pages`` after each, as the agent does), reads into memory (``"load"``)
+    or deserializes into the C library (``"c"``) the filter file at ``path``."""
     code = f"""
 import json, random, sys
 from pathlib import Path
@@ -150,8 +152,8 @@ def measure(n: int, bits: int, probes: int, py_probes: int) -> dict[str, Any]:
         )
         del data, keys
         for mode in ("map", "load", "c"):
-            result[f"rss_{mode}"] = _rss_child(path, mode, 1000 if mode == "map" else 0)
-        result["rss_map_100k_lookups"] = _rss_child(path, "map", 100_000)
+            result[f"rss_{mode}"] = rss_child(path, mode, 1000 if mode == "map" else 0)
+        result["rss_map_100k_lookups"] = rss_child(path, "map", 100_000)
     return result
 
 
