@@ -166,13 +166,25 @@ def _rss(kiosk_path: Path) -> dict[str, Any]:
     }
 
 
+def unlisted(keys: np.ndarray, count: int, r: np.random.Generator) -> np.ndarray:
+    """Up to ``count`` fresh random keys not in sorted ``keys`` (a collision is ~n/2^64),
+    without the copies of ``np.setdiff1d`` over the whole list."""
+    fresh = np.unique(r.integers(0, 2**64 - 1, count, dtype=np.uint64, endpoint=True))
+    pos = np.minimum(np.searchsorted(keys, fresh), keys.size - 1)
+    out = fresh[keys[pos] != fresh]
+    r.shuffle(out)
+    return out
+
+
 def _delta(keys: np.ndarray, seed: int) -> dict[str, Any]:
     r = np.random.default_rng([seed, 12])
     half = DELTA_CHANGES // 2
-    removed = keys[r.choice(keys.size, half, replace=False)]
-    added = r.integers(0, 2**64 - 1, half * 2, dtype=np.uint64, endpoint=True)
-    added = np.setdiff1d(added, keys)[:half]
-    new = np.union1d(np.setdiff1d(keys, removed, assume_unique=True), added)
+    out = np.unique(r.integers(0, keys.size, half * 2))[:half]  # positions removed
+    added = np.sort(unlisted(keys, half, r))
+    keep = np.ones(keys.size, dtype=bool)
+    keep[out] = False
+    new = np.sort(np.concatenate([keys[keep], added]))
+    del keep
     t0 = time.perf_counter()
     d = builder.build_delta(
         keys, new, region="bench", base_version=1, version=2,
@@ -187,6 +199,11 @@ def _delta(keys: np.ndarray, seed: int) -> dict[str, Any]:
     }
 
 
+def _peak_mb() -> float:
+    """Peak RSS of this process so far (under ``bench all``, of every benchmark run)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     n, store_n, kiosk_n = sizes(args)
     tmp = Path(tempfile.mkdtemp(prefix="fieldterm-bench-offline-"))
@@ -194,7 +211,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         res = _run(args, n, store_n, kiosk_n, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    res["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    res["peak_rss_mb"] = _peak_mb()
     return res
 
 
@@ -229,9 +246,9 @@ def _run(
             _corrupt(path)
         r = np.random.default_rng([args.seed, 13])
         fp_n = min(args.fp_probes, 200_000) if quick else args.fp_probes
-        absent = np.setdiff1d(r.integers(0, 2**64 - 1, fp_n, dtype=np.uint64, endpoint=True), keys)
+        absent = unlisted(keys, fp_n, r)
         member_n = min(args.member_probes, keys.size)
-        members = [int(k) for k in keys[r.choice(keys.size, member_n, replace=False)]]
+        members = [int(k) for k in keys[r.integers(0, keys.size, member_n)]]
         with FuseFilterFile(path) as f:  # the kiosk's answers are what must hold
             missed = sum(not f.contains(k) for k in members)
             fp = sum(f.contains(int(k)) for k in absent)
@@ -253,6 +270,7 @@ def _run(
         kpath.write_bytes(fusebuild.filter_bytes(kkeys, bits=bits, key_id=KEY_ID))
         del kkeys
         res["rss"] = {"records": kiosk_n, **_rss(kpath)}
+    res["peak_rss_mb_before_delta"] = _peak_mb()
     res["delta"] = _delta(keys, args.seed)
     del keys
 
