@@ -15,8 +15,9 @@ help:
 	@echo "make test   - set up and run the whole test suite (lint, types, unit, end-to-end)"
 	@echo "make bench  - benchmarks, a few minutes: MRZ vs PyPI mrz; sealed queries vs two plaintext echoes in"
 	@echo "              interleaved passes (fails if a query is lost, refused, wrong or not audited); the SLTD"
-	@echo "              index (10 M keys) vs SQLite in process and PostgreSQL over TCP on 127.0.0.1."
-	@echo "              ARGS=--full: the index at 100 M keys (~2.5 GB, 4-5 min); ARGS=--quick: smoke sizes"
+	@echo "              index (10 M keys) vs SQLite in process and PostgreSQL over TCP on 127.0.0.1; the"
+	@echo "              offline list (10 M keys): Python lookup over the map vs the C library, mapped vs loaded RSS."
+	@echo "              ARGS=--full: index and offline list at 100 M keys (a few GB); ARGS=--quick: smoke sizes"
 	@echo "make fuzz   - longer fuzz runs of the MRZ parser and the scanner framers"
 	@echo "make hil    - hardware-in-the-loop on emulated Raspberry Pi / aarch64 (QEMU)"
 

@@ -317,7 +317,7 @@ def format_text(res: dict[str, Any]) -> str:
         f"  lookup p50 / p99          Python mmap {lk['python_mmap_p50_us']:.2f} /"
         f" {lk['python_mmap_p99_us']:.2f} us, C cffi {lk['c_cffi_p50_us']:.2f} /"
         f" {lk['c_cffi_p99_us']:.2f} us: {lk['python_over_c_p50']}x / {lk['python_over_c_p99']}x"
-        f" (passes {lk['p50_ratio_by_pass']}, {lk['lookups']:,} each)",
+        f" (p50 ratio by pass {lk['p50_ratio_by_pass']}; {lk['lookups']:,} lookups a path)",
         f"  RSS added ({rs['records']:,} keys) mapped + released {rs['map_added_kb']} kB"
         f" (peak one lookup {rs['map_pages_kb_peak_one_lookup']} kB), loaded"
         f" {rs['load_added_kb']:,} kB",
