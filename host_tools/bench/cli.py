@@ -73,7 +73,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     size = ap.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="smoke-run sizes (seconds)")
     size.add_argument(
-        "--full", action="store_true", help="largest sizes (index and offline list at 100 M keys, a few GB)"
+        "--full",
+        action="store_true",
+        help="largest sizes (index and offline list at 100 M keys, a few GB)",
     )
     ap.set_defaults(func=_run_all)
 
