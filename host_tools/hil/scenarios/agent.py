@@ -31,6 +31,7 @@ from host_tools.hil.qtest import PinRecorder, QtestClient
 from host_tools.hil.scenarios.common import Context, ScannerLink, check, wait_until
 from host_tools.hil.scenarios.pins import classify, firmware_patterns, kiosk_pins
 from host_tools.hil.scenarios.region import (
+    NO_OFFLINE_LIST,
     TERMINAL,
     StatusMonitor,
     audit_records,
@@ -144,7 +145,7 @@ def run_raspi3b(ctx: Context) -> None:
     unlisted = _td3(region.unlisted)
     clean, listed = unlisted[0], region.listed[0]
     region.start_broker()
-    regional: RegionalProcess | None = region.start_regional()
+    regional: RegionalProcess | None = region.start_regional(env=NO_OFFLINE_LIST)
     monitor = StatusMonitor(region).start()
     try:
         with ctx.raspi3b(
@@ -269,7 +270,7 @@ def run_virt(ctx: Context) -> None:
     enc = encoder("lines")
     clean, listed = _td3(region.unlisted), region.listed
     broker = region.start_broker()
-    region.start_regional()
+    region.start_regional(env=NO_OFFLINE_LIST)
     monitor = StatusMonitor(region).start()
     desk: DeskProcess | None = None
     try:

@@ -29,6 +29,14 @@ TERMINAL = "kiosk-hil"
 GUEST_BROKER_HOST = "10.0.2.100"
 
 
+#: The HIL checks the kiosk's hardware against the four online answers and UNKNOWN, so its
+#: regional publishes no offline list (a key file that does not exist disables publishing):
+#: without a list, a timeout or an outage is UNKNOWN, which is what the scenarios drive.
+#: The offline list's own path is tested end to end on the host
+#: (tests/e2e/test_offline_system.py, make demo).
+NO_OFFLINE_LIST = {"FIELDTERM_OFFLINE__LIST_KEY": "/nonexistent/hil-publishes-no-offline-list.key"}
+
+
 def hil_region(directory: Path, scanner_port: str, *, desk: bool = False) -> LocalRegion:
     """The region of one run, provisioned and with its list: one kiosk whose bundle names
     the broker behind the guest's forward and the guest's own scanner port."""
