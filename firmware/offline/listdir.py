@@ -28,7 +28,7 @@ from firmware.offline.errors import (
     ListFormatError,
     OfflineListError,
 )
-from firmware.offline.fusefile import FuseFilterFile
+from firmware.offline.fusefile import LAYOUT, FuseFilterFile
 from firmware.offline.listkey import list_hash
 from firmware.offline.manifest import Manifest, verify_manifest
 from firmware.protocol.dockey import DocumentKey
@@ -62,17 +62,19 @@ def check_filter_matches(manifest: Manifest, f: FuseFilterFile) -> None:
     """The filter header must be exactly what the signed manifest names."""
     h, p = f.header, manifest.filter
     seen = {
+        "layout": LAYOUT,
         "fingerprint_bits": h.fingerprint_bits,
         "arity": 3,
         "key_id": h.key_id.hex(),
-        "seed": h.seed,
-        "segment_length": h.segment_length,
-        "segment_count": h.segment_count,
-        "array_length": h.array_length,
+        "shard_bits": h.shard_bits,
     }
     for k, v in seen.items():
         if p[k] != v:
             raise ListFormatError(f"filter: header {k} {v!r} differs from the manifest's {p[k]!r}")
+    if h.records != manifest.records:
+        raise ListFormatError(
+            f"filter: header records {h.records} differ from the manifest's {manifest.records}"
+        )
 
 
 class OfflineList:

@@ -14,8 +14,9 @@ key signs (hit alerts). BODY (every field required, no others)::
     kind          "full" or "delta"
     base_version  null for a full list; the full list a delta applies to
     records       records in the list (after the delta, for a delta)
-    filter        full:  {"type": "binary_fuse", "fingerprint_bits", "arity", "key_id",
-                          "seed", "segment_length", "segment_count", "array_length"}
+    filter        full:  {"type": "binary_fuse", "layout", "fingerprint_bits", "arity",
+                          "key_id", "shard_bits"} (each shard's parameters are in the
+                          filter file's table, which the chunk hashes cover)
                   delta: {"type": "delta", "key_id", "added", "removed"}
     size          payload bytes (filter file or delta file)
     chunk_size    bytes per chunk (the last may be shorter)
@@ -57,8 +58,7 @@ _FIELDS = frozenset(
 )
 _FILTER_FIELDS = {
     "binary_fuse": frozenset(
-        {"type", "fingerprint_bits", "arity", "key_id", "seed"}
-        | {"segment_length", "segment_count", "array_length"}
+        {"type", "layout", "fingerprint_bits", "arity", "key_id", "shard_bits"}
     ),
     "delta": frozenset({"type", "key_id", "added", "removed"}),
 }

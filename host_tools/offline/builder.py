@@ -19,9 +19,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from firmware.offline import listdir
 from firmware.offline.delta import delta_bytes
-from firmware.offline.fusefile import FuseHeader
+from firmware.offline.fusefile import LAYOUT, FuseHeader
 from firmware.offline.manifest import Manifest, chunk_hashes, sign_manifest
 from host_tools.offline import fusebuild
+from host_tools.sltd import index as ix
 from host_tools.sltd.index import sort_unique
 from host_tools.sltd.lookup import prekeyed_hasher
 from host_tools.sltd.records import canonical_bytes
@@ -75,32 +76,50 @@ def build_full(
     bits: int = 8,
     chunk_size: int = DEFAULT_CHUNK,
     created: float | None = None,
+    shard_bits: int | None = None,
 ) -> Built:
-    """The filter file over distinct uint64 ``keys`` and its signed full manifest."""
-    payload = fusebuild.filter_bytes(keys, bits=bits, key_id=key_id)
+    """The filter file over distinct uint64 ``keys`` and its signed full manifest
+    (``shard_bits``: :func:`fusebuild.shard_bits_for` the key count unless given)."""
+    payload = fusebuild.filter_bytes(keys, bits=bits, key_id=key_id, shard_bits=shard_bits)
     h = FuseHeader.unpack(payload)
     filt = {
         "type": "binary_fuse",
+        "layout": LAYOUT,
         "fingerprint_bits": bits,
         "arity": 3,
         "key_id": key_id.hex(),
-        "seed": h.seed,
-        "segment_length": h.segment_length,
-        "segment_count": h.segment_count,
-        "array_length": h.array_length,
+        "shard_bits": h.shard_bits,
     }
     return _sign(
         sign_key, payload, chunk_size,
         region=region, version=version, kind="full", base_version=None,
-        records=int(keys.size), filter=filt,
+        records=h.records, filter=filt,
         created=round(time.time() if created is None else created, 3),
     )  # fmt: skip
 
 
+def sorted_diff(
+    old: np.ndarray, new: np.ndarray, chunk: int = 1 << 22
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(in new not old, in old not new)`` for two sorted distinct uint64 arrays, by binary
+    search in slices of ``chunk`` (no concatenated or sorted copy of both, as
+    ``np.setdiff1d`` makes). The publisher's fall-back when no change log reaches back."""
+
+    def missing(hay: np.ndarray, probes: np.ndarray) -> np.ndarray:
+        parts = [
+            p[~ix.members(hay, p)]
+            for p in (probes[i : i + chunk] for i in range(0, probes.size, chunk))
+        ]
+        return np.concatenate(parts) if parts else np.empty(0, np.uint64)
+
+    return missing(old, new), missing(new, old)
+
+
 def build_delta(
-    base_keys: np.ndarray,
-    new_keys: np.ndarray,
+    added: np.ndarray,
+    removed: np.ndarray,
     *,
+    records: int,
     region: str,
     base_version: int,
     version: int,
@@ -109,9 +128,8 @@ def build_delta(
     chunk_size: int = DEFAULT_CHUNK,
     created: float | None = None,
 ) -> Built:
-    """The delta from the full list over ``base_keys`` to ``new_keys`` (both sorted, distinct)."""
-    added = np.setdiff1d(new_keys, base_keys, assume_unique=True)
-    removed = np.setdiff1d(base_keys, new_keys, assume_unique=True)
+    """The delta that turns the full list ``base_version`` into a list of ``records``
+    records: the keyed hashes ``added`` to it and ``removed`` from it (sorted, distinct)."""
     payload = delta_bytes(
         base_version=base_version,
         version=version,
@@ -122,13 +140,13 @@ def build_delta(
     filt = {
         "type": "delta",
         "key_id": key_id.hex(),
-        "added": int(added.size),
-        "removed": int(removed.size),
+        "added": len(added),
+        "removed": len(removed),
     }
     return _sign(
         sign_key, payload, chunk_size,
         region=region, version=version, kind="delta", base_version=base_version,
-        records=int(new_keys.size), filter=filt,
+        records=records, filter=filt,
         created=round(time.time() if created is None else created, 3),
     )  # fmt: skip
 

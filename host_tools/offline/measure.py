@@ -80,17 +80,23 @@ elif {mode!r} == 'load':
     after = rss(); released = after
 else:
     from pyfusefilter._xorfilter import ffi, lib
-    data = Path({str(path)!r}).read_bytes()
-    bits = data[10]
-    # rebuild the C serialization (seed, size, lengths, fingerprints) and deserialize it
+    from firmware.offline.fusefile import FuseHeader
     import struct
-    seed, size, sl, sc, scl, al = struct.unpack_from('<QIIIII', data, 16)
-    blob = struct.pack('<QIIIII', seed, size, sl, sc, scl, al) + data[64:]
+    data = Path({str(path)!r}).read_bytes()
+    h = FuseHeader.unpack(data)
+    bits = h.fingerprint_bits
+    filters = []
+    # each shard as the C serialization (seed, size, lengths, fingerprints), deserialized
+    for s, at in zip(h.shards, h.offsets()):
+        blob = struct.pack('<QIIIII', s.seed, s.size, s.segment_length, s.segment_count,
+                           s.segment_count_length, s.array_length)
+        blob += data[at:at + s.array_length * bits // 8]
+        f = ffi.new(f'binary_fuse{{bits}}_t *')
+        buf = ffi.from_buffer(blob)
+        assert getattr(lib, f'binary_fuse{{bits}}_deserialize')(f, buf)
+        filters.append(f)
+        del buf, blob
     del data
-    f = ffi.new(f'binary_fuse{{bits}}_t *')
-    buf = ffi.from_buffer(blob)
-    assert getattr(lib, f'binary_fuse{{bits}}_deserialize')(f, buf)
-    del buf, blob
     after = rss(); released = after
 out = {{k + '_added_kb': after[k] - before[k] for k in before}}
 out |= {{k + '_after_release_kb': released[k] - before[k] for k in before}}
@@ -112,22 +118,18 @@ def measure(n: int, bits: int, probes: int, py_probes: int) -> dict[str, Any]:
     keys = np.unique(rng.integers(0, 2**64, size=n, dtype=np.uint64))
     absent = rng.integers(0, 2**64, size=probes, dtype=np.uint64)
     result: dict[str, Any] = {"keys": int(keys.size), "fingerprint_bits": bits}
-    lib, _ = fusebuild._c()
-    contain = getattr(lib, f"binary_fuse{bits}_contain")
     with tempfile.TemporaryDirectory(prefix="ft-offline-measure-") as tmp:
         path = Path(tmp) / "f.ftol"
         t0 = time.perf_counter()
-        with fusebuild.c_filter(keys, bits) as cf:
+        with fusebuild.c_filters(keys, bits) as cf:
             t1 = time.perf_counter()
-            data = fusebuild.header_of(cf, bits, KEY_ID).pack() + bytes(
-                fusebuild.fingerprints_of(cf, bits)
-            )
+            data = cf.file_bytes(KEY_ID)
             path.write_bytes(data)
             t2 = time.perf_counter()
-            c_fp = sum(bool(contain(int(k), cf)) for k in absent)
+            c_fp = sum(cf.contains(int(k)) for k in absent)
             sample = absent[:py_probes]
             t3 = time.perf_counter()
-            c_ans = [bool(contain(int(k), cf)) for k in sample]
+            c_ans = [cf.contains(int(k)) for k in sample]
             c_us = (time.perf_counter() - t3) / len(sample) * 1e6
         result.update(
             populate_s=round(t1 - t0, 3),

@@ -25,7 +25,10 @@ from dataclasses import dataclass
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from host_tools.offline.builder import DEFAULT_CHUNK, Built, build_delta, build_full
+from host_tools.offline.builder import DEFAULT_CHUNK, Built, build_delta, build_full, sorted_diff
+
+#: ``changes(store_version)``: (entered, left) sorted hashes since then, or None
+Changes = Callable[[int], tuple[np.ndarray, np.ndarray] | None]
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,7 @@ class ListPublisher:
         self._clock = clock
         self.base: Built | None = None
         self._base_keys = np.empty(0, np.uint64)
+        self.base_store_version: int | None = None  # the store version the base was built at
         self.version = 0  # the last list version made (full or delta)
         self.store_version: int | None = None  # the store version that list reflects
         self.created = 0.0  # when that list was made
@@ -77,12 +81,21 @@ class ListPublisher:
         return max(self.version + 1, int(now))
 
     def update(
-        self, store_version: int, keys: np.ndarray, *, version: int | None = None
+        self,
+        store_version: int,
+        keys: np.ndarray,
+        *,
+        version: int | None = None,
+        changes: Changes | None = None,
     ) -> Publication | None:
-        """``keys``: sorted distinct keyed hashes of the store at ``store_version``. None
-        when the store has not moved and the last list is younger than ``refresh_after``.
-        ``version`` forces the new list's version (a caller with its own numbering, such
-        as a test); it must still be newer than the last one."""
+        """``keys``: sorted distinct keyed hashes of the store at ``store_version`` (not
+        edited in place afterwards: the base list keeps a reference). None when the store
+        has not moved and the last list is younger than ``refresh_after``. ``version``
+        forces the new list's version (a caller with its own numbering, such as a test);
+        it must still be newer than the last one. ``changes(v)``, where the caller keeps a
+        change log (:meth:`KeyedHashes.changes_since`), gives the hashes that entered and
+        left since store version ``v``, or None; without it (or with None) the delta is a
+        difference of the base's keys and ``keys``."""
         now = self._clock()
         if store_version == self.store_version and now - self.created < self.policy.refresh_after:
             return None
@@ -92,20 +105,21 @@ class ListPublisher:
         self.store_version = store_version
         self.created = now
         if self.base is None or now - self.base.manifest.created >= self.policy.rebuild_after:
-            return self._full(version, keys, now)
-        changes = int(
-            np.setdiff1d(keys, self._base_keys, assume_unique=True).size
-            + np.setdiff1d(self._base_keys, keys, assume_unique=True).size
-        )
+            return self._full(version, keys, now, store_version)
+        drift = None
+        if changes is not None and self.base_store_version is not None:
+            drift = changes(self.base_store_version)
+        added, removed = drift if drift is not None else sorted_diff(self._base_keys, keys)
         limit = min(
             self.policy.max_delta_changes,
             max(1, int(self.policy.max_delta_fraction * max(self._base_keys.size, 1))),
         )
-        if changes > limit:
-            return self._full(version, keys, now)
+        if added.size + removed.size > limit:
+            return self._full(version, keys, now, store_version)
         delta = build_delta(
-            self._base_keys,
-            keys,
+            added,
+            removed,
+            records=int(keys.size),
             region=self.region,
             base_version=self.base.manifest.version,
             version=version,
@@ -127,12 +141,13 @@ class ListPublisher:
         if base.manifest.kind != "full" or latest.manifest.version < base.manifest.version:
             raise ValueError("restore needs a full list and a latest list not older than it")
         self.base = base
-        self._base_keys = np.array(base_keys, dtype=np.uint64, copy=True)
+        self._base_keys = np.asarray(base_keys, dtype=np.uint64)
+        self.base_store_version = None  # unknown: the first delta is a difference
         self.version = latest.manifest.version
         self.created = latest.manifest.created
         self.store_version = store_version
 
-    def _full(self, version: int, keys: np.ndarray, now: float) -> Publication:
+    def _full(self, version: int, keys: np.ndarray, now: float, store_version: int) -> Publication:
         self.base = build_full(
             keys,
             region=self.region,
@@ -143,6 +158,7 @@ class ListPublisher:
             chunk_size=self.chunk_size,
             created=now,
         )
-        self._base_keys = np.array(keys, dtype=np.uint64, copy=True)
+        self._base_keys = np.asarray(keys, dtype=np.uint64)  # a reference, not a copy
+        self.base_store_version = store_version
         self.version = version
         return Publication(self.base, None)

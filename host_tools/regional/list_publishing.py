@@ -185,7 +185,11 @@ class ListPublishing:
                 self._lists.restore(old.full, old.base_keys, old.latest, old.store_version)
                 self.current = old
                 log.info("offline list: resuming at version %d", old.latest.manifest.version)
-        pub = self._lists.update(version, keys) if version >= 1 else None
+        pub = (
+            self._lists.update(version, keys, changes=self._hashes.changes_since)
+            if version >= 1
+            else None
+        )
         if pub is not None:
             cur = self.current
             if pub.full is not None:

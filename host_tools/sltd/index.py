@@ -152,16 +152,17 @@ def merge(base: np.ndarray, added: Iterable[int], removed: Iterable[int]) -> np.
     rem = np.unique(np.fromiter(removed, dtype=np.uint64))
     out = np.asarray(base, dtype=np.uint64)
     if add.size:
-        add = add[~_members(out, add)]
+        add = add[~members(out, add)]
         out = np.insert(out, np.searchsorted(out, add), add)
     if rem.size:
         pos = np.searchsorted(out, rem)
-        hit = _members(out, rem)
+        hit = members(out, rem)
         out = np.delete(out, pos[hit])
     return np.ascontiguousarray(out, dtype=np.uint64)
 
 
-def _members(sorted_arr: np.ndarray, probes: np.ndarray) -> np.ndarray:
+def members(sorted_arr: np.ndarray, probes: np.ndarray) -> np.ndarray:
+    """For each of ``probes``, whether it is in the sorted ``sorted_arr`` (binary search)."""
     pos = np.searchsorted(sorted_arr, probes)
     ok = pos < sorted_arr.size
     out = np.zeros(probes.size, dtype=bool)

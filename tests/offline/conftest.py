@@ -38,8 +38,12 @@ class ListMaker:
         return build_full(keys, version=version, **kw)  # type: ignore[arg-type]
 
     def delta(self, base: np.ndarray, new: np.ndarray, base_version: int, version: int) -> Built:
+        old_set, new_set = {int(k) for k in base}, {int(k) for k in new}  # not the code's diff
+        added = np.array(sorted(new_set - old_set), dtype=np.uint64)
+        removed = np.array(sorted(old_set - new_set), dtype=np.uint64)
         return build_delta(
-            base, new, region=self.region, base_version=base_version, version=version,
+            added, removed, records=len(new_set), region=self.region,
+            base_version=base_version, version=version,
             sign_key=self.sign_key, key_id=self.key_id, chunk_size=512,
         )  # fmt: skip
 

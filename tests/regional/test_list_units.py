@@ -8,10 +8,12 @@ import logging
 
 import numpy as np
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from firmware.errors import ConfigError
 from firmware.protocol.dockey import DocumentKey, keyed_hash64
 from host_tools.offline.keyset import KeyedHashes
+from host_tools.offline.publisher import ListPublisher, PublishPolicy
 from host_tools.regional.config import RegionalConfig
 from host_tools.regional.list_publishing import ListPublishing
 from host_tools.sltd.records import SltdRecord, Status
@@ -50,6 +52,48 @@ def test_keyed_hashes_follow_the_change_log_without_rehashing(tmp_path):
         assert kh.full_hashes == 1  # the changes were applied, not the store rehashed
         v3, k3 = kh.current()  # nothing changed since
         assert v3 == v2 and np.array_equal(k3, k2) and kh.full_hashes == 1
+
+
+def test_changes_since_gives_the_exact_delta_against_any_logged_version(tmp_path):
+    with open_store(tmp_path / "s.sqlite", create=True) as store:
+        store.upsert([rec(f"A{i:07d}") for i in range(20)])
+        kh = KeyedHashes(store, KEY)
+        v1, _ = kh.current()
+        store.remove([("UTO", "P", "A0000001"), ("UTO", "P", "A0000002")])
+        store.upsert([rec("B0000001"), rec("B0000002"), rec("A0000005")])  # A5: already in
+        v2, _ = kh.current()
+        store.upsert([rec("A0000001")])  # back as at v1
+        store.remove([("UTO", "P", "B0000002")])  # entered after v1, gone again
+        v3, k3 = kh.current()
+        entered, left = kh.changes_since(v1)
+        assert np.array_equal(entered, expected(["B0000001"]))
+        assert np.array_equal(left, expected(["A0000002"]))
+        e2, l2 = kh.changes_since(v2)
+        assert np.array_equal(e2, expected(["A0000001"]))
+        assert np.array_equal(l2, expected(["B0000002"]))
+        assert [a.size for a in kh.changes_since(v3)] == [0, 0]
+        assert kh.changes_since(v1 - 1) is None  # before the log starts: unknown
+        # the publisher's delta from the log is the one an independent set difference gives
+
+        calls: list[int] = []
+
+        def changes(v: int):
+            calls.append(v)
+            return kh.changes_since(v)
+
+        pub = ListPublisher(
+            region="uto", sign_key=Ed25519PrivateKey.generate(), key_id=bytes(8),
+            policy=PublishPolicy(max_delta_fraction=1.0),
+        )  # fmt: skip
+        first = pub.update(v1, expected([f"A{i:07d}" for i in range(20)]))
+        assert first is not None and first.full is not None
+        d = pub.update(v3, k3, changes=changes)
+        assert d is not None and d.delta is not None and calls == [v1]
+        base = {int(k) for k in expected([f"A{i:07d}" for i in range(20)])}
+        now = {int(k) for k in k3}
+        assert d.delta.manifest.filter["added"] == len(now - base) == 1
+        assert d.delta.manifest.filter["removed"] == len(base - now) == 1
+        assert d.delta.manifest.records == len(now)
 
 
 def test_a_missing_list_key_disables_publishing_with_one_warning(region, caplog):
