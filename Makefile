@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 ARGS ?=
 
-.PHONY: help setup system-deps test lint demo bench fuzz hil hil-image clean
+.PHONY: help setup system-deps test lint demo bench chaos fuzz hil hil-image clean
 
 help:
 	@echo "make demo   - the whole system on this machine (broker, regional service, kiosk agent, scanner)"
@@ -18,6 +18,8 @@ help:
 	@echo "              index (10 M keys) vs SQLite in process and PostgreSQL over TCP on 127.0.0.1; the"
 	@echo "              offline list (10 M keys): Python lookup over the map vs the C library, mapped vs loaded RSS."
 	@echo "              ARGS=--full: index and offline list at 100 M keys (a few GB); ARGS=--quick: smoke sizes"
+	@echo "make chaos  - faults against a local region (kills, broker restarts, partitions, loss, delay,"
+	@echo "              half-open links in network namespaces): no scan lost, no verdict wrong; ARGS=--seed N"
 	@echo "make fuzz   - longer fuzz runs of the MRZ parser and the scanner framers"
 	@echo "make hil    - hardware-in-the-loop on emulated Raspberry Pi / aarch64 (QEMU)"
 
@@ -52,6 +54,9 @@ $(BENCH_VENV)/.installed: pyproject.toml
 
 bench: system-deps $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/fieldterm bench all $(ARGS)
+
+chaos: setup
+	$(BIN)/fieldterm chaos $(ARGS)
 
 fuzz: setup
 	$(BIN)/python -m tests.fuzz.run --seconds $${FUZZ_SECONDS:-300}

@@ -65,8 +65,10 @@ class ServiceProcess:
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
         stderr_log: Path | None = None,
+        wrap: Callable[[list[str]], list[str]] | None = None,
     ):
         self.args = list(args)
+        self.wrap = wrap  # e.g. run inside a network namespace (``KioskLink.argv``)
         self.log = log
         self.stderr_log = stderr_log
         self.env = dict(os.environ if env is None else env)
@@ -77,8 +79,9 @@ class ServiceProcess:
         out = self.log.open("ab")
         err = self.stderr_log.open("ab") if self.stderr_log else None
         try:
+            argv = fieldterm_argv(*self.args)
             self.proc = subprocess.Popen(
-                fieldterm_argv(*self.args),
+                self.wrap(argv) if self.wrap else argv,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=err if err is not None else subprocess.STDOUT,

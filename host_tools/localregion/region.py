@@ -8,7 +8,7 @@ import os
 import shutil
 import signal
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -262,9 +262,11 @@ class LocalRegion:
         quick: bool = True,
         wait: bool = True,
         link: bool = True,
+        wrap: Callable[[list[str]], list[str]] | None = None,
     ) -> AgentProcess:
         """``fieldterm agent`` for terminal ``tid`` (the first by default) reading a new
-        scanner simulator (or ``scanner``). Its state directory and events file are under
+        scanner simulator (or ``scanner``); ``wrap`` rewrites its command line (to run it
+        inside a network namespace: ``host_tools.chaos.link.KioskLink.argv``). Its state directory and events file are under
         ``agents/<tid>/`` and survive a restart: call again after a stop or a kill to
         restart the same kiosk. Returns once ready (see :meth:`AgentProcess.wait_ready`)."""
         tid = tid or self.terminals[0]
@@ -286,7 +288,7 @@ class LocalRegion:
                 "--scanner-port", scanner.path,
                 "--state-dir", str(home / "state"), "--events-file", str(events.path),
             ],
-            events, home / "agent.log", scanner, env=agent_env, cwd=home,
+            events, home / "agent.log", scanner, env=agent_env, cwd=home, wrap=wrap,
         )  # fmt: skip
         self.agents[tid] = agent
         if old is None:
