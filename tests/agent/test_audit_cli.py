@@ -16,8 +16,8 @@ def setup_log(tmp_path):
     key.write_text(KEY.hex())
     with AuditLog(log, KEY) as a:
         a.append("start")
-        a.append("verdict", query_id=b"\x01" * 16, dkh=5, outcome="NO_MATCH", list_version="3")
-        a.append("verdict", query_id=b"\x02" * 16, dkh=6, outcome="POSSIBLE_MATCH")
+        a.append("verdict", query_id=b"\x01" * 16, outcome="NO_MATCH", list_version="3")
+        a.append("verdict", query_id=b"\x02" * 16, outcome="POSSIBLE_MATCH")
         head = a.head
     return log, key, head
 
