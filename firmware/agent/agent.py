@@ -98,10 +98,13 @@ class Agent:
         notifier: SystemdNotifier | None = None,
         client_factory: ClientFactory | None = None,
         dockey: Any = None,
+        sealer: Any = None,
     ):
-        """``client_factory(cfg, will, on_link)`` and ``dockey`` (a module with
-        ``DocumentKey`` and ``keyed_hash64``) default to the real query client and
-        :mod:`firmware.protocol.dockey`; tests may pass their own."""
+        """``client_factory(cfg, will, on_link)``, ``dockey`` (a module with
+        ``DocumentKey``) and ``sealer`` (a :class:`~firmware.agent.ledger.KeySealer`)
+        default to the real query client, :mod:`firmware.protocol.dockey` and a
+        :class:`~firmware.protocol.pending.PendingSealer` to the configured regional KEM
+        key; tests may pass their own."""
         self.cfg = cfg
         self.clock = clock
         self.wall = wall
@@ -109,6 +112,7 @@ class Agent:
         self._signals = signals
         self._client_factory = client_factory or default_client_factory
         self._dockey = dockey
+        self._key_sealer = sealer
         self._stop = threading.Event()
         self._closed = False
         self.core: AgentCore | None = None
@@ -133,7 +137,7 @@ class Agent:
 
         a = self.cfg.agent
         audit_key = load_audit_key(a.audit_key)
-        sealer = self._sealer()
+        sealer = self._key_sealer or self._sealer()
         a.state_dir.mkdir(parents=True, exist_ok=True)
         self.outbox = Outbox(
             a.outbox_path, migrate=lambda qid, key: sealer.seal(qid, DocumentKey(*key))

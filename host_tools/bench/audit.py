@@ -34,11 +34,40 @@ import time
 from pathlib import Path
 from typing import Any
 
-from firmware.agent.audit import AuditLog, segments
-
 KEY = bytes(range(32))
 START_S = 2.0
 START_MB = 10.0
+
+#: Builds the log with the kiosk's own AuditLog, in a child process (host tools never
+#: import the kiosk agent: tests/test_layering.py). Prints the pending ids as JSON.
+_BUILD = textwrap.dedent(
+    """
+    import json, sys
+    from firmware.agent.audit import AuditLog
+
+    path, key, entries = sys.argv[1], bytes.fromhex(sys.argv[2]), int(sys.argv[3])
+    wall = iter(range(1_700_000_000, 1_800_000_000))
+    pending = {}
+    with AuditLog(path, key, wall=lambda: float(next(wall)), fsync=False) as log:
+        n = 0
+        while log.head.seq < entries:
+            n += 1
+            qid = n.to_bytes(16, "big")
+            if log.head.seq % 5000 == 0:
+                log.append("start", outcome="pending=0")
+            log.append("accepted", query_id=qid)
+            if entries - log.head.seq < 40 and len(pending) < 10:
+                pending[qid.hex()] = log.head.seq - 1  # left pending: no verdict
+                continue
+            log.append("verdict", query_id=qid, outcome="NO_MATCH", list_version="7")
+        # and one pending whose verdict was written just before a crash
+        qid = (n + 1).to_bytes(16, "big")
+        pending[qid.hex()] = log.head.seq
+        log.append("accepted", query_id=qid)
+        log.append("verdict", query_id=qid, outcome="NO_MATCH", list_version="7")
+    print(json.dumps(pending))
+    """
+)
 
 _CHILD = textwrap.dedent(
     """
@@ -74,42 +103,30 @@ _CHILD = textwrap.dedent(
 )
 
 
-def build(path: Path, entries: int) -> dict[bytes, int]:
-    """A log of ``entries`` lines like a kiosk's (accepted + verdict per scan, a start now
-    and then); returns ten query ids accepted near the end, mapped to their audit seq."""
-    wall = iter(range(1_700_000_000, 1_800_000_000))
-    pending: dict[bytes, int] = {}
-    with AuditLog(path, KEY, wall=lambda: float(next(wall)), fsync=False) as log:
-        n = 0
-        while log.head.seq < entries:
-            n += 1
-            qid = n.to_bytes(16, "big")
-            if log.head.seq % 5000 == 0:
-                log.append("start", outcome="pending=0")
-            log.append("accepted", query_id=qid)
-            if entries - log.head.seq < 40 and len(pending) < 10:
-                pending[qid] = log.head.seq - 1  # left pending: no verdict
-                continue
-            log.append("verdict", query_id=qid, outcome="NO_MATCH", list_version="7")
-        # and one pending whose verdict was written just before a crash
-        qid = (n + 1).to_bytes(16, "big")
-        pending[qid] = log.head.seq
-        log.append("accepted", query_id=qid)
-        log.append("verdict", query_id=qid, outcome="NO_MATCH", list_version="7")
-    return pending
-
-
-def child(mode: str, path: Path, wanted: dict[bytes, int]) -> dict[str, Any]:
-    arg = json.dumps({q.hex(): s for q, s in wanted.items()})
+def _python(*args: str) -> Any:
     out = subprocess.run(
-        [sys.executable, "-c", _CHILD, mode, str(path), KEY.hex(), arg],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=600,
+        [sys.executable, "-c", *args], check=True, capture_output=True, text=True, timeout=900
     )
-    result: dict[str, Any] = json.loads(out.stdout)
+    return json.loads(out.stdout)
+
+
+def build(path: Path, entries: int) -> dict[str, int]:
+    """A log of ``entries`` lines like a kiosk's (accepted + verdict per scan, a start now
+    and then); returns the query ids (hex) left pending near the end, with their audit
+    seq: ten without a verdict and one whose verdict was written just before a crash."""
+    result: dict[str, int] = _python(_BUILD, str(path), KEY.hex(), str(entries))
     return result
+
+
+def child(mode: str, path: Path, wanted: dict[str, int]) -> dict[str, Any]:
+    """``start`` or ``verify`` measured in a fresh process."""
+    result: dict[str, Any] = _python(_CHILD, mode, str(path), KEY.hex(), json.dumps(wanted))
+    return result
+
+
+def _segments(active: Path) -> list[Path]:
+    """The log's files: the full segments ``audit-*.log`` and the active ``audit.log``."""
+    return [*sorted(active.parent.glob(f"{active.stem}-*{active.suffix}")), active]
 
 
 def run(entries: int) -> dict[str, Any]:
@@ -120,7 +137,7 @@ def run(entries: int) -> dict[str, Any]:
         t0 = time.perf_counter()
         wanted = build(path, entries)
         built = time.perf_counter() - t0
-        segs = segments(path)
+        segs = _segments(path)
         size = sum(p.stat().st_size for p in segs)
         start = child("start", path, wanted)
         verify = child("verify", path, {})
@@ -169,4 +186,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
