@@ -98,10 +98,13 @@ class Agent:
         notifier: SystemdNotifier | None = None,
         client_factory: ClientFactory | None = None,
         dockey: Any = None,
+        sealer: Any = None,
     ):
-        """``client_factory(cfg, will, on_link)`` and ``dockey`` (a module with
-        ``DocumentKey`` and ``keyed_hash64``) default to the real query client and
-        :mod:`firmware.protocol.dockey`; tests may pass their own."""
+        """``client_factory(cfg, will, on_link)``, ``dockey`` (a module with
+        ``DocumentKey``) and ``sealer`` (a :class:`~firmware.agent.ledger.KeySealer`)
+        default to the real query client, :mod:`firmware.protocol.dockey` and a
+        :class:`~firmware.protocol.pending.PendingSealer` to the configured regional KEM
+        key; tests may pass their own."""
         self.cfg = cfg
         self.clock = clock
         self.wall = wall
@@ -109,6 +112,7 @@ class Agent:
         self._signals = signals
         self._client_factory = client_factory or default_client_factory
         self._dockey = dockey
+        self._key_sealer = sealer
         self._stop = threading.Event()
         self._closed = False
         self.core: AgentCore | None = None
@@ -129,12 +133,15 @@ class Agent:
             from firmware.protocol import dockey  # noqa: PLC0415
 
             self._dockey = dockey
-        DocumentKey, keyed_hash64 = self._dockey.DocumentKey, self._dockey.keyed_hash64
+        DocumentKey = self._dockey.DocumentKey
 
         a = self.cfg.agent
         audit_key = load_audit_key(a.audit_key)
+        sealer = self._key_sealer or self._sealer()
         a.state_dir.mkdir(parents=True, exist_ok=True)
-        self.outbox = Outbox(a.outbox_path)
+        self.outbox = Outbox(
+            a.outbox_path, migrate=lambda qid, key: sealer.seal(qid, DocumentKey(*key))
+        )
         self.audit = AuditLog(a.audit_path, audit_key, wall=self.wall)
         self.events = EventLog(a.events_file, self.wall)
         if self._signals is None:
@@ -158,8 +165,7 @@ class Agent:
             query=self.client,
             signals=self._signals,
             dockey_from_mrz=DocumentKey.from_mrz,
-            dockey_make=DocumentKey,
-            dockey_hash=lambda dk: keyed_hash64(audit_key, dk),
+            sealer=sealer,
             status=self.status,
             events=self.events,
             clock=self.clock,
@@ -242,6 +248,16 @@ class Agent:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _sealer(self) -> Any:
+        """The outbox's sealer of document keys, to the regional's KEM key (issue 13:
+        nothing on the card names a document)."""
+        from firmware.protocol.keys import load_x25519_public  # noqa: PLC0415
+        from firmware.protocol.pending import PendingSealer  # noqa: PLC0415
+
+        c = self.cfg.client
+        kem = load_x25519_public(c.regional_kem_public)
+        return PendingSealer(kem, self.cfg.region, self.cfg.terminal_id)
 
     # -- the query client -------------------------------------------------------------------
     def _open_client(self) -> tuple[Any, Callable[[str, bytes, int, bool], Any]]:

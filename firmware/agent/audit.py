@@ -1,15 +1,17 @@
-"""The terminal's audit log: append-only JSON lines, hash-chained with a keyed MAC.
+"""The terminal's audit log: append-only JSON lines, hash-chained with a keyed MAC, kept
+in chained segments and read as a stream.
 
 Each line is one JSON object::
 
     {"seq": 7, "t": "2026-11-28T15:02:11.123Z", "kind": "verdict",
-     "qid": "<query id, hex>", "dkh": "<keyed hash of the document key, 16 hex>",
+     "qid": "<query id, hex>", "dkh": null,
      "outcome": "NO_MATCH", "list_version": "...", "prev": "<mac of line 6>",
      "mac": "<HMAC-SHA256 over this line without 'mac'>"}
 
-- ``dkh`` is ``keyed_hash64(audit_key, document_key)``: the same document gives the same
-  value (an auditor holding the key can check whether a given document was scanned), yet
-  the log holds no document number, name or MRZ text.
+- Nothing in a line can be turned back into a document (issue 13, part 4): lines name the
+  query id only. ``dkh`` (a keyed hash of the document key, written by versions before
+  issue 13) is always null now: its key was on the same card, so each could be
+  brute-forced in about 80 s. The regional's audit maps the query id to its keyed hash.
 - ``mac`` = HMAC-SHA256(chain key, canonical JSON of the other fields); the chain key is
   derived from the audit key, and ``prev`` is the previous line's ``mac`` (64 zeros for
   the first). An edit, a deleted or inserted line, a reorder or a cut in the middle breaks
@@ -20,6 +22,13 @@ Each line is one JSON object::
 - Each append is written with one ``write`` on an ``O_APPEND`` descriptor and fsynced.
   A line torn by a power cut is cut off at the next start and a ``recovered`` line records
   how many bytes were lost.
+- Segments: ``audit.log`` is the active segment. Once it holds ``segment_bytes`` (4 MiB,
+  about 16 000 lines) it is renamed ``audit-<seq of its first line, 12 digits>.log`` and
+  a new ``audit.log`` goes on with the chain (its first ``prev`` is the last ``mac`` of
+  the segment before), so removing, reordering or editing a whole segment breaks the
+  chain like a line. A start reads only the tail of the newest segment (constant time
+  and memory, whatever the log's length); :func:`verify_file` streams every segment in
+  order.
 
 Kinds: ``start``, ``accepted`` (scan stored in the outbox), ``unknown`` (UNKNOWN shown
 while the query stays pending), ``verdict`` (final verdict; once per query id),
@@ -37,12 +46,12 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from firmware.errors import BadDataError, OperationError, SetupError
+from firmware.errors import OperationError, SetupError
 
 GENESIS = "0" * 64
 KINDS = ("start", "accepted", "unknown", "verdict", "rescan", "recovered", "offline")
@@ -91,8 +100,76 @@ class AuditHead:
     mac: str
 
 
+#: Rotate the active segment once it is this large (bytes).
+SEGMENT_BYTES = 4 << 20
+#: How much of a segment's end is read at first to find the chain head (doubled if needed).
+_TAIL = 64 << 10
+_VERDICT = b'"kind":"verdict"'
+
+
+def segment_name(active: Path, first_seq: int) -> Path:
+    """The name a full segment gets: ``audit-<first seq, 12 digits>.log`` beside it."""
+    return active.with_name(f"{active.stem}-{first_seq:012d}{active.suffix}")
+
+
+def segments(active: str | os.PathLike[str]) -> list[Path]:
+    """Every segment of the log whose active segment is ``active``, oldest first, the
+    active one last (when it exists)."""
+    a = Path(active)
+    full: list[tuple[int, Path]] = []
+    for p in a.parent.glob(f"{a.stem}-*{a.suffix}"):
+        digits = p.name[len(a.stem) + 1 : len(p.name) - len(a.suffix)]
+        if len(digits) == 12 and digits.isdigit():
+            full.append((int(digits), p))
+    out = [p for _, p in sorted(full)]
+    if a.exists():
+        out.append(a)
+    return out
+
+
+def _segment_first(path: Path, active: Path) -> int:
+    """The first seq a segment's name promises (1 for a lone active segment)."""
+    if path == active:
+        return 0
+    return int(path.name[len(active.stem) + 1 : len(path.name) - len(active.suffix)])
+
+
+def _last_entry(path: Path) -> dict[str, Any] | None:
+    """The last line of ``path`` that is a JSON object, read from the end (complete lines
+    only); None when there is none."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return None
+    want = _TAIL
+    with open(path, "rb") as fh:
+        while True:
+            start = max(0, size - want)
+            fh.seek(start)
+            chunk = fh.read(size - start)
+            lines = chunk.split(b"\n")
+            lines.pop()  # after the last line end: empty, or a torn line
+            if start > 0 and lines:
+                lines.pop(0)  # may begin mid-line
+            for raw in reversed(lines):
+                entry = _parse(raw)
+                if entry is not None:
+                    return entry
+            if start == 0:
+                return None
+            want *= 2
+
+
+def _parse(raw: bytes) -> dict[str, Any] | None:
+    try:
+        entry = json.loads(raw)
+    except ValueError:
+        return None
+    return entry if isinstance(entry, dict) else None
+
+
 class AuditLog:
-    """Append to the hash-chained log (thread-safe)."""
+    """Append to the hash-chained, segmented log (thread-safe)."""
 
     def __init__(
         self,
@@ -100,17 +177,23 @@ class AuditLog:
         audit_key: bytes,
         *,
         wall: Callable[[], float] = time.time,
+        segment_bytes: int = SEGMENT_BYTES,
+        fsync: bool = True,
     ):
+        """``fsync=False`` is for building large logs in benchmarks only."""
         self.path = Path(path)
         self._ckey = chain_key(audit_key)
         self._wall = wall
         self._lock = threading.Lock()
-        self._verdicts: set[str] = set()
         self._seq: int = 0
         self._prev: str = GENESIS
+        self._segment_bytes = segment_bytes
+        self._fsync = fsync
+        self._size = 0
+        self._fd = -1
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+            self._open_active()
         except OSError as exc:
             raise SetupError(f"audit log {self.path}: {exc.strerror or exc}") from exc
         torn = self._recover()
@@ -121,16 +204,11 @@ class AuditLog:
     def head(self) -> AuditHead:
         return AuditHead(self._seq, self._prev)
 
-    def has_verdict(self, query_id: bytes) -> bool:
-        """True when a final verdict for this query is already in the log."""
-        return query_id.hex() in self._verdicts
-
     def append(
         self,
         kind: str,
         *,
         query_id: bytes | None = None,
-        dkh: int | None = None,
         outcome: str | None = None,
         list_version: str | None = None,
     ) -> dict[str, Any]:
@@ -143,22 +221,50 @@ class AuditLog:
                 "t": _utc(self._wall()),
                 "kind": kind,
                 "qid": query_id.hex() if query_id is not None else None,
-                "dkh": f"{dkh:016x}" if dkh is not None else None,
+                "dkh": None,
                 "outcome": outcome,
                 "list_version": list_version,
                 "prev": self._prev,
             }
             entry["mac"] = _mac(self._ckey, entry)
-            line = json.dumps(entry, separators=(",", ":")) + "\n"
+            line = (json.dumps(entry, separators=(",", ":")) + "\n").encode()
             try:
-                os.write(self._fd, line.encode())
-                os.fsync(self._fd)
+                os.write(self._fd, line)
+                if self._fsync:
+                    os.fsync(self._fd)
             except OSError as exc:
                 raise OperationError(f"audit log {self.path}: {exc.strerror or exc}") from exc
             self._seq, self._prev = entry["seq"], entry["mac"]
-            if kind == "verdict" and entry["qid"]:
-                self._verdicts.add(entry["qid"])
+            self._size += len(line)
+            if self._size >= self._segment_bytes:
+                self._rotate()
             return entry
+
+    # -- reading ------------------------------------------------------------------------------
+    def verdicts_among(self, wanted: Mapping[bytes, int | None]) -> set[bytes]:
+        """The query ids of ``wanted`` that have a ``verdict`` line. Each id maps to a seq
+        its verdict can only come after (None: anywhere); only the segments that can hold
+        such lines are streamed, one line at a time."""
+        if not wanted:
+            return set()
+        after = min((s if s is not None else 0) for s in wanted.values())
+        hexes = {q.hex(): q for q in wanted}
+        found: set[bytes] = set()
+        for p in self._segments_after(after):
+            with open(p, "rb") as fh:
+                for raw in fh:
+                    if _VERDICT not in raw:
+                        continue
+                    entry = _parse(raw)
+                    qid = entry.get("qid") if entry else None
+                    if isinstance(qid, str) and qid in hexes:
+                        found.add(hexes[qid])
+        return found
+
+    def has_verdict(self, query_id: bytes) -> bool:
+        """True when a final verdict for this query is in the log (streams the whole log:
+        for tools and tests; the agent asks :meth:`verdicts_among` once at start)."""
+        return bool(self.verdicts_among({query_id: None}))
 
     def close(self) -> None:
         with self._lock:
@@ -172,31 +278,80 @@ class AuditLog:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _recover(self) -> int:
-        """Find the chain head; cut a torn last line. Returns the torn byte count."""
-        self._seq, self._prev = 0, GENESIS
-        size = os.fstat(self._fd).st_size
-        if size == 0:
-            return 0
+    # -- segments ----------------------------------------------------------------------------
+    def _open_active(self) -> None:
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        self._size = os.fstat(self._fd).st_size
+
+    def _segments_after(self, seq: int) -> list[Path]:
+        """Segments that can hold lines with a seq above ``seq``."""
+        segs = segments(self.path)
+        firsts = [_segment_first(p, self.path) for p in segs]
+        out = []
+        for i, p in enumerate(segs):
+            nxt = firsts[i + 1] if i + 1 < len(segs) and firsts[i + 1] else None
+            if nxt is None or nxt - 1 > seq:
+                out.append(p)
+        return out
+
+    def _rotate(self) -> None:
+        """The active segment is full (lock held): rename it after its first line's seq,
+        fsync the directory, start a new active segment."""
         with open(self.path, "rb") as fh:
-            data = fh.read()
-        cut = data.rfind(b"\n") + 1
-        torn = len(data) - cut
-        if torn:
-            os.ftruncate(self._fd, cut)
-            os.fsync(self._fd)
-        for raw in data[:cut].splitlines():
+            first = _parse(fh.readline())
+        first_seq = int(first["seq"]) if first and isinstance(first.get("seq"), int) else 1
+        target = segment_name(self.path, first_seq)
+        try:
+            os.close(self._fd)
+            self._fd = -1
+            os.rename(self.path, target)
+            self._open_active()
+            dfd = os.open(self.path.parent, os.O_RDONLY)
             try:
-                entry = json.loads(raw)
-            except ValueError:
-                continue  # verify() reports it; appending goes on from the last good line
-            if not isinstance(entry, dict):
-                continue
-            self._seq = int(entry.get("seq", self._seq))
-            self._prev = str(entry.get("mac", self._prev))
-            if entry.get("kind") == "verdict" and entry.get("qid"):
-                self._verdicts.add(str(entry["qid"]))
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+        except OSError as exc:
+            raise OperationError(f"audit log {self.path}: rotation: {exc.strerror or exc}") from exc
+
+    def _recover(self) -> int:
+        """Find the chain head from the end of the newest segment; cut a torn last line.
+        Returns the torn byte count."""
+        self._seq, self._prev = 0, GENESIS
+        torn = 0
+        if self._size:
+            with open(self.path, "rb") as fh:
+                fh.seek(max(0, self._size - _TAIL))
+                tail = fh.read()
+            end = tail.rfind(b"\n")
+            if end < 0 and self._size > len(tail):
+                end = self._find_line_end()
+            else:
+                end = self._size - len(tail) + end
+            torn = self._size - (end + 1)
+            if torn:
+                os.ftruncate(self._fd, end + 1)
+                os.fsync(self._fd)
+                self._size = end + 1
+        for p in reversed(segments(self.path)):
+            entry = _last_entry(p)
+            if entry is not None:
+                self._seq = int(entry.get("seq", 0)) if isinstance(entry.get("seq"), int) else 0
+                self._prev = str(entry.get("mac", GENESIS))
+                break
         return torn
+
+    def _find_line_end(self) -> int:
+        """The offset of the active segment's last line end (-1 if none): a slow path for
+        a torn tail longer than the first read."""
+        pos = -1
+        with open(self.path, "rb") as fh:
+            offset = 0
+            for raw in fh:
+                offset += len(raw)
+                if raw.endswith(b"\n"):
+                    pos = offset - 1
+        return pos
 
 
 @dataclass
@@ -207,57 +362,99 @@ class VerifyReport:
     problems: list[str] = field(default_factory=list)
     head: AuditHead | None = None
     counts: dict[str, int] = field(default_factory=dict)
+    #: How many segment files :func:`verify_file` read.
+    segments: int = 1
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
 
-def verify(
-    lines: Iterable[bytes], audit_key: bytes, *, expect_head: AuditHead | None = None
-) -> VerifyReport:
-    """Check every line's MAC, sequence and link to the previous line."""
-    ckey = chain_key(audit_key)
-    rep = VerifyReport()
-    prev, seq = GENESIS, 0
-    for n, raw in enumerate(lines, start=1):
+class _Chain:
+    """The running check of :func:`verify`: fed one line at a time (constant memory)."""
+
+    def __init__(self, audit_key: bytes) -> None:
+        self.ckey = chain_key(audit_key)
+        self.rep = VerifyReport()
+        self.prev, self.seq = GENESIS, 0
+
+    def feed(self, raw: bytes, where: str) -> None:
+        rep = self.rep
         if not raw.endswith(b"\n"):
-            rep.problems.append(f"line {n}: torn (no line end)")
-        try:
-            entry = json.loads(raw)
-            if not isinstance(entry, dict):
-                raise BadDataError("not an object")
-        except ValueError:
-            rep.problems.append(f"line {n}: not a JSON object")
-            continue
+            rep.problems.append(f"{where}: torn (no line end)")
+        entry = _parse(raw)
+        if entry is None:
+            rep.problems.append(f"{where}: not a JSON object")
+            return
         rep.entries += 1
         kind = str(entry.get("kind"))
         rep.counts[kind] = rep.counts.get(kind, 0) + 1
         mac = entry.get("mac")
-        if not isinstance(mac, str) or not hmac.compare_digest(mac, _mac(ckey, entry)):
-            rep.problems.append(f"line {n}: MAC mismatch (line edited or wrong key)")
-        if entry.get("prev") != prev:
+        if not isinstance(mac, str) or not hmac.compare_digest(mac, _mac(self.ckey, entry)):
+            rep.problems.append(f"{where}: MAC mismatch (line edited or wrong key)")
+        if entry.get("prev") != self.prev:
             rep.problems.append(
-                f"line {n}: chain broken (a line before it was removed, inserted or reordered)"
+                f"{where}: chain broken (a line before it was removed, inserted or reordered)"
             )
-        if entry.get("seq") != seq + 1:
-            rep.problems.append(f"line {n}: sequence {entry.get('seq')}, expected {seq + 1}")
-        prev = str(mac)
-        seq = int(entry["seq"]) if isinstance(entry.get("seq"), int) else seq + 1
-    rep.head = AuditHead(seq, prev)
-    if expect_head is not None and (seq, prev) != (expect_head.seq, expect_head.mac):
-        rep.problems.append(
-            f"end: head is seq {seq}, expected seq {expect_head.seq} (the log was cut or rolled back)"
-        )
-    return rep
+        if entry.get("seq") != self.seq + 1:
+            rep.problems.append(f"{where}: sequence {entry.get('seq')}, expected {self.seq + 1}")
+        self.prev = str(mac)
+        self.seq = int(entry["seq"]) if isinstance(entry.get("seq"), int) else self.seq + 1
+
+    def end(self, expect_head: AuditHead | None) -> VerifyReport:
+        rep = self.rep
+        rep.head = AuditHead(self.seq, self.prev)
+        if expect_head is not None and (self.seq, self.prev) != (expect_head.seq, expect_head.mac):
+            rep.problems.append(
+                f"end: head is seq {self.seq}, expected seq {expect_head.seq} "
+                "(the log was cut or rolled back)"
+            )
+        return rep
+
+
+def verify(
+    lines: Iterable[bytes], audit_key: bytes, *, expect_head: AuditHead | None = None
+) -> VerifyReport:
+    """Check every line's MAC, sequence and link to the previous line."""
+    chain = _Chain(audit_key)
+    for n, raw in enumerate(lines, start=1):
+        chain.feed(raw, f"line {n}")
+    return chain.end(expect_head)
 
 
 def verify_file(
-    path: str | os.PathLike[str], audit_key: bytes, *, expect_head: AuditHead | None = None
+    path: str | os.PathLike[str],
+    audit_key: bytes,
+    *,
+    expect_head: AuditHead | None = None,
+    all_segments: bool = True,
 ) -> VerifyReport:
-    """:func:`verify` on a file."""
+    """:func:`verify` on a log file, streamed. ``path`` is the active segment: the full
+    segments beside it (:func:`segments`) are checked first, in order, as one chain
+    (``all_segments=False``: that one file alone). Problems name the line within the log
+    and, with several segments, the file. A segment whose name does not match its first
+    line is reported too (renamed or swapped)."""
+    active = Path(path)
+    files = segments(active) if all_segments else [active]
+    if not files or (all_segments and not active.exists()):
+        files = files or [active]
+    chain = _Chain(audit_key)
+    rep = chain.rep
+    rep.segments = len(files)
+    n = 0
     try:
-        with open(path, "rb") as fh:
-            return verify(fh.readlines(), audit_key, expect_head=expect_head)
+        for f in files:
+            promised = _segment_first(f, active) if all_segments else 0
+            label = f"{f.name} " if len(files) > 1 else ""
+            with open(f, "rb") as fh:
+                for i, raw in enumerate(fh):
+                    n += 1
+                    if i == 0 and promised and promised != chain.seq + 1:
+                        rep.problems.append(
+                            f"{label}line {n}: segment named for seq {promised}, "
+                            f"expected {chain.seq + 1} (a segment was removed or renamed)"
+                        )
+                    chain.feed(raw, f"{label}line {n}")
     except OSError as exc:
         raise SetupError(f"audit log {path}: {exc.strerror or exc}") from exc
+    return chain.end(expect_head)

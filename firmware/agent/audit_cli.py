@@ -26,11 +26,18 @@ def register(subparsers: Any) -> None:
             "deleted, inserted or reordered line, or a cut in the middle, is reported with "
             "its line number. Exit status 0 when the chain is intact, 1 when it is not. "
             "A cut at the very end needs the head from the terminal's status message: "
-            "pass it with --expect-seq/--expect-mac."
+            "pass it with --expect-seq/--expect-mac. The full segments beside the log "
+            "(audit-<first seq>.log) are checked first, as one chain with it; a removed, "
+            "renamed or edited segment is reported like a line."
         ),
     )
     v.add_argument("--config", help="terminal.toml: use its [agent] state_dir and audit_key")
-    v.add_argument("--log", help="the audit log file (default: <state_dir>/audit.log)")
+    v.add_argument("--log", help="the active audit log (default: <state_dir>/audit.log)")
+    v.add_argument(
+        "--this-file-only",
+        action="store_true",
+        help="check the --log file alone, not the segments beside it",
+    )
     v.add_argument("--key", help="the audit key file (32 bytes, hex)")
     v.add_argument("--expect-seq", type=int, help="head sequence number published in status")
     v.add_argument("--expect-mac", help="head MAC published in status")
@@ -61,11 +68,14 @@ def _verify(args: argparse.Namespace) -> int:
         if args.expect_seq is None or args.expect_mac is None:
             raise ConfigError("--expect-seq and --expect-mac go together")
         head = AuditHead(args.expect_seq, args.expect_mac)
-    rep = verify_file(log_path, load_audit_key(key_path), expect_head=head)
+    rep = verify_file(
+        log_path, load_audit_key(key_path), expect_head=head, all_segments=not args.this_file_only
+    )
     if args.json:
         out = {
             "ok": rep.ok,
             "entries": rep.entries,
+            "segments": rep.segments,
             "counts": rep.counts,
             "head": {"seq": rep.head.seq, "mac": rep.head.mac} if rep.head else None,
             "problems": rep.problems,
@@ -78,7 +88,8 @@ def _verify(args: argparse.Namespace) -> int:
         assert rep.head is not None
         print(
             f"audit {status}: {rep.entries} entries, head seq {rep.head.seq} "
-            f"mac {rep.head.mac[:16]}..., {len(rep.problems)} problems",
+            f"mac {rep.head.mac[:16]}..., {len(rep.problems)} problems, "
+            f"{rep.segments} segment(s)",
             file=sys.stdout,
         )
     return EXIT_OK if rep.ok else EXIT_TAMPERED

@@ -53,7 +53,7 @@ from firmware.agent.events import EventLog
 from firmware.agent.heartbeat import StatusHeartbeat
 from firmware.agent.inbox import AgentEvent, EventInbox
 from firmware.agent.intake import check_scan
-from firmware.agent.ledger import QueryLedger
+from firmware.agent.ledger import KeySealer, QueryLedger
 from firmware.agent.offline import OfflineVerdicts, verdict_fields
 from firmware.agent.outbox import Outbox
 from firmware.agent.ports import OfflinePort, QueryPort, SignalsPort, StatusPort
@@ -95,8 +95,7 @@ class AgentCore:
         query: QueryPort,
         signals: SignalsPort,
         dockey_from_mrz: Callable[[Any], Any],
-        dockey_make: Callable[[str, str, str], Any],
-        dockey_hash: Callable[[Any], int],
+        sealer: KeySealer,
         status: StatusPort | None = None,
         events: EventLog | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -107,7 +106,8 @@ class AgentCore:
         offline: OfflinePort | None = None,
     ):
         """``offline`` is the offline list's answerer (None: no offline-list key, so no
-        offline answers: UNKNOWN as before)."""
+        offline answers: UNKNOWN as before). ``sealer`` seals each accepted document key
+        to the regional for the outbox (:class:`~firmware.agent.ledger.KeySealer`)."""
         self.machine = machine
         self.outbox = outbox
         self.audit = audit
@@ -119,9 +119,7 @@ class AgentCore:
         self._new_qid = new_query_id
         self.inbox = EventInbox()
         self.counts = {"documents": 0, "refused": 0, "verdicts": 0, "duplicates": 0}
-        self.ledger = QueryLedger(
-            outbox, audit, dockey_make=dockey_make, dockey_hash=dockey_hash, wall=wall
-        )
+        self.ledger = QueryLedger(outbox, audit, sealer=sealer, wall=wall)
         self.dispatcher = QueryDispatcher(
             query,
             self.ledger,

@@ -8,19 +8,38 @@ loses nothing.
   duplicate and writes nothing.
 - ``unknown`` (the officer was told to check manually) is audited once per query.
 - After a (re)start, a row whose verdict is already in the audit log is the trace of a
-  crash between the two steps: :meth:`QueryLedger.restore` finishes the delete.
+  crash between the two steps: :meth:`QueryLedger.restore` finishes the delete (the log is
+  searched only from the row's ``audit_seq`` on, so a start does not read the whole log).
 
-The ledger holds document keys only as the outbox does; audit lines carry the keyed hash.
+Nothing identifying is written (issue 13, part 4): the outbox row holds the document key
+sealed to the regional (``sealer.seal``), and audit lines hold the query id only: no
+keyed hash a holder of the card's audit key could brute-force back into a number (the
+regional's audit maps query id to its keyed hash). The plain key of a query accepted by
+this process is kept in memory only, for its sends and the offline list's answer, and
+dropped with its verdict; after a restart a pending query is re-sent as its sealed box
+(``sealer.ref``), which only the regional opens.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from firmware.agent.audit import AuditHead, AuditLog
 from firmware.agent.outbox import Outbox, OutboxEntry
+
+
+class KeySealer(Protocol):
+    """Seals a document key to the regional (:class:`firmware.protocol.pending.PendingSealer`)."""
+
+    def seal(self, query_id: bytes, dk: Any) -> bytes:
+        """The inner box the outbox stores for this query."""
+        ...
+
+    def ref(self, box: bytes) -> Any:
+        """A stored box as the query client re-sends it."""
+        ...
 
 
 class QueryLedger:
@@ -31,23 +50,27 @@ class QueryLedger:
         outbox: Outbox,
         audit: AuditLog,
         *,
-        dockey_make: Callable[[str, str, str], Any],
-        dockey_hash: Callable[[Any], int],
+        sealer: KeySealer,
         wall: Callable[[], float] = time.time,
     ):
         self.outbox = outbox
         self.audit = audit
-        self._make_key = dockey_make
-        self._hash = dockey_hash
+        self._sealer = sealer
         self._wall = wall
         self._unknown_audited: set[bytes] = set()
+        #: Plain keys of queries accepted by this process, until their verdict (memory only).
+        self._keys: dict[bytes, Any] = {}
+        #: Verdicts audited whose outbox delete failed (so a second copy writes nothing).
+        self._settled: set[bytes] = set()
 
     # -- start ------------------------------------------------------------------------------
     def restore(self) -> list[tuple[bytes, int]]:
         """Settle half-done verdicts; ``(query_id, seq)`` of every query still pending."""
         restored = []
-        for e in self.outbox.pending():
-            if self.audit.has_verdict(e.query_id):
+        pending = self.outbox.pending()
+        done = self.audit.verdicts_among({e.query_id: e.audit_seq for e in pending})
+        for e in pending:
+            if e.query_id in done:
                 # Crashed between the audit line and the outbox delete: finish the delete.
                 self.outbox.resolve(e.query_id)
                 continue
@@ -71,25 +94,23 @@ class QueryLedger:
 
     def accept(self, query_id: bytes, dk: Any) -> OutboxEntry:
         """Store the query durably, then audit ``accepted``; only then may it be sent."""
-        key = (dk.issuing_state, dk.category, dk.number)
-        entry = self.outbox.add(query_id, key, self._wall())
-        self.audit.append("accepted", query_id=query_id, dkh=self._hash(dk))
+        sealed = self._sealer.seal(query_id, dk)
+        entry = self.outbox.add(query_id, sealed, self._wall(), audit_seq=self.audit.head.seq)
+        self._keys[query_id] = dk
+        self.audit.append("accepted", query_id=query_id)
         return entry
 
     # -- verdicts ---------------------------------------------------------------------------
     def settle(self, query_id: bytes, outcome: str, list_version: str | None) -> OutboxEntry | None:
         """Record a final verdict (audit, then outbox delete); None if it is a duplicate."""
         entry = self.outbox.get(query_id)
-        if entry is None or self.audit.has_verdict(query_id):
+        if entry is None or query_id in self._settled:
             return None
-        self.audit.append(
-            "verdict",
-            query_id=query_id,
-            dkh=self._hash(self.key_of(entry)),
-            outcome=outcome,
-            list_version=list_version,
-        )
+        self.audit.append("verdict", query_id=query_id, outcome=outcome, list_version=list_version)
+        self._settled.add(query_id)
+        self._keys.pop(query_id, None)
         self.outbox.resolve(query_id)
+        self._settled.discard(query_id)
         return entry
 
     def unknown(self, query_id: bytes, reason: str | None) -> bool:
@@ -102,13 +123,8 @@ class QueryLedger:
 
     def offline(self, query_id: bytes, outcome: str, list_version: int) -> None:
         """Audit an answer from the offline list (the query stays in the outbox)."""
-        dk = self.key_for(query_id)
         self.audit.append(
-            "offline",
-            query_id=query_id,
-            dkh=None if dk is None else self._hash(dk),
-            outcome=outcome,
-            list_version=str(list_version),
+            "offline", query_id=query_id, outcome=outcome, list_version=str(list_version)
         )
 
     # -- reading ----------------------------------------------------------------------------
@@ -117,13 +133,15 @@ class QueryLedger:
         return self.outbox.pending()
 
     def key_of(self, entry: OutboxEntry) -> Any:
-        """The document key of a pending query (to seal it again)."""
-        return self._make_key(*entry.key)
+        """What to seal a pending query with: its plain key while this process holds it,
+        else its sealed box (a resend only the regional can open)."""
+        dk = self._keys.get(entry.query_id)
+        return dk if dk is not None else self._sealer.ref(entry.sealed)
 
     def key_for(self, query_id: bytes) -> Any:
-        """The document key of a pending query by id (None if it has no outbox row)."""
-        entry = self.outbox.get(query_id)
-        return None if entry is None else self.key_of(entry)
+        """The plain document key of a pending query accepted by this process (for the
+        offline list); None otherwise (after a restart only the sealed box is left)."""
+        return self._keys.get(query_id)
 
     def attempted(self, query_id: bytes) -> None:
         """Count one more sending attempt on the query's outbox row."""

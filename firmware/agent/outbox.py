@@ -7,10 +7,19 @@ recorded in the audit log. After a power cut, :meth:`Outbox.pending` lists what 
 open; the agent re-sends each with its *same* query id (the regional answers a repeated
 id idempotently) and tells the officer which verdicts are pending.
 
-The outbox holds the document key (state, category, number) of a pending query, because
-the query must be sealed again to be re-sent. It holds nothing else about the traveller,
-rows are deleted as soon as the verdict is recorded, ``secure_delete`` overwrites freed
-pages, and the file is created mode 0600 in the state directory.
+Nothing on the card names a document (issue 13, part 4): a row holds the query's
+document key only *sealed to the regional's KEM key* (``sealed``, an inner box of
+:mod:`firmware.protocol.pending`, made before the row is written), which the kiosk can
+re-send but not open. So no document number reaches the database file, its WAL or any
+journal, for pending and resolved scans alike. Rows are deleted as soon as the verdict is
+recorded, ``secure_delete`` overwrites freed pages, and the file is created mode 0600 in
+the state directory. ``audit_seq`` is the audit log's head when the row was written: a
+verdict for the query can only be in the log after it, which bounds the scan at start.
+
+An outbox written by an older version (plain ``state``, ``category``, ``number`` columns)
+is converted at open when a ``migrate`` sealer is given: every row's key is sealed, the
+old table dropped, the file vacuumed and the WAL truncated; without one, opening it is a
+:class:`SetupError`.
 
 Scan numbers (``seq``) are per terminal and strictly increasing across restarts; the
 officer sees them ("scan #17") so a late verdict can be matched to a document.
@@ -21,21 +30,23 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from firmware.errors import OperationError, SetupError
 
-_SCHEMA = """
+_PENDING = """
 CREATE TABLE IF NOT EXISTS pending (
     query_id   BLOB PRIMARY KEY,
     seq        INTEGER NOT NULL UNIQUE,
     scanned_at REAL NOT NULL,      -- wall clock (UNIX seconds), shown to the officer
-    state      TEXT NOT NULL,
-    category   TEXT NOT NULL,
-    number     TEXT NOT NULL,
+    sealed     BLOB NOT NULL,      -- the document key sealed to the regional (inner box)
+    audit_seq  INTEGER,            -- the audit head when the row was written
     attempts   INTEGER NOT NULL DEFAULT 0
 );
+"""
+_META = """
 CREATE TABLE IF NOT EXISTS meta (
     name  TEXT PRIMARY KEY,
     value INTEGER NOT NULL
@@ -43,21 +54,27 @@ CREATE TABLE IF NOT EXISTS meta (
 """
 
 
+_SELECT = "SELECT query_id, seq, scanned_at, sealed, attempts, audit_seq FROM pending"
+#: Converts an old row's plain key ``(state, category, number)`` to its sealed box.
+Migrate = Callable[[bytes, tuple[str, str, str]], bytes]
+
+
 @dataclass(frozen=True)
 class OutboxEntry:
-    """One pending query. ``key`` is ``(issuing_state, category, number)``."""
+    """One pending query. ``sealed`` is its document key sealed to the regional."""
 
     query_id: bytes
     seq: int
     scanned_at: float
-    key: tuple[str, str, str]
+    sealed: bytes
     attempts: int
+    audit_seq: int | None = None
 
 
 class Outbox:
     """A durable queue of pending queries (thread-safe: one connection, one lock)."""
 
-    def __init__(self, path: str | os.PathLike[str]):
+    def __init__(self, path: str | os.PathLike[str], *, migrate: Migrate | None = None):
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -71,14 +88,21 @@ class Outbox:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA secure_delete=ON")
             self._db.execute("PRAGMA busy_timeout=5000")
-            self._db.executescript(_SCHEMA)
+            if "number" in self._columns():
+                self._migrate(migrate)
+            self._db.execute(_PENDING)
+            self._db.execute(_META)
         except sqlite3.Error as exc:
             raise SetupError(f"outbox {self.path}: {exc}") from exc
         self._lock = threading.Lock()
 
     # -- writing --------------------------------------------------------------------------
-    def add(self, query_id: bytes, key: tuple[str, str, str], scanned_at: float) -> OutboxEntry:
-        """Store a new pending query durably and give it the next scan number."""
+    def add(
+        self, query_id: bytes, sealed: bytes, scanned_at: float, audit_seq: int | None = None
+    ) -> OutboxEntry:
+        """Store a new pending query (its sealed key) durably; give it the next scan number."""
+        if not isinstance(sealed, bytes):
+            raise TypeError("outbox: only a sealed document key is stored")
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
@@ -90,15 +114,15 @@ class Outbox:
                     (seq,),
                 )
                 self._db.execute(
-                    "INSERT INTO pending(query_id, seq, scanned_at, state, category, number) "
-                    "VALUES(?, ?, ?, ?, ?, ?)",
-                    (query_id, seq, scanned_at, *key),
+                    "INSERT INTO pending(query_id, seq, scanned_at, sealed, audit_seq) "
+                    "VALUES(?, ?, ?, ?, ?)",
+                    (query_id, seq, scanned_at, sealed, audit_seq),
                 )
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._rollback()
                 raise OperationError(f"outbox: cannot store a scan: {exc}") from exc
-        return OutboxEntry(query_id, seq, scanned_at, key, 0)
+        return OutboxEntry(query_id, seq, scanned_at, sealed, 0, audit_seq)
 
     def next_seq(self) -> int:
         """The scan number the next :meth:`add` will use (for documents that are not queried)."""
@@ -137,8 +161,7 @@ class Outbox:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 row = self._db.execute(
-                    "SELECT query_id, seq, scanned_at, state, category, number, attempts "
-                    "FROM pending WHERE query_id=?",
+                    _SELECT + " WHERE query_id=?",
                     (query_id,),
                 ).fetchone()
                 if row is not None:
@@ -153,8 +176,7 @@ class Outbox:
     def get(self, query_id: bytes) -> OutboxEntry | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT query_id, seq, scanned_at, state, category, number, attempts "
-                "FROM pending WHERE query_id=?",
+                _SELECT + " WHERE query_id=?",
                 (query_id,),
             ).fetchone()
         return _entry(row) if row is not None else None
@@ -162,10 +184,7 @@ class Outbox:
     def pending(self) -> list[OutboxEntry]:
         """Every pending query, oldest first."""
         with self._lock:
-            rows = self._db.execute(
-                "SELECT query_id, seq, scanned_at, state, category, number, attempts "
-                "FROM pending ORDER BY seq"
-            ).fetchall()
+            rows = self._db.execute(_SELECT + " ORDER BY seq").fetchall()
         return [_entry(r) for r in rows]
 
     def __len__(self) -> int:
@@ -190,6 +209,42 @@ class Outbox:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _columns(self) -> set[str]:
+        return {str(r[1]) for r in self._db.execute("PRAGMA table_info(pending)")}
+
+    def _migrate(self, migrate: Migrate | None) -> None:
+        """Seal the plain keys of an outbox from before issue 13, then purge them: old
+        table dropped (``secure_delete`` zeroes its pages), file vacuumed, WAL truncated."""
+        if migrate is None:
+            raise SetupError(
+                f"outbox {self.path}: holds plain document keys (an older version); "
+                "open it with the regional's KEM key to seal them"
+            )
+        rows = self._db.execute(
+            "SELECT query_id, seq, scanned_at, state, category, number, attempts FROM pending"
+        ).fetchall()
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute("ALTER TABLE pending RENAME TO pending_plain")
+            self._db.execute(_PENDING)
+        except sqlite3.Error:
+            self._rollback()
+            raise
+        try:
+            for qid, seq, at, state, cat, number, attempts in rows:
+                self._db.execute(
+                    "INSERT INTO pending(query_id, seq, scanned_at, sealed, attempts) "
+                    "VALUES(?, ?, ?, ?, ?)",
+                    (qid, seq, at, migrate(bytes(qid), (state, cat, number)), attempts),
+                )
+            self._db.execute("DROP TABLE pending_plain")
+            self._db.execute("COMMIT")
+        except Exception:
+            self._rollback()
+            raise
+        self._db.execute("VACUUM")
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def _rollback(self) -> None:
         try:
             self._db.execute("ROLLBACK")
@@ -197,6 +252,13 @@ class Outbox:
             pass
 
 
-def _entry(row: tuple[bytes, int, float, str, str, str, int]) -> OutboxEntry:
-    qid, seq, at, state, category, number, attempts = row
-    return OutboxEntry(bytes(qid), int(seq), float(at), (state, category, number), int(attempts))
+def _entry(row: tuple[bytes, int, float, bytes, int, int | None]) -> OutboxEntry:
+    qid, seq, at, sealed, attempts, audit_seq = row
+    return OutboxEntry(
+        bytes(qid),
+        int(seq),
+        float(at),
+        bytes(sealed),
+        int(attempts),
+        None if audit_seq is None else int(audit_seq),
+    )

@@ -10,6 +10,10 @@ See docs/protocol.md for byte layouts and the threat model. Summary:
 * Response: ``ver|type|query_nonce12|response_nonce16`` + ChaCha20-Poly1305 under a key and
   nonce from ``HKDF(S, salt=qnonce|rnonce, info="fieldterm/v1 response"|sid)``, AAD =
   header + query id.
+* Resend (type ``0x53``): a query whose document key is an inner box sealed to the
+  regional's KEM key at acceptance (:mod:`firmware.protocol.pending`); the same envelope
+  and AEAD as a query, with a fresh nonce and timestamp; the regional opens the box after
+  the AEAD and the time window.
 """
 
 from __future__ import annotations
@@ -32,11 +36,13 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from firmware.errors import EnvelopeError
 from firmware.protocol.dockey import DocumentKey
 from firmware.protocol.messages import Response, decode_response_body, encode_response_body
+from firmware.protocol.pending import SealedDocumentKey, open_document_key
 from firmware.protocol.topics import validate_id
 
 VERSION = 1
 TYPE_QUERY = 0x51  # "Q"
 TYPE_RESPONSE = 0x52  # "R"
+TYPE_RESEND = 0x53  # "S": a query carrying a sealed document key (firmware.protocol.pending)
 TICKET_VERSION = 1
 SUITE = Suite(KEM.X25519, KDF.HKDF_SHA256, AEAD.CHACHA20_POLY1305)
 SIG_LABEL = b"fieldterm/v1 session signature\x00"
@@ -112,6 +118,7 @@ class TerminalSession:
         self._aead = _query_aead(secret, session_id)
         self._tid = terminal_id.encode("ascii")
         self._prefix = bytes([VERSION, TYPE_QUERY]) + struct.pack(">H", len(ticket)) + ticket
+        self._resend_prefix = bytes([VERSION, TYPE_RESEND]) + self._prefix[2:]
         self._pending: OrderedDict[bytes, bytes] = OrderedDict()
 
     @classmethod
@@ -149,13 +156,22 @@ class TerminalSession:
             rng=rng,
         )
 
-    def seal_query(self, query_id: bytes, dk: DocumentKey, now: float) -> SealedQuery:
-        """Seal one query (AEAD only). The outbox may reseal the same query id after a restart."""
+    def seal_query(
+        self, query_id: bytes, dk: DocumentKey | SealedDocumentKey, now: float
+    ) -> SealedQuery:
+        """Seal one query (AEAD only). The outbox may reseal the same query id after a
+        restart: given a :class:`SealedDocumentKey` (the outbox's inner box), the envelope
+        is a resend (type ``0x53``) carrying the box instead of the key."""
         if len(query_id) != 16:
             raise EnvelopeError("query_id: must be 16 bytes")
         nonce = self._rng(NONCE_LEN)
-        header = self._prefix + nonce
-        pt = _Q_PT.pack(query_id, int(now * 1000)) + dk.canonical()
+        if isinstance(dk, SealedDocumentKey):
+            header = self._resend_prefix + nonce
+            body = dk.box
+        else:
+            header = self._prefix + nonce
+            body = dk.canonical()
+        pt = _Q_PT.pack(query_id, int(now * 1000)) + body
         ct = self._aead.encrypt(nonce, pt, header + self._tid)
         self._pending[nonce] = query_id
         while len(self._pending) > _MAX_PENDING:
@@ -266,7 +282,7 @@ class RegionalSessions:
         """Authenticate and decrypt one query envelope received on ``topic_terminal``'s topic."""
         if len(payload) < 4:
             raise _fail("malformed", "envelope too short")
-        if payload[0] != VERSION or payload[1] != TYPE_QUERY:
+        if payload[0] != VERSION or payload[1] not in (TYPE_QUERY, TYPE_RESEND):
             raise _fail("version", "unknown envelope version or type")
         tlen = int.from_bytes(payload[2:4], "big")
         hl = 4 + tlen + NONCE_LEN
@@ -295,6 +311,10 @@ class RegionalSessions:
         ts = ts_ms / 1000
         if abs(now - ts) > self.window:
             raise _fail("window", "query timestamp outside the accepted window")
+        if payload[1] == TYPE_RESEND:
+            box = pt[_Q_PT.size :]
+            dk = open_document_key(self._kem, self.region, sess.terminal_id, query_id, box)
+            return OpenedQuery(sess.terminal_id, sess.session_id, query_id, nonce, ts, dk, sess)
         try:
             state, cat, number = pt[_Q_PT.size :].decode("ascii").split("|")
             dk = DocumentKey(state, cat, number)

@@ -1,4 +1,5 @@
-"""Audit chain: every kind of tampering is found and names a line."""
+"""Audit chain: every kind of tampering is found and names a line; segments chain; a
+start reads only the tail; nothing in a line names a document."""
 
 from __future__ import annotations
 
@@ -7,7 +8,16 @@ import json
 
 import pytest
 
-from firmware.agent.audit import AuditHead, AuditLog, load_audit_key, verify, verify_file
+from firmware.agent import audit as audit_mod
+from firmware.agent.audit import (
+    AuditHead,
+    AuditLog,
+    load_audit_key,
+    segment_name,
+    segments,
+    verify,
+    verify_file,
+)
 from firmware.errors import SetupError
 
 KEY = bytes(range(32))
@@ -18,7 +28,7 @@ def make_log(path, n=6):
     with AuditLog(path, KEY, wall=lambda: float(next(times))) as log:
         log.append("start")
         for i in range(n - 1):
-            log.append("verdict", query_id=bytes([i]) * 16, dkh=0xDEAD0000 + i,
+            log.append("verdict", query_id=bytes([i]) * 16,
                        outcome="NO_MATCH", list_version="v1")  # fmt: skip
         return log.head
 
@@ -34,7 +44,7 @@ def test_clean_log_verifies_and_holds_no_document_data(tmp_path):
     assert rep.ok and rep.entries == 6 and rep.counts == {"start": 1, "verdict": 5}
     e = json.loads(lines(p)[1])
     assert set(e) == {"seq", "t", "kind", "qid", "dkh", "outcome", "list_version", "prev", "mac"}
-    assert e["dkh"] == "00000000dead0000"
+    assert e["dkh"] is None  # no keyed hash a card holder could brute-force
 
 
 def test_wrong_key_fails(tmp_path):
@@ -102,14 +112,107 @@ def test_torn_last_line_is_cut_and_recorded_on_reopen(tmp_path):
     assert json.loads(lines(p)[3])["outcome"] == "torn_bytes=18"
 
 
-def test_reopen_continues_chain_and_remembers_verdicts(tmp_path):
+def test_reopen_continues_chain_and_finds_verdicts(tmp_path):
     p = tmp_path / "audit.log"
     make_log(p, n=3)
     with AuditLog(p, KEY) as log:
         assert log.has_verdict(bytes([0]) * 16)
         assert not log.has_verdict(b"\x09" * 16)
-        log.append("accepted", query_id=b"\x09" * 16, dkh=1)
+        assert log.verdicts_among({bytes([1]) * 16: 0, b"\x09" * 16: None}) == {bytes([1]) * 16}
+        log.append("accepted", query_id=b"\x09" * 16)
     assert verify_file(p, KEY).ok
+
+
+def test_dkh_is_no_longer_accepted():
+    with pytest.raises(TypeError):
+        AuditLog.append(None, "verdict", dkh=1)  # type: ignore[arg-type, call-arg]
+
+
+def seg_log(tmp_path, n=60, segment_bytes=2000):
+    p = tmp_path / "audit.log"
+    with AuditLog(p, KEY, segment_bytes=segment_bytes) as log:
+        for i in range(n):
+            log.append("verdict", query_id=i.to_bytes(16, "big"), outcome="NO_MATCH")
+        return p, log.head
+
+
+def test_segments_rotate_and_verify_as_one_chain(tmp_path):
+    p, head = seg_log(tmp_path)
+    segs = segments(p)
+    assert len(segs) > 5 and segs[-1] == p
+    assert segs[1].name == f"audit-{json.loads(lines(segs[1])[0])['seq']:012d}.log"
+    rep = verify_file(p, KEY, expect_head=head)
+    assert rep.ok, rep.problems
+    assert (rep.entries, rep.segments, rep.head) == (60, len(segs), head)
+    with AuditLog(p, KEY, segment_bytes=2000) as log:  # a start continues the chain
+        assert log.head == head
+        assert log.verdicts_among({(3).to_bytes(16, "big"): 2, (59).to_bytes(16, "big"): 50}) == {
+            (3).to_bytes(16, "big"),
+            (59).to_bytes(16, "big"),
+        }
+        log.append("start")
+    assert verify_file(p, KEY).ok
+
+
+@pytest.mark.parametrize("action", ["remove first", "remove middle", "swap names", "edit"])
+def test_segment_tampering_is_detected(tmp_path, action):
+    p, head = seg_log(tmp_path)
+    segs = segments(p)
+    if action == "remove first":
+        segs[0].unlink()
+    elif action == "remove middle":
+        segs[2].unlink()
+    elif action == "swap names":
+        tmp = segs[1].with_suffix(".tmp")
+        segs[1].rename(tmp)
+        segs[2].rename(segs[1])
+        tmp.rename(segs[2])
+    else:
+        ls = lines(segs[1])
+        ls[0] = ls[0].replace(b"NO_MATCH", b"POSSIBLE_MATCH")
+        segs[1].write_bytes(b"".join(ls))
+    rep = verify_file(p, KEY, expect_head=head)
+    assert not rep.ok
+    assert "audit-" in rep.problems[0], rep.problems
+
+
+def test_rotation_cut_by_a_crash_goes_on(tmp_path):
+    """Killed between renaming the full segment and creating the next: the start finds
+    the head in the newest segment and the chain goes on."""
+    p, head = seg_log(tmp_path, n=10, segment_bytes=1 << 20)
+    p.rename(segment_name(p, 1))
+    with AuditLog(p, KEY) as log:
+        assert log.head == head
+        log.append("start")
+    assert verify_file(p, KEY).ok
+
+
+def test_start_reads_only_the_tail(tmp_path, monkeypatch):
+    """A start does not read the log: only the end of the newest segment."""
+    p, head = seg_log(tmp_path, n=400, segment_bytes=1 << 30)
+    size = p.stat().st_size
+    assert size > 16 * 1024  # many times what a start may read
+    read = []
+    real_open = open
+
+    def spy(path, mode="r", *a, **k):
+        fh = real_open(path, mode, *a, **k)
+        if "b" in mode and "r" in mode:
+            orig = fh.read
+
+            def counted(n=-1):
+                data = orig(n)
+                read.append(len(data))
+                return data
+
+            fh.read = counted
+        return fh
+
+    monkeypatch.setattr("builtins.open", spy)
+    monkeypatch.setattr(audit_mod, "_TAIL", 1024)
+    with AuditLog(p, KEY) as log:
+        assert log.head == head
+    assert 0 < sum(read) <= 2 * 1024
 
 
 def test_load_audit_key(tmp_path):

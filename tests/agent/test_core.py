@@ -13,8 +13,10 @@ from firmware.agent.outbox import Outbox
 from firmware.agent.states import TerminalStateMachine
 from firmware.mrz import make_td3, parse
 from firmware.protocol.dockey import DocumentKey
+from firmware.protocol.pending import SealedDocumentKey
 from firmware.scanner.base import ScannedDocument
 from tests.agent.fakes import FakeQuery, FakeSignals
+from tests.agent.sealing import SEALER, opened
 
 KEY = bytes(32)
 
@@ -44,7 +46,7 @@ def rig(tmp_path):
     audit = AuditLog(tmp_path / "audit.log", KEY)
     core = AgentCore(
         machine=machine, outbox=ob, audit=audit, query=q, signals=sig,
-        dockey_from_mrz=DocumentKey.from_mrz, dockey_make=DocumentKey, dockey_hash=lambda k: hash(k) & 0xFFFF,
+        dockey_from_mrz=DocumentKey.from_mrz, sealer=SEALER,
         events=EventLog(tmp_path / "events.jsonl"), clock=clock, retry_interval=10.0,
         new_query_id=lambda: next(ids),
     )  # fmt: skip
@@ -133,22 +135,25 @@ def test_broker_outage_unknown_then_resent_on_reconnect(rig):
 
 def test_restart_resends_pending_with_same_id(tmp_path):
     ob = Outbox(tmp_path / "outbox.sqlite")
-    ob.add(b"\x05" * 16, ("UTO", "P", "L898902C3"), 1.0)
-    ob.add(b"\x06" * 16, ("UTO", "P", "AB1234567"), 1.0)
+    ob.add(b"\x05" * 16, SEALER.seal(b"\x05" * 16, DocumentKey("UTO", "P", "L898902C3")), 1.0)
+    ob.add(b"\x06" * 16, SEALER.seal(b"\x06" * 16, DocumentKey("UTO", "P", "AB1234567")), 1.0)
     audit = AuditLog(tmp_path / "audit.log", KEY)
     # scan 2's verdict was recorded just before the crash, its outbox row not yet removed
-    audit.append("verdict", query_id=b"\x06" * 16, dkh=1, outcome="NO_MATCH")
+    audit.append("verdict", query_id=b"\x06" * 16, outcome="NO_MATCH")
     clock = Clock()
     q, sig = FakeQuery(), FakeSignals()
     core = AgentCore(
         machine=TerminalStateMachine(clock), outbox=ob, audit=audit, query=q, signals=sig,
-        dockey_from_mrz=DocumentKey.from_mrz, dockey_make=DocumentKey, dockey_hash=lambda k: 1, clock=clock,
+        dockey_from_mrz=DocumentKey.from_mrz, sealer=SEALER, clock=clock,
     )  # fmt: skip
     assert core.restore() == [1]
     assert core.machine.view().pending == (1,)
     core.on_link(True)
     core.run_once(0)
-    assert q.sent == [(b"\x05" * 16, DocumentKey("UTO", "P", "L898902C3"))]
+    # after a restart the kiosk has only the sealed box: a resend only the regional opens
+    [(qid, ref)] = q.sent
+    assert qid == b"\x05" * 16 and isinstance(ref, SealedDocumentKey)
+    assert opened(ref, qid) == DocumentKey("UTO", "P", "L898902C3")
     q.answer(b"\x05" * 16, "NO_MATCH")
     core.run_once(0)
     assert len(ob) == 0 and core.machine.view().pending == ()

@@ -23,6 +23,8 @@ from firmware.agent.states import Transition, View
 from firmware.errors import BadDataError, OperationError
 from firmware.mrz import make_td3, parse
 from firmware.protocol.dockey import DocumentKey
+from firmware.protocol.pending import SealedDocumentKey
+from tests.agent.sealing import SEALER, opened
 
 KEY = bytes(32)
 # The ICAO 9303 part 4 TD3 specimen: UTO passport L898902C3.
@@ -79,26 +81,34 @@ def ledger(tmp_path):
     ob = Outbox(tmp_path / "outbox.sqlite")
     audit = AuditLog(tmp_path / "audit.log", KEY)
     hashes: list[DocumentKey] = []
-
-    def dkh(dk):
-        hashes.append(dk)
-        return 0xABCD
-
-    led = QueryLedger(ob, audit, dockey_make=DocumentKey, dockey_hash=dkh, wall=lambda: 1234.5)
+    led = QueryLedger(ob, audit, sealer=SEALER, wall=lambda: 1234.5)
     yield led, ob, audit, hashes, tmp_path
     ob.close()
     audit.close()
 
 
-def test_ledger_accept_stores_then_audits_with_the_keyed_hash(ledger):
-    led, ob, _audit, hashes, tmp = ledger
+def test_ledger_accept_stores_sealed_then_audits_the_query_id_only(ledger):
+    led, ob, _audit, _hashes, tmp = ledger
     entry = led.accept(QID1, SPECIMEN)
-    assert (entry.seq, entry.key, entry.scanned_at) == (1, ("UTO", "P", "L898902C3"), 1234.5)
+    assert (entry.seq, entry.scanned_at, entry.audit_seq) == (1, 1234.5, 0)
+    assert opened(SEALER.ref(entry.sealed), QID1) == SPECIMEN  # the regional opens it
     assert ob.get(QID1) == entry and len(led) == 1
-    assert led.key_of(entry) == SPECIMEN and hashes == [SPECIMEN]
+    assert led.key_of(entry) == SPECIMEN  # in memory while this process holds it
+    assert led.key_for(QID1) == SPECIMEN
     last = json.loads((tmp / "audit.log").read_text().splitlines()[-1])
-    assert (last["kind"], last["qid"], last["dkh"]) == ("accepted", QID1.hex(), f"{0xABCD:016x}")
+    assert (last["kind"], last["qid"], last["dkh"]) == ("accepted", QID1.hex(), None)
     assert b"L898902C3" not in (tmp / "audit.log").read_bytes()
+    assert b"L898902C3" not in b"".join(f.read_bytes() for f in tmp.iterdir())
+
+
+def test_ledger_after_a_restart_has_only_the_sealed_box(ledger):
+    led, ob, audit, _hashes, _tmp = ledger
+    led.accept(QID1, SPECIMEN)
+    fresh = QueryLedger(ob, audit, sealer=SEALER)
+    [entry] = fresh.pending()
+    ref = fresh.key_of(entry)
+    assert isinstance(ref, SealedDocumentKey) and opened(ref, QID1) == SPECIMEN
+    assert fresh.key_for(QID1) is None  # no plain key for the offline list
 
 
 def test_ledger_rescan_uses_up_a_scan_number(ledger):
@@ -135,7 +145,7 @@ def test_ledger_restore_finishes_a_delete_cut_by_a_crash(ledger):
     led.accept(QID1, SPECIMEN)
     led.accept(QID2, DocumentKey("UTO", "P", "AB1234567"))
     # the verdict for QID2 was audited, then power was lost before the outbox delete
-    audit.append("verdict", query_id=QID2, dkh=1, outcome="NO_MATCH")
+    audit.append("verdict", query_id=QID2, outcome="NO_MATCH")
     assert led.restore() == [(QID1, 1)]
     assert [e.query_id for e in ob.pending()] == [QID1]
     led.started(1)

@@ -18,6 +18,7 @@ from firmware.protocol.dockey import DocumentKey
 from firmware.scanner.base import ScannedDocument
 from tests.agent.fakes import FakeQuery, FakeSignals
 from tests.agent.offline_lists import LISTED, UNLISTED, Region
+from tests.agent.sealing import SEALER, opened
 
 AUDIT_KEY = bytes(32)
 T0 = 1_800_000_000.0  # wall time of the tests' lists
@@ -70,8 +71,7 @@ class Kiosk:
             query=self.q,
             signals=self.sig,
             dockey_from_mrz=DocumentKey.from_mrz,
-            dockey_make=DocumentKey,
-            dockey_hash=lambda k: hash(k) & 0xFFFF,
+            sealer=SEALER,
             status=status,
             events=EventLog(tmp_path / "events.jsonl", self.wall),
             clock=self.clock,
@@ -90,7 +90,11 @@ class Kiosk:
         n = len(self.q.sent)
         self.core.on_document(scan(d))
         self.core.run_once(0)
-        pending = [e for e in self.outbox.pending() if e.key == d]
+        pending = [
+            e
+            for e in self.outbox.pending()
+            if opened(SEALER.ref(e.sealed), e.query_id) == DocumentKey(*d)
+        ]
         assert pending, "the scan is in the outbox"
         assert len(self.q.sent) in (n, n + 1)
         return pending[-1].query_id

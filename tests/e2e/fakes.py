@@ -16,6 +16,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from firmware.client.client import Verdict
+from tests.agent.sealing import opened
 
 
 def _client(cid: str, port: int, ca, cert, key) -> mqtt.Client:
@@ -88,7 +89,8 @@ class FakeQueryClient:
         with self.lock:
             self.pending[query_id] = (on_verdict, timer)
         timer.start()
-        body = {"qid": query_id.hex(), "key": dk.canonical().decode()}
+        # a resend after a restart carries the sealed box: open it as the regional would
+        body = {"qid": query_id.hex(), "key": opened(dk, query_id).canonical().decode()}
         self.c.publish(f"ft/v1/{self.region}/q/{self.terminal}", json.dumps(body), qos=1)
 
     def publish(self, topic, payload, qos=1, retain=False):

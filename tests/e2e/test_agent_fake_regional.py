@@ -23,6 +23,7 @@ from firmware.scanner.port import ScannerConfig
 from firmware.signals import open_button, open_display, open_panel, render_screen
 from host_tools.sim.scanner import ScannerSimulator
 from tests.agent.offline_lists import Region
+from tests.agent.sealing import SEALER
 from tests.e2e import fakes
 from tests.e2e.rig import AgentThread, Clock, read_events, shown, wait_for, wait_history
 
@@ -93,6 +94,7 @@ def world(tmp_path, test_pki, mtls_broker, monkeypatch):
             clock=clock,
             client_factory=factory,
             dockey=dockey,
+            sealer=SEALER,
         )
         a.button = button
         return a, panel, display
