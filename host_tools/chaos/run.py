@@ -166,6 +166,30 @@ def half_open(ctx: Ctx) -> Fault:
     ctx.note("half-open (broker to kiosk dropped) for 20 s")
 
 
+def scanner_storm(ctx: Ctx) -> Fault:
+    sim = ctx.agent.scanner
+    lines = ctx.region.listed[0]
+    frame = sim.encode(list(lines))
+    for _ in range(20):  # pulled mid-frame, plugged back in, twenty times
+        if sim.wait_reader(0):
+            sim.send_raw(frame[: ctx.rng.randrange(1, len(frame))])
+        sim.unplug()
+        yield ctx.rng.uniform(0.05, 0.4)
+        sim.replug()
+        yield ctx.rng.uniform(0.2, 0.8)
+    ctx.note("scanner unplugged and replugged 20 times, each mid-frame")
+
+
+def scanner_junk(ctx: Ctx) -> Fault:
+    sim = ctx.agent.scanner
+    sent = 0
+    for _ in range(50):  # 100 kB every 0.1 s for 5 s: 1 MB/s
+        if sim.wait_reader(0):
+            sent += len(sim.send_junk(100_000))
+        yield 0.1
+    ctx.note(f"scanner sent {sent / 1e6:.1f} MB of junk in 5 s")
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
@@ -186,6 +210,8 @@ SCENARIOS = {
         Scenario("loss", "30 % packet loss both ways", loss, True),
         Scenario("delay", "500 +- 200 ms delay each way", delay, True),
         Scenario("half-open", "broker-to-kiosk packets silently dropped", half_open, True),
+        Scenario("scanner-storm", "scanner unplugged and replugged mid-frame, 20 times", scanner_storm),
+        Scenario("scanner-junk", "1 MB/s of junk from the scanner for 5 s", scanner_junk),
     )
 }  # fmt: skip
 
