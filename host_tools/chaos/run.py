@@ -12,7 +12,7 @@ and the regional's audit trail:
 - **wrong**: a final verdict that disagrees with the list. The expected outcome comes
   from the region's listed and unlisted samples (independent data): the verdict's query
   id leads to the document's keyed hash in the regional's audit, the hash to the sample;
-- **clear without a no-match**: a CLEAR (or "cleared online") screen for a query whose
+- **clear without a no-match**: a CLEAR (or "cleared online") screen shown for a query whose
   final verdict is not NO_MATCH, or that came from anything but a verdict -- a timeout or
   an error shown as clear;
 - **unverified**: a verdict whose query id has no audit row (so it cannot be checked).
@@ -68,6 +68,8 @@ class Ctx:
     partition_s: float
     log: Callable[[str], None]
     notes: list[str] = field(default_factory=list)
+    regional_env: dict[str, str] = field(default_factory=dict)  # e.g. the PostgreSQL store
+    pg: Any = None  # the PgCluster behind the regional, with --store pg
 
     @property
     def agent(self) -> Any:
@@ -96,7 +98,7 @@ def regional_kill(ctx: Ctx) -> Fault:
         r.kill()
     ctx.note(f"regional SIGKILLed ({len(live)} process)")
     yield ctx.rng.uniform(0.5, 5.0)
-    ctx.region.start_regional(wait=False)
+    ctx.region.start_regional(env=ctx.regional_env, wait=False)
     ctx.note("regional restarted")
 
 
@@ -116,6 +118,17 @@ def broker_kill(ctx: Ctx) -> Fault:
     yield ctx.rng.uniform(0.5, 5.0)
     ctx.region.start_broker()
     ctx.note("broker started")
+
+
+def pg_restart(ctx: Ctx) -> Fault:
+    if ctx.pg is None:
+        raise LocalRegionError("pg-restart needs the regional on PostgreSQL (--store pg)")
+    mode = ctx.rng.choice(["fast", "immediate"])
+    ctx.pg.stop(mode)
+    ctx.note(f"PostgreSQL stopped ({mode})")
+    yield ctx.rng.uniform(1.0, 5.0)
+    ctx.pg.resume()
+    ctx.note("PostgreSQL started")
 
 
 def _net(ctx: Ctx) -> KioskLink:
@@ -212,6 +225,7 @@ SCENARIOS = {
         Scenario("half-open", "broker-to-kiosk packets silently dropped", half_open, True),
         Scenario("scanner-storm", "scanner unplugged and replugged mid-frame, 20 times", scanner_storm),
         Scenario("scanner-junk", "1 MB/s of junk from the scanner for 5 s", scanner_junk),
+        Scenario("pg-restart", "the regional's PostgreSQL store stopped and started (--store pg)", pg_restart),
     )
 }  # fmt: skip
 
@@ -364,7 +378,12 @@ def check(events: list[dict[str, Any]], expected: dict[str, str], dkh: dict[str,
         elif v["outcome"] != want:
             c.wrong.append({"seq": v["seq"], "outcome": v["outcome"], "expected": want})
     for e in events:
-        if e["event"] == "state" and e["after"] in ("clear", "cleared"):
+        # before == after: a late verdict noted over another scan's screen, not a screen
+        if (
+            e["event"] == "state"
+            and e["after"] in ("clear", "cleared")
+            and e.get("before") != e["after"]
+        ):
             final = by_qid.get(e.get("qid") or "")
             from_verdict = e.get("cause") in ("verdict", "late verdict")
             if not from_verdict or final is None or final["outcome"] != "NO_MATCH":
@@ -428,13 +447,18 @@ def run_scenario(ctx: Ctx, sc: Scenario, plan: Plan) -> list[Check]:
             f" {c.offline_answers} ({len(c.offline_missed)} missed, {c.offline_false_alarms}"
             f" false alarms); settled in {took} s"
         )
+        for what, items in (("LOST", c.lost), ("WRONG", c.wrong),
+                            ("CLEAR WITHOUT NO-MATCH", c.clear_without_no_match),
+                            ("MISSED OFFLINE", c.offline_missed)):  # fmt: skip
+            if items:
+                ctx.log(f"    {what}: {items[:5]}")
         out.append(c)
     return out
 
 
 def main_run(args: argparse.Namespace) -> int:
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 31)
-    names = args.scenario or list(SCENARIOS)
+    names = args.scenario or [n for n in SCENARIOS if n != "pg-restart" or args.store == "pg"]
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
         print(f"chaos: unknown scenario(s) {unknown}; known: {sorted(SCENARIOS)}", file=sys.stderr)
@@ -463,12 +487,14 @@ def main_run(args: argparse.Namespace) -> int:
                      terminal_host="10.199.9.1" if not why else "127.0.0.1",
                      bind="127.0.0.1") as region:  # fmt: skip
         region.provision().generate_list()
+        pg, regional_env = _pg_store(region) if args.store == "pg" else (None, {})
         region.start_broker()
         if not why:
             link = KioskLink(region.port, index=9, seed=seed).start()
         try:
-            region.start_regional()
+            region.start_regional(env=regional_env)
             ctx = Ctx(region, region.terminals[0], link, rng, args.partition_s, log)
+            ctx.regional_env, ctx.pg = regional_env, pg
             region.start_agent(ctx.tid, wrap=link.argv if link else None)
             cfg = RegionalConfig.load(region.regional_toml)
             expected = expected_by_dkh(region, read_index_key(cfg.index_key))
@@ -480,6 +506,9 @@ def main_run(args: argparse.Namespace) -> int:
             if link is not None:
                 link_counts = link.counts()
                 link.stop()
+            if pg is not None:
+                region.stop_regionals()
+                pg.stop()
     summary = {
         "seed": seed,
         "link": link_counts if link is not None else None,
@@ -515,6 +544,22 @@ def main_run(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def _pg_store(region: LocalRegion) -> tuple[Any, dict[str, str]]:
+    """A PostgreSQL cluster holding the region's generated list, and the regional's
+    environment that points it there."""
+    from host_tools.sltd.pgcluster import PgCluster  # noqa: PLC0415
+    from host_tools.sltd.store import open_store  # noqa: PLC0415
+
+    durable = {"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on"}
+    pg = PgCluster(region.dir / "pg", settings=durable).start()  # a crash must lose nothing
+    with open_store(region.sltd_db) as src, open_store(pg.url, create=True) as dst:
+        with src.key_snapshot() as (_, batches):
+            for batch in batches:
+                recs = [src.get(*k) for k in batch]
+                dst.upsert([r for r in recs if r is not None])
+    return pg, {"FIELDTERM_REGIONAL__SLTD_DB": pg.url}
+
+
 def _text(s: dict[str, Any]) -> str:
     lines = [f"chaos: seed {s['seed']}, {s['elapsed_s']} s"]
     for n, r in s["scenarios"].items():
@@ -548,6 +593,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, help="random seed (printed; default: a fresh one)")
     p.add_argument("--partition-s", type=float, default=60.0, help="length of a partition (60)")
     p.add_argument("--records", type=int, default=2000, help="SLTD records in the region (2000)")
+    p.add_argument(
+        "--store",
+        choices=("sqlite", "pg"),
+        default="sqlite",
+        help="the regional's SLTD store: SQLite (default) or a PostgreSQL cluster"
+        " started here (needed by pg-restart)",
+    )
     p.add_argument("--workdir", help="keep the region in this directory (default: a temporary one)")
     p.add_argument("--json", action="store_true", help="one JSON summary line on stdout")
     p.set_defaults(func=main_run)

@@ -88,24 +88,23 @@ class PgCluster:
             fh.write(f"port = {self.port}\n")
             for k, v in self.settings.items():
                 fh.write(f"{k} = {v}\n")
+        return self.resume()
+
+    def resume(self) -> PgCluster:
+        """Start the server on the existing data directory (after :meth:`stop`)."""
         self._run(
-            "pg_ctl",
-            "-D",
-            str(self.data),
-            "-l",
-            str(self.dir / "server.log"),
-            "-w",
-            "-t",
-            "60",
-            "start",
-        )
+            "pg_ctl", "-D", str(self.data), "-l", str(self.dir / "server.log"),
+            "-w", "-t", "60", "start",
+        )  # fmt: skip
         self.started = True
         return self
 
-    def stop(self) -> None:
+    def stop(self, mode: str = "fast") -> None:
+        """``pg_ctl stop -m mode``: ``fast`` (clean) or ``immediate`` (as a crash: the next
+        start recovers from the WAL)."""
         if self.started:
             self.started = False
-            self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+            self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
 
     def __enter__(self) -> PgCluster:
         return self.start()

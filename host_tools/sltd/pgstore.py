@@ -8,11 +8,12 @@ row, so concurrent writers serialise and change logs stay in commit order.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from firmware.errors import OperationError, SetupError
 from host_tools.sltd.records import SltdRecord
@@ -40,10 +41,17 @@ CREATE TABLE IF NOT EXISTS sltd_changes(
 CREATE INDEX IF NOT EXISTS sltd_changes_version ON sltd_changes(version);
 """
 _COLS = ", ".join(COLUMNS)
+T = TypeVar("T")
 
 
 class PgStore(SltdStore):
-    """PostgreSQL store; one autocommit connection per thread."""
+    """PostgreSQL store; one autocommit connection per thread.
+
+    A connection the server dropped (a restart, a failover, an idle timeout) is replaced:
+    a read that fails on it is retried once on a new connection, and any call after a
+    failed write opens a new one. Without that, a regional whose PostgreSQL was
+    restarted answered ERROR to every hit for ever (``fieldterm chaos --store pg``).
+    """
 
     def __init__(self, url: str, *, create: bool = False):
         import psycopg  # noqa: PLC0415
@@ -74,6 +82,9 @@ class PgStore(SltdStore):
 
     def _conn(self) -> Any:
         db = getattr(self._local, "db", None)
+        if db is not None and db.closed:  # the server ended it: start again
+            self._drop()
+            db = None
         if db is None:
             try:
                 db = self._psycopg.connect(self.url, autocommit=True)
@@ -83,6 +94,26 @@ class PgStore(SltdStore):
             with self._lock:
                 self._conns.append(db)
         return db
+
+    def _drop(self) -> None:
+        """Forget this thread's connection (closing it if it is not closed yet)."""
+        db = getattr(self._local, "db", None)
+        self._local.db = None
+        if db is not None:
+            with self._lock:
+                if db in self._conns:
+                    self._conns.remove(db)
+            with contextlib.suppress(Exception):
+                db.close()
+
+    def _read(self, fn: Callable[[Any], T]) -> T:
+        """``fn(connection)``, retried once on a new connection if the server dropped the
+        old one (reads only: a write is never repeated, its outcome may be unknown)."""
+        try:
+            return fn(self._conn())
+        except self._psycopg.OperationalError:
+            self._drop()
+            return fn(self._conn())
 
     @staticmethod
     def _meta(db: Any, key: str, lock: bool = False) -> str:
@@ -94,21 +125,19 @@ class PgStore(SltdStore):
         return self._id
 
     def version(self) -> int:
-        return int(self._meta(self._conn(), "version"))
+        return int(self._read(lambda db: self._meta(db, "version")))
 
     def rebuild_version(self) -> int:
-        return int(self._meta(self._conn(), "rebuild"))
+        return int(self._read(lambda db: self._meta(db, "rebuild")))
 
     def get(self, issuing_state: str, document_type: str, number: str) -> SltdRecord | None:
-        row = (
-            self._conn()
-            .execute(
+        row = self._read(
+            lambda db: db.execute(
                 f"SELECT {_COLS} FROM sltd_records WHERE issuing_state=%s AND document_type=%s "  # noqa: S608
                 "AND document_number=%s",
                 (issuing_state, document_type, number),
                 prepare=True,
-            )
-            .fetchone()
+            ).fetchone()
         )
         return None if row is None else row_to_record(row)
 
@@ -201,7 +230,9 @@ class PgStore(SltdStore):
             db.close()
 
     def changes_since(self, version: int) -> tuple[int, list[Change]]:
-        db = self._conn()
+        return self._read(lambda db: self._changes_since(db, version))
+
+    def _changes_since(self, db: Any, version: int) -> tuple[int, list[Change]]:
         with db.transaction():
             db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             current = int(self._meta(db, "version"))
@@ -215,7 +246,9 @@ class PgStore(SltdStore):
         return current, [(str(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows]
 
     def count(self) -> int:
-        return int(self._conn().execute("SELECT count(*) FROM sltd_records").fetchone()[0])
+        return int(
+            self._read(lambda db: db.execute("SELECT count(*) FROM sltd_records").fetchone()[0])
+        )
 
     def stats(self, top: int = 10) -> dict[str, Any]:
         db = self._conn()

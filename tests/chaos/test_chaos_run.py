@@ -22,15 +22,20 @@ def _verdict(seq: int, outcome: str) -> dict:
     return {"event": "verdict", "seq": seq, "qid": f"q{seq}", "outcome": outcome}
 
 
-def _state(seq: int, after: str, cause: str) -> dict:
-    return {"event": "state", "seq": seq, "qid": f"q{seq}", "after": after, "cause": cause}
+def _state(seq: int, after: str, cause: str, before: str = "querying") -> dict:
+    return {
+        "event": "state", "seq": seq, "qid": f"q{seq}", "before": before, "after": after,
+        "cause": cause,
+    }  # fmt: skip
 
 
 def test_a_run_that_kept_every_promise_passes() -> None:
     events = [
         _doc(1), _verdict(1, "POSSIBLE_MATCH"), _state(1, "possible_match", "verdict"),
         _doc(2), _verdict(2, "NO_MATCH"), _state(2, "clear", "verdict"),
-        _state(2, "clear", "late verdict"),  # a late NO_MATCH after UNKNOWN: still a NO_MATCH
+        _state(2, "clear", "late verdict", "unknown"),  # a late NO_MATCH after UNKNOWN
+        # a late hit for scan 1 noted while scan 2's CLEAR is on screen: not a CLEAR for 1
+        _state(1, "clear", "late verdict", "clear"),
     ]  # fmt: skip
     c = check(events, EXPECTED, DKH)
     assert c.ok and c.accepted == c.answered == 2 and c.unverified == 0

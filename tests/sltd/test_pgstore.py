@@ -52,3 +52,24 @@ def test_lookup_over_pg_store(pg_url, tmp_path):
             st.remove([("TJK", "P", "PG0000001")])
         assert lk.refresh() == 1
         assert lk.lookup(DocumentKey("TJK", "P", "PG0000001")) is None
+
+
+@pytest.mark.parametrize("mode", ["fast", "immediate"])
+def test_a_restarted_server_is_reconnected_on_the_next_read(pg_cluster, pg_url, mode):
+    rec = SltdRecord("UTO", "P", "R0000001", Status.STOLEN, "UTO", dt.date(2025, 3, 1), "REF/1")
+    with open_store(pg_url, create=True) as store:
+        store.upsert([rec])
+        v = store.version()
+        import psycopg  # noqa: PLC0415
+
+        with psycopg.connect(pg_cluster.url, autocommit=True) as db:
+            db.execute("CHECKPOINT")  # the test cluster runs synchronous_commit=off
+        pg_cluster.stop(mode)  # the regional's PostgreSQL goes away under it ...
+        pg_cluster.resume()  # ... and comes back: the store's connection is dead
+        assert store.get("UTO", "P", "R0000001") == rec  # retried on a new connection
+        assert store.version() == v
+        assert store.changes_since(v) == (v, [])
+        store.upsert(
+            [SltdRecord("UTO", "P", "R0000002", Status.LOST, "UTO", dt.date(2025, 3, 2), "REF/2")]
+        )
+        assert store.count() == 2
