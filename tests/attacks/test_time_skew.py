@@ -19,6 +19,7 @@ per query id, at most one ``REFUSED:window`` and then its answer. The attack: th
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
 import subprocess
 import tomllib
@@ -36,6 +37,7 @@ from tests.support.localregion import FIELDTERM, TestRegion
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 TID = "kiosk-001"
+AGENT = "kiosk-003"  # the full agent process, its clock 30 days behind
 DAY = 86400.0
 OFFSETS = {"-30d": -30 * DAY, "-1d": -DAY, "+10min": 600.0, "+1y": 365 * DAY}
 #: Figures for the report (printed at the end of the module with -s).
@@ -46,7 +48,7 @@ FIGURES: dict[str, Any] = {}
 def region(tmp_path_factory) -> Iterator[TestRegion]:
     libfaketime()  # need("faketime") before any process starts
     with TestRegion(
-        tmp_path_factory.mktemp("time-skew"), terminals=(TID, "kiosk-002"), records=2000,
+        tmp_path_factory.mktemp("time-skew"), terminals=(TID, "kiosk-002", AGENT), records=2000,
         seed=13, sample_size=6,
     ) as r:  # fmt: skip
         r.provision().generate_list()
@@ -64,6 +66,20 @@ def audit_rows(region: TestRegion) -> list[tuple[str, bytes | None, str]]:
         path = region.regional_toml.parent / path
     with sqlite3.connect(path) as db:
         return db.execute("SELECT terminal, query_id, outcome FROM audit ORDER BY rowid").fetchall()
+
+
+def audit_answers(region: TestRegion, before: int, qids: set[bytes]) -> dict[bytes, list[str]]:
+    """The audit rows after row ``before``, per query id, once every one of ``qids`` has
+    its answer there (the regional's audit writer commits in batches)."""
+    final = ("POSSIBLE_MATCH", "NO_MATCH", "ERROR")
+
+    def rows() -> dict[bytes, list[str]] | None:
+        per: dict[bytes, list[str]] = defaultdict(list)
+        for _terminal, qid, outcome in audit_rows(region)[before:]:
+            per[qid].append(outcome)
+        return per if all(any(o in final for o in per.get(q, [])) for q in qids) else None
+
+    return wait_for(rows, "the answers in the regional's audit")
 
 
 def health(region: TestRegion) -> dict[str, Any]:
@@ -100,11 +116,10 @@ def test_kiosk_with_wrong_clock_gets_correct_answers_within_one_extra_round_trip
     assert "clock is" in r.stderr and "off" in r.stderr, r.stderr[-2000:]
     assert [row["verdict"] for row in rows] == ["POSSIBLE MATCH"] * 2 + ["CLEAR"] * 2
     # the regional's audit: each query id refused for its time at most once, then answered
-    per_query: dict[bytes, list[str]] = defaultdict(list)
-    for terminal, qid, outcome in audit_rows(region)[before:]:
-        assert terminal == TID
-        per_query[qid].append(outcome)
-    assert set(per_query) == {bytes.fromhex(row["query_id"]) for row in rows}
+    qids = {bytes.fromhex(row["query_id"]) for row in rows}
+    per_query = audit_answers(region, before, qids)
+    assert set(per_query) == qids
+    assert {t for t, _, _ in audit_rows(region)[before:]} == {TID}
     for outcomes in per_query.values():
         assert outcomes[-1] in ("POSSIBLE_MATCH", "NO_MATCH")
         assert outcomes[:-1] in ([], ["REFUSED:window"]), outcomes
@@ -131,7 +146,8 @@ def test_honest_kiosk_with_a_good_clock_gets_no_hint(region: TestRegion, tmp_pat
     r, rows = run_query(region, "kiosk-002", 0.0, region.unlisted[:2], tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     assert [row["verdict"] for row in rows] == ["CLEAR", "CLEAR"]
-    assert [o for _, _, o in audit_rows(region)[before:]] == ["NO_MATCH", "NO_MATCH"]
+    qids = {bytes.fromhex(row["query_id"]) for row in rows}
+    assert sorted(audit_answers(region, before, qids).values()) == [["NO_MATCH"]] * 2
     assert "clock is" not in r.stderr
 
 
@@ -148,3 +164,46 @@ def test_reference_without_the_fix_tls_fails_at_minus_30_days(region: TestRegion
     )  # fmt: skip
     assert r.returncode != 0
     assert "certificate is not yet valid" in (r.stdout + r.stderr)
+
+
+def test_agent_30_days_behind_answers_and_shows_the_clock_notice(region: TestRegion, tmp_path):
+    """The real agent process (pty scanner, console display), its wall clock 30 days
+    behind, as a Pi without an RTC after a month in a drawer: the first scan gets its real
+    answer after one time hint, the officer sees the clock notice, and no restart."""
+    agent = region.start_agent(
+        AGENT, signals="mock", display="console", env=faketime_env(-30 * DAY, tmp_path)
+    )
+    before = len(audit_rows(region))
+    mark = agent.events.mark()
+    agent.scanner.send(region.listed[2])
+    shown = agent.wait_event(
+        lambda e: e["event"] == "state" and e["after"] not in ("reading", "querying", "idle"),
+        "the answer on screen",
+        mark,
+    )
+    assert shown["after"] == "possible_match"
+    clock = agent.wait_event(lambda e: e["event"] == "clock", "the clock event", mark)
+    assert clock["offset_s"] == pytest.approx(30 * DAY, abs=30.0) and clock["notice"]
+    verdict = agent.wait_event(lambda e: e["event"] == "verdict", "the verdict", mark)
+    assert verdict["outcome"] == "POSSIBLE_MATCH"
+    first_latency = verdict.get("latency_s")
+    qid = bytes.fromhex(verdict["qid"])
+    assert audit_answers(region, before, {qid})[qid] == ["REFUSED:window", "POSSIBLE_MATCH"]
+    # the officer acknowledges; the idle screen carries the clock notice
+    mark = agent.events.mark()
+    agent.signal(signal.SIGUSR1)
+    agent.wait_event(lambda e: e["event"] == "state" and e["after"] == "idle", "idle", mark)
+    wait_for(lambda: "Kiosk clock 720 h behind" in agent.logs(), "the clock notice on screen")
+    # a second scan: no hint needed any more, the same process
+    before = len(audit_rows(region))
+    mark = agent.events.mark()
+    agent.scanner.send(region.unlisted[2])
+    verdict = agent.wait_event(lambda e: e["event"] == "verdict", "the second verdict", mark)
+    assert verdict["outcome"] == "NO_MATCH"
+    qid = bytes.fromhex(verdict["qid"])
+    assert audit_answers(region, before, {qid}) == {qid: ["NO_MATCH"]}
+    FIGURES["agent -30d"] = {
+        "first_latency_s": first_latency,
+        "second_latency_s": verdict.get("latency_s"),
+        "clock_offset_s": clock["offset_s"],
+    }
