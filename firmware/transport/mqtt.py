@@ -50,7 +50,6 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from cryptography import x509
 
 from firmware.errors import ConfigError, OperationError, SetupError
 
@@ -339,12 +338,14 @@ class MqttLink:
     # -- certificate times against authenticated time (see the module doc) -----------------
     @staticmethod
     def _read_peer_validity(client: Any) -> tuple[float, float] | None:
+        """The verified broker certificate's times (ssl's own parse: the kiosk process
+        does not load cryptography's X.509 code)."""
         sock = client.socket()
-        der = sock.getpeercert(binary_form=True) if isinstance(sock, ssl.SSLSocket) else None
-        if not der:
+        cert = sock.getpeercert() if isinstance(sock, ssl.SSLSocket) else None
+        if not cert or "notBefore" not in cert or "notAfter" not in cert:
             return None
-        cert = x509.load_der_x509_certificate(der)
-        return cert.not_valid_before_utc.timestamp(), cert.not_valid_after_utc.timestamp()
+        nb, na = str(cert["notBefore"]), str(cert["notAfter"])
+        return float(ssl.cert_time_to_seconds(nb)), float(ssl.cert_time_to_seconds(na))
 
     def check_peer_time(self, client: Any = None) -> bool:
         """True unless authenticated time is known and the broker certificate is outside
