@@ -329,13 +329,14 @@ class QueryClient:
         give_up = None
         with self._lock:
             p = self._pending.get(hint.query_id)
-            live = p is not None and nonce in p.nonces
-            q = p if live else self._late.get(hint.query_id)
-            if q is None or nonce not in q.nonces:
+            if p is None or nonce not in p.nonces:
+                # Only a hint within its query's deadline is used: the round trip, and so
+                # the error of the offset (at most half of it), stay under query_timeout.
+                # A broker that held a hint back for hours cannot shift protocol time.
                 self.counts["stray"] += 1
                 return
             self.counts["time_hints"] += 1
-            offset = hint.regional_time - (q.started + now) / 2
+            offset = hint.regional_time - (p.started + now) / 2
             # A new ticket when the current one was made on a clock this far off (not once
             # per hint: pipelined queries each bring one, and the previous session is kept
             # only one deep for their answers).
@@ -343,20 +344,21 @@ class QueryClient:
             self.clock_offset, self.clock_known = offset, True
             pnow = now + offset
             session = self._session(pnow, renew=renew)
-            if live and p is not None and not p.hinted and p.dk is not None:
+            if not p.hinted and p.dk is not None:
                 p.hinted = True
                 sealed = session.seal_query(hint.query_id, p.dk, pnow)
                 p.nonces.add(sealed.nonce)
                 self.counts["resealed"] += 1
                 resend = sealed.payload
-            elif live and p is not None:
+            else:
                 del self._pending[hint.query_id]  # a second hint: the clock did not settle
                 give_up = p
         log.warning(
-            "terminal %s: the regional says the clock is %+.3f s off; protocol time "
-            "adjusted (the system clock is not changed)",
+            "terminal %s: signed time hint: this clock is %.3f s %s the regional's; "
+            "protocol time adjusted (the system clock is not changed)",
             self.cfg.terminal_id,
-            offset,
+            abs(offset),
+            "behind" if offset > 0 else "ahead of",
         )
         if resend is not None:
             self.link.publish(self._qtopic, resend, qos=1)
