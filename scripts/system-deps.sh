@@ -4,6 +4,8 @@ set -euo pipefail
 need=()
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 command -v openssl >/dev/null || need+=(openssl)
+# libfaketime: the kiosk-clock tests run the kiosk process with a shifted wall clock.
+command -v faketime >/dev/null || need+=(faketime)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 if [ "${FIELDTERM_HIL:-auto}" != "off" ]; then
   # Hardware-in-the-loop needs QEMU and debootstrap; see docs/hil.md.

@@ -174,6 +174,8 @@ class Agent:
             status_interval=a.status_interval,
             offline=self.offline,
         )
+        if hasattr(self.client, "on_clock"):  # the regional's time hints: the clock notice
+            self.client.on_clock = self.core.on_clock
         self.core.restore()
         self.list_sync = self._open_list_sync()
         self.scanner = ScannerReader(

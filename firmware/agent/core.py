@@ -81,6 +81,9 @@ log = logging.getLogger(__name__)
 FINAL_OUTCOMES = ("NO_MATCH", "POSSIBLE_MATCH")
 #: How often the idle screen's list age is refreshed (monotonic seconds).
 LIST_REFRESH = 60.0
+#: A clock offset from the regional's time hint at least this large (s) is shown to the
+#: officer (smaller ones are inside the protocol window and need no notice).
+CLOCK_NOTICE = 60.0
 
 
 class AgentCore:
@@ -161,6 +164,11 @@ class AgentCore:
     def on_link(self, up: bool) -> None:
         self.post("link", up)
 
+    def on_clock(self, offset: float) -> None:
+        """The query client adopted the regional's time: protocol time is ``offset`` s
+        ahead of the kiosk clock (the clock notice; docs/time.md). Safe from any thread."""
+        self.post("clock", offset)
+
     def on_list_installed(self, *_: Any) -> None:
         """A new offline list is installed (the answerer already reloaded): refresh the
         idle screen and the status. Safe from any thread."""
@@ -200,6 +208,8 @@ class AgentCore:
             self._link(bool(ev.value))
         elif ev.kind == "ack":
             self._note(self.machine.acknowledge())
+        elif ev.kind == "clock":
+            self._clock_offset(float(ev.value))
         elif ev.kind == "list":
             self._refresh_list(force=True)
             self.events.write("list", **self.offline.status())
@@ -306,6 +316,13 @@ class AgentCore:
         elif t.after in OFFLINE_STATES:
             self.counts["offline"] += 1
             self.offline.report_answer(t, self.machine.answered_offline[qid])
+
+    def _clock_offset(self, offset: float) -> None:
+        """The clock notice on screen (or off, once the clock is right again) and an event."""
+        shown = offset if abs(offset) >= CLOCK_NOTICE else None
+        if shown != self.machine.clock_offset_s:
+            self.events.write("clock", offset_s=round(offset, 3), notice=shown is not None)
+        self.machine.clock_offset_s = shown
 
     def _refresh_list(self, force: bool = False) -> None:
         """Put the offline list's version and age on the machine's view (every

@@ -42,6 +42,8 @@ def view_details(view: View) -> dict[str, Any]:
         details["list_version"] = view.offline_list.version
         details["list_age_h"] = view.offline_list.age_h
         details["list_usable"] = view.offline_list.usable
+    if view.clock_offset_s is not None:
+        details["clock_offset_s"] = view.clock_offset_s
     return details
 
 

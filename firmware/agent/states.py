@@ -142,6 +142,7 @@ class View:
     offline: OfflineResult | None = None  # the offline answer on screen
     cleared: bool = False  # CLEAR after an offline hit: "cleared online"
     offline_list: ListShown | None = None  # for the idle and no-link screens
+    clock_offset_s: float | None = None  # the clock notice: region's time minus the kiosk's
 
     @property
     def screen(self) -> str:
@@ -179,6 +180,7 @@ class TerminalStateMachine:
     offline_lookup: Callable[[bytes], OfflineResult | None] | None = None
     answered_offline: dict[bytes, OfflineResult] = field(default_factory=dict)
     offline_list: ListShown | None = None
+    clock_offset_s: float | None = None  # set by the agent core from a time hint
     shown_offline: OfflineResult | None = None
     cleared: bool = False
 
@@ -316,6 +318,7 @@ class TerminalStateMachine:
             offline=self.shown_offline,
             cleared=self.cleared,
             offline_list=self.offline_list,
+            clock_offset_s=self.clock_offset_s,
         )
 
     # -- internals ------------------------------------------------------------------------

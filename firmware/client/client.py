@@ -20,6 +20,15 @@ small sweeper thread. Callbacks must be quick and must not block.
 The public-key work happens once per session (:class:`TerminalSession.new`); each query
 costs one AEAD seal and one AEAD open. The session is renewed before it expires; answers
 to queries sealed under the previous session are still accepted.
+
+Protocol time (docs/time.md): queries and tickets carry ``clock() + clock_offset``. A
+regional that finds a query's time outside its window answers with a signed time hint
+(:class:`~firmware.protocol.session.TimeHint`); the client then adopts the offset
+(the regional's time minus the midpoint of the round trip), starts a new session at the
+corrected time and reseals that query once, with the same id: one extra round trip. The
+system clock is never touched. ``on_clock(offset)`` (any thread; quick) hears of every
+adopted offset. Authenticated time (after a hint or any answer) is also what the broker
+certificate's times are checked against (:class:`~firmware.transport.mqtt.MqttLink`).
 """
 
 from __future__ import annotations
@@ -37,7 +46,7 @@ from typing import Any
 from firmware.client.config import ClientConfig
 from firmware.errors import EnvelopeError, FieldtermTimeout
 from firmware.protocol import keys, topics
-from firmware.protocol.session import TerminalSession
+from firmware.protocol.session import TerminalSession, TimeHint
 from firmware.transport.mqtt import MqttLink
 
 log = logging.getLogger(__name__)
@@ -49,6 +58,9 @@ RENEW_MARGIN = 0.1  # renew a session when less than this fraction of its lifeti
 #: queries leave their deadlines in the heap, and waking for each one (a thread switch per
 #: query) cost round-trip latency. 20 ms is nothing next to a 2 s timeout.
 SWEEP_GRANULARITY = 0.02
+#: A time hint that moves protocol time by more than this (s) starts a new session: the
+#: ticket's issued/expires times were taken on the wrong clock.
+SESSION_RETIME = 30.0
 
 
 @dataclass(frozen=True)
@@ -83,6 +95,8 @@ class _Pending:
     started: float
     deadline: float
     nonces: set[bytes] = field(default_factory=set)
+    dk: Any = None  # kept to reseal the query after a time hint
+    hinted: bool = False  # resealed once after a time hint already
 
 
 class QueryClient:
@@ -116,6 +130,18 @@ class QueryClient:
         self._stop = threading.Event()
         self._sweeper: threading.Thread | None = None
         self.counts = {"sent": 0, "answered": 0, "timeouts": 0, "late": 0, "bad": 0, "stray": 0}
+        self.counts.update(time_hints=0, resealed=0)
+        self._sign_public = (
+            keys.load_ed25519_public(cfg.regional_sign_public)
+            if cfg.regional_sign_public is not None
+            else None
+        )
+        #: Protocol time minus the local clock, adopted from the regional's last time hint.
+        self.clock_offset = 0.0
+        #: Whether the regional has vouched for protocol time (a time hint or an answer).
+        self.clock_known = False
+        self.on_clock: Callable[[float], None] | None = None
+        self._session_offset = 0.0  # clock_offset when the current session was made
         self.link = MqttLink(
             cfg.broker,
             client_id or cfg.terminal_id,
@@ -123,6 +149,7 @@ class QueryClient:
             subscriptions=(self._rtopic,),
             will=will,
             on_link=on_link,
+            cert_time=self._authenticated_time,
         )
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -178,13 +205,16 @@ class QueryClient:
         now = self._clock()
         limit = self.cfg.query_timeout if timeout is None else timeout
         with self._lock:
-            sealed = self._session(now).seal_query(query_id, dk, now)
+            pnow = now + self.clock_offset
+            sealed = self._session(pnow).seal_query(query_id, dk, pnow)
             p = self._pending.get(query_id) or self._late.pop(query_id, None)
             if p is None:
                 p = _Pending(on_verdict, now, now + limit)
             else:
                 p.on_verdict, p.started, p.deadline = on_verdict, now, now + limit
+                p.hinted = False
             p.nonces.add(sealed.nonce)
+            p.dk = dk
             self._pending[query_id] = p
             earliest = self._deadlines[0][0] if self._deadlines else float("inf")
             heapq.heappush(self._deadlines, (p.deadline, query_id))
@@ -219,9 +249,18 @@ class QueryClient:
             return len(self._pending)
 
     # -- internals -------------------------------------------------------------------------
-    def _session(self, now: float) -> TerminalSession:
-        """The current session, renewed when little of its lifetime is left (lock held)."""
-        if self._sessions:
+    def protocol_time(self) -> float:
+        """The time queries carry: the local clock plus the adopted offset."""
+        return self._clock() + self.clock_offset
+
+    def _authenticated_time(self) -> float | None:
+        """Protocol time once the regional has vouched for it, else None (MqttLink)."""
+        return self.protocol_time() if self.clock_known else None
+
+    def _session(self, now: float, *, renew: bool = False) -> TerminalSession:
+        """The current session, renewed when little of its lifetime is left, or when
+        ``renew`` (lock held). ``now`` is protocol time."""
+        if self._sessions and not renew:
             s = self._sessions[-1]
             if now < s.expires_at - RENEW_MARGIN * self.cfg.session_lifetime:
                 return s
@@ -234,6 +273,7 @@ class QueryClient:
             lifetime=int(self.cfg.session_lifetime),
         )
         self._sessions = [*self._sessions[-1:], s]
+        self._session_offset = self.clock_offset
         log.info("terminal %s: new session, expires %.0f", self.cfg.terminal_id, s.expires_at)
         return s
 
@@ -242,7 +282,7 @@ class QueryClient:
         opened = None
         for s in reversed(self._sessions):
             try:
-                opened = s.open_response(payload)
+                opened = s.open_reply(payload, self._sign_public)
                 break
             except EnvelopeError:
                 continue
@@ -251,7 +291,13 @@ class QueryClient:
             log.warning("terminal %s: a response failed to open; dropped", self.cfg.terminal_id)
             return
         nonce, r = opened
+        if isinstance(r, TimeHint):
+            self._on_time_hint(nonce, r)
+            return
         now = self._clock()
+        if not self.clock_known:
+            self.clock_known = True  # an answer: protocol time is within the window
+            self.link.check_peer_time()
         late = False
         with self._lock:
             p = self._pending.get(r.query_id)
@@ -275,6 +321,57 @@ class QueryClient:
             late,
         )
         self._deliver(p.on_verdict if not (late and self._on_late) else self._on_late, v)
+
+    def _on_time_hint(self, nonce: bytes, hint: TimeHint) -> None:
+        """paho thread: adopt the regional's time and reseal the query once (module doc)."""
+        now = self._clock()
+        resend = None
+        give_up = None
+        with self._lock:
+            p = self._pending.get(hint.query_id)
+            if p is None or nonce not in p.nonces:
+                # Only a hint within its query's deadline is used: the round trip, and so
+                # the error of the offset (at most half of it), stay under query_timeout.
+                # A broker that held a hint back for hours cannot shift protocol time.
+                self.counts["stray"] += 1
+                return
+            self.counts["time_hints"] += 1
+            offset = hint.regional_time - (p.started + now) / 2
+            # A new ticket when the current one was made on a clock this far off (not once
+            # per hint: pipelined queries each bring one, and the previous session is kept
+            # only one deep for their answers).
+            renew = abs(offset - self._session_offset) > SESSION_RETIME
+            self.clock_offset, self.clock_known = offset, True
+            pnow = now + offset
+            session = self._session(pnow, renew=renew)
+            if not p.hinted and p.dk is not None:
+                p.hinted = True
+                sealed = session.seal_query(hint.query_id, p.dk, pnow)
+                p.nonces.add(sealed.nonce)
+                self.counts["resealed"] += 1
+                resend = sealed.payload
+            else:
+                del self._pending[hint.query_id]  # a second hint: the clock did not settle
+                give_up = p
+        log.warning(
+            "terminal %s: signed time hint: this clock is %.3f s %s the regional's; "
+            "protocol time adjusted (the system clock is not changed)",
+            self.cfg.terminal_id,
+            abs(offset),
+            "behind" if offset > 0 else "ahead of",
+        )
+        if resend is not None:
+            self.link.publish(self._qtopic, resend, qos=1)
+        if give_up is not None:
+            reason = "the regional refused the query time twice (clock not settled)"
+            v = Verdict(hint.query_id, "ERROR", reason=reason, latency_s=now - give_up.started)
+            self._deliver(give_up.on_verdict, v)
+        self.link.check_peer_time()
+        if self.on_clock is not None:
+            try:
+                self.on_clock(offset)
+            except Exception:
+                log.exception("on_clock callback failed")
 
     def _deliver(self, cb: OnVerdict | None, v: Verdict) -> None:
         if cb is None:

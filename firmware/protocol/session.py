@@ -14,6 +14,10 @@ See docs/protocol.md for byte layouts and the threat model. Summary:
   regional's KEM key at acceptance (:mod:`firmware.protocol.pending`); the same envelope
   and AEAD as a query, with a fresh nonce and timestamp; the regional opens the box after
   the AEAD and the time window.
+* Time hint: a query that opens but whose time (or its ticket's) is outside the window is
+  answered, once, with a response-sized envelope whose body is ``0x54|regional ms|query
+  ms|Ed25519 signature`` by the regional signing key, bound to the session, query id and
+  query nonce. The terminal adopts the offset for protocol time only (docs/time.md).
 """
 
 from __future__ import annotations
@@ -35,7 +39,12 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from firmware.errors import EnvelopeError
 from firmware.protocol.dockey import DocumentKey
-from firmware.protocol.messages import Response, decode_response_body, encode_response_body
+from firmware.protocol.messages import (
+    RESPONSE_BLOCK,
+    Response,
+    decode_response_body,
+    encode_response_body,
+)
 from firmware.protocol.pending import SealedDocumentKey, open_document_key
 from firmware.protocol.topics import validate_id
 
@@ -53,6 +62,10 @@ RNONCE_LEN = 16
 _TICKET_FIXED = struct.Struct(">16sQQ32s64s")  # sid, issued ms, expires ms, S, signature
 _Q_PT = struct.Struct(">16sQ")  # query id, timestamp ms
 _MAX_PENDING = 4096
+#: First byte of a time-hint body (a response body starts with its BODY_VERSION, 0x02).
+HINT_BODY = 0x54  # "T"
+HINT_LABEL = b"fieldterm/v1 time hint\x00"
+_HINT_TIMES = struct.Struct(">QQ")  # regional time ms, the query's timestamp ms
 
 
 def ticket_info(region: str) -> bytes:
@@ -197,6 +210,44 @@ class TerminalSession:
         del self._pending[qnonce]
         return qnonce, response
 
+    def open_reply(
+        self, payload: bytes, regional_sign_public: Ed25519PublicKey | None
+    ) -> tuple[bytes, Response | TimeHint]:
+        """Like :meth:`open_response`, but a reply may also be a signed time hint (the
+        regional refused the query's time). A hint is accepted only if it opens under this
+        session, answers a pending query (its id is AAD, its nonce is in the key) and
+        carries the regional's signature over both. A hint spends the nonce it answers:
+        the caller reseals the same query id with corrected time. Without a pinned
+        regional key a hint is refused (EnvelopeError), never trusted on the AEAD alone."""
+        hl = 2 + NONCE_LEN + RNONCE_LEN
+        if len(payload) < hl + 16 or payload[0] != VERSION or payload[1] != TYPE_RESPONSE:
+            raise EnvelopeError("response: malformed or wrong version/type")
+        qnonce, rnonce = payload[2 : 2 + NONCE_LEN], payload[2 + NONCE_LEN : hl]
+        query_id = self._pending.get(qnonce)
+        if query_id is None:
+            raise EnvelopeError("response: answers no pending query of this session")
+        key, nonce = _response_key(self._secret, self.session_id, qnonce, rnonce)
+        try:
+            body = ChaCha20Poly1305(key).decrypt(nonce, payload[hl:], payload[:hl] + query_id)
+        except InvalidTag:
+            raise EnvelopeError("response: authentication failed") from None
+        if body[:1] != bytes([HINT_BODY]):
+            response = decode_response_body(query_id, body)
+            del self._pending[qnonce]
+            return qnonce, response
+        hint = _decode_hint(body, query_id)
+        if regional_sign_public is None:
+            raise EnvelopeError("time hint: no pinned regional signing key to check it with")
+        msg = _hint_sig_input(
+            self.region, self.terminal_id, self.session_id, query_id, qnonce, hint
+        )
+        try:
+            regional_sign_public.verify(hint.signature, msg)
+        except InvalidSignature:
+            raise EnvelopeError("time hint: not signed by the pinned regional key") from None
+        del self._pending[qnonce]
+        return qnonce, hint
+
 
 @dataclass(frozen=True)
 class _Session:
@@ -205,6 +256,7 @@ class _Session:
     secret: bytes
     expires_at: float
     aead: ChaCha20Poly1305 = field(repr=False)
+    issued_at: float = 0.0  # the ticket's issued time (terminal clock), for time hints
 
 
 @dataclass(frozen=True)
@@ -222,6 +274,84 @@ class OpenedQuery:
 
 def _fail(reason: str, msg: str) -> EnvelopeError:
     return EnvelopeError(f"query refused ({reason}): {msg}", reason=reason)
+
+
+@dataclass(frozen=True)
+class TimeHint:
+    """The regional's signed time, sent instead of an answer when a query's time (or its
+    session ticket's) is outside the window. ``regional_time`` is when the regional saw
+    the query; ``query_time`` is the timestamp the query carried."""
+
+    query_id: bytes
+    regional_time: float
+    query_time: float
+    signature: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class StaleQuery:
+    """A query that authenticated (AEAD opened under a verified ticket) but whose time is
+    out of the window: the regional may answer it with a :class:`TimeHint`."""
+
+    terminal_id: str
+    session_id: bytes
+    query_id: bytes
+    nonce: bytes
+    timestamp: float
+    session: _Session = field(repr=False, compare=False)
+
+
+class OutOfWindow(EnvelopeError):
+    """Refusal ``window``: the query is authentic but its clock is off. ``stale`` says
+    which query, so the regional can seal a time hint for it (see docs/time.md)."""
+
+    def __init__(self, stale: StaleQuery) -> None:
+        super().__init__(
+            "query refused (window): query timestamp outside the accepted window",
+            reason="window",
+        )
+        self.stale = stale
+
+
+def _raise_if_skewed(  # noqa: PLR0917 - the parts of one envelope
+    sess: _Session,
+    topic_terminal: str,
+    payload: bytes,
+    hl: int,
+    nonce: bytes,
+    now: float,
+    window: float,
+) -> None:
+    """The ticket's times are off (expired, or issued in the future): if the query opens
+    and its own timestamp is off too, the terminal's clock is wrong: raise
+    :class:`OutOfWindow` so it can be told the time. Otherwise return (the caller then
+    refuses the ticket for what it is)."""
+    try:
+        pt = sess.aead.decrypt(nonce, payload[hl:], payload[:hl] + topic_terminal.encode())
+    except InvalidTag:
+        raise _fail("aead", "query authentication failed") from None
+    query_id, ts_ms = _Q_PT.unpack_from(pt)
+    if abs(now - ts_ms / 1000) > window:
+        raise OutOfWindow(
+            StaleQuery(sess.terminal_id, sess.session_id, query_id, nonce, ts_ms / 1000, sess)
+        )
+
+
+def _hint_sig_input(  # noqa: PLR0917 - fixed field order of the signed message
+    region: str, tid: str, sid: bytes, query_id: bytes, qnonce: bytes, hint: TimeHint
+) -> bytes:
+    r, t = region.encode("ascii"), tid.encode("ascii")
+    return b"".join(
+        (HINT_LABEL, bytes([len(r)]), r, bytes([len(t)]), t, sid, query_id, qnonce)
+    ) + _HINT_TIMES.pack(round(hint.regional_time * 1000), round(hint.query_time * 1000))
+
+
+def _decode_hint(body: bytes, query_id: bytes) -> TimeHint:
+    n = 1 + _HINT_TIMES.size + 64
+    if len(body) % RESPONSE_BLOCK or len(body) < n or any(body[n:]):
+        raise EnvelopeError("time hint: bad length or padding")
+    reg_ms, q_ms = _HINT_TIMES.unpack_from(body, 1)
+    return TimeHint(query_id, reg_ms / 1000, q_ms / 1000, body[1 + _HINT_TIMES.size : n])
 
 
 class RegionalSessions:
@@ -276,7 +406,9 @@ class RegionalSessions:
                 continue
         else:
             raise _fail("signature", "ticket not signed by a pinned terminal key")
-        return _Session(tid, sid, secret, expires / 1000, _query_aead(secret, sid))
+        return _Session(
+            tid, sid, secret, expires / 1000, _query_aead(secret, sid), issued_at=issued / 1000
+        )
 
     def open_query(self, topic_terminal: str, payload: bytes, now: float) -> OpenedQuery:
         """Authenticate and decrypt one query envelope received on ``topic_terminal``'s topic."""
@@ -300,9 +432,11 @@ class RegionalSessions:
             self._cache.move_to_end(ck)
             if sess.terminal_id != topic_terminal:
                 raise _fail("terminal_mismatch", "ticket belongs to another terminal")
+        nonce = payload[4 + tlen : hl]
+        if now > sess.expires_at or sess.issued_at > now + self.window:
+            _raise_if_skewed(sess, topic_terminal, payload, hl, nonce, now, self.window)
         if now > sess.expires_at:
             raise _fail("expired", "session ticket expired; terminal must start a new session")
-        nonce = payload[4 + tlen : hl]
         try:
             pt = sess.aead.decrypt(nonce, payload[hl:], payload[:hl] + topic_terminal.encode())
         except InvalidTag:
@@ -310,7 +444,9 @@ class RegionalSessions:
         query_id, ts_ms = _Q_PT.unpack_from(pt)
         ts = ts_ms / 1000
         if abs(now - ts) > self.window:
-            raise _fail("window", "query timestamp outside the accepted window")
+            raise OutOfWindow(
+                StaleQuery(sess.terminal_id, sess.session_id, query_id, nonce, ts, sess)
+            )
         if payload[1] == TYPE_RESEND:
             box = pt[_Q_PT.size :]
             dk = open_document_key(self._kem, self.region, sess.terminal_id, query_id, box)
@@ -333,6 +469,32 @@ class RegionalSessions:
         key, nonce = _response_key(query.session.secret, query.session_id, query.nonce, rnonce)
         body = encode_response_body(response)
         return header + ChaCha20Poly1305(key).encrypt(nonce, body, header + query.query_id)
+
+    def seal_time_hint(
+        self,
+        stale: StaleQuery,
+        now: float,
+        sign_key: Ed25519PrivateKey,
+        rng: Callable[[int], bytes] = os.urandom,
+    ) -> bytes:
+        """Seal a signed :class:`TimeHint` for ``stale`` like a response: the same header,
+        key schedule and padded size, so the broker cannot tell it from an answer."""
+        hint = TimeHint(stale.query_id, round(now * 1000) / 1000, stale.timestamp, b"")
+        sig = sign_key.sign(
+            _hint_sig_input(
+                self.region, stale.terminal_id, stale.session_id, stale.query_id, stale.nonce, hint
+            )
+        )
+        raw = (
+            bytes([HINT_BODY])
+            + _HINT_TIMES.pack(round(hint.regional_time * 1000), round(stale.timestamp * 1000))
+            + sig
+        )
+        body = raw + bytes(RESPONSE_BLOCK - len(raw))
+        rnonce = rng(RNONCE_LEN)
+        header = bytes([VERSION, TYPE_RESPONSE]) + stale.nonce + rnonce
+        key, nonce = _response_key(stale.session.secret, stale.session_id, stale.nonce, rnonce)
+        return header + ChaCha20Poly1305(key).encrypt(nonce, body, header + stale.query_id)
 
     def forget_terminal(self, terminal_id: str) -> None:
         """Drop every cached session of ``terminal_id`` (revocation or key rotation)."""

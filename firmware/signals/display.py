@@ -31,6 +31,10 @@ _RESULT_KEYS = {
 OFFLINE_ANSWERS = ("possible_match_offline", "not_listed")
 
 
+#: Screens that carry the clock notice (not the verdicts: they stay short).
+CLOCK_NOTICE_SCREENS = frozenset({"idle", "offline", "unknown"})
+
+
 def hours(h: float) -> str:
     """An age in hours as the screen shows it: ``0.4``, ``3.5``, ``27``."""
     return f"{h:.1f}" if h < 10 else f"{h:.0f}"
@@ -72,13 +76,17 @@ def render_screen(
     list_version: int | None = None,
     list_age_h: float | None = None,
     list_usable: bool | None = None,
+    clock_offset_s: float | None = None,
 ) -> Screen:
     """The screen for ``state`` in ``lang``; details add the scan number, reason, notices.
 
     Offline list: ``answer_age_h`` is the age of the list that gave an offline answer
     (``possible_match_offline``, ``not_listed``); ``list_*`` describe the installed list
     for the idle and no-link screens (``list_usable`` None: no offline list configured
-    at all, nothing shown); ``cleared`` marks a CLEAR that cleared an offline hit."""
+    at all, nothing shown); ``cleared`` marks a CLEAR that cleared an offline hit.
+    ``clock_offset_s`` (the region's time minus the kiosk's, from a signed time hint; None
+    when the clock is right) adds the clock notice to the idle, no-link and UNKNOWN
+    screens."""
     lines: list[str] = []
     key = state if state in PATTERNS else "fault"
     title = text(f"title.{key}", lang)
@@ -110,6 +118,8 @@ def render_screen(
         lines.append(text("line.late" if late else "line.scan", lang, seq=seq))
     if key in {"idle", "offline"} and list_usable is not None:
         lines.append(_list_line(lang, list_version, list_age_h, list_usable))
+    if clock_offset_s is not None and key in CLOCK_NOTICE_SCREENS:
+        lines.append(clock_line(lang, clock_offset_s))
     if key == "possible_match_offline":
         lines.append(text("line.ack", lang))
     if key == "possible_match":
@@ -133,6 +143,12 @@ def render_screen(
     if pend:
         lines.append(text("line.pending", lang, scans=", ".join(f"#{p}" for p in pend)))
     return Screen(state=state, title=title, lines=tuple(lines), language=lang)
+
+
+def clock_line(lang: str, offset_s: float) -> str:
+    """The clock notice: how far the kiosk's clock is off, and that the region's is used."""
+    key = "line.clock_behind" if offset_s > 0 else "line.clock_ahead"
+    return text(key, lang, hours=hours(abs(offset_s) / 3600.0))
 
 
 def _list_line(lang: str, version: int | None, age_h: float | None, usable: bool) -> str:

@@ -26,11 +26,22 @@ Design notes:
   re-made after every reconnect (one SUBSCRIBE for all of them), play no part in
   ``connected``/``ready``, and a refusal in their SUBACK is logged and reported to the
   subscriber's ``on_result(topic_filter, granted, reason)`` (network thread; never block).
+- Certificate times against authenticated time (``cert_time``, the kiosk's query client):
+  a Pi without a clock boots behind, so TLS would refuse the broker certificate as "not
+  yet valid" before any protocol message could tell the kiosk the time. With
+  ``cert_time`` given, the TLS handshake checks the chain, the key usage and the host name
+  but not the certificate times (OpenSSL's ``X509_V_FLAG_NO_CHECK_TIME``). The times of
+  the broker's certificate are checked instead against ``cert_time()``, the regional's
+  authenticated time, once that is known (on every connect, and at once through
+  :meth:`MqttLink.check_peer_time`): a certificate outside its validity then closes the
+  link (paho reconnects, and the check repeats). See docs/time.md for the trade-off.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import socket
 import ssl
 import threading
 from collections.abc import Callable, Sequence
@@ -47,6 +58,8 @@ log = logging.getLogger(__name__)
 OnMessage = Callable[[str, bytes], None]
 OnSubResult = Callable[[str, bool, str], None]  # (topic filter, granted, reason code name)
 Will = tuple[Any, ...]  # (topic, payload, retain) or (topic, payload, qos, retain)
+#: OpenSSL's X509_V_FLAG_NO_CHECK_TIME (x509_vfy.h); Python's ssl module has no name for it.
+NO_CHECK_TIME = 0x200000
 
 
 @dataclass(frozen=True)
@@ -103,7 +116,10 @@ class MqttLink:
         on_link: Callable[[bool], None] | None = None,
         reconnect_min: int = 1,
         reconnect_max: int = 5,
+        cert_time: Callable[[], float | None] | None = None,
     ):
+        """``cert_time``: check the broker certificate's times against this authenticated
+        time (None while unknown) instead of the local clock (see the module doc)."""
         self.broker = broker
         self.client_id = client_id
         self.subscriptions = tuple(subscriptions)
@@ -123,8 +139,15 @@ class MqttLink:
         self._dyn_mids: dict[int, tuple[str, ...]] = {}
         self._retired: set[str] = set()  # removed, not yet confirmed by an UNSUBACK
         self._unsub_mids: dict[int, tuple[str, ...]] = {}
+        self._cert_time = cert_time
+        #: The broker certificate's (notBefore, notAfter) as Unix times, from the last connect.
+        self.peer_validity: tuple[float, float] | None = None
+        self.cert_time_refusals = 0
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-        c.tls_set_context(broker.ssl_context())
+        ctx = broker.ssl_context()
+        if cert_time is not None:
+            ctx.verify_flags |= NO_CHECK_TIME
+        c.tls_set_context(ctx)
         c.max_inflight_messages_set(0)  # 0 = unlimited in paho 2.x
         c.max_queued_messages_set(0)
         c.reconnect_delay_set(reconnect_min, reconnect_max)
@@ -168,7 +191,12 @@ class MqttLink:
             self._client.disconnect()
         except Exception:
             log.debug("disconnect failed", exc_info=True)
-        self._client.loop_stop()
+        try:
+            self._client.loop_stop()
+        except AttributeError:
+            # paho 2.x: its network thread may end by itself after the DISCONNECT and clear
+            # its handle between loop_stop's check and its join; it is stopped either way.
+            log.debug("paho's network thread had already ended")
         self.connected.clear()
         self.ready.clear()
 
@@ -281,6 +309,10 @@ class MqttLink:
         if getattr(rc, "is_failure", False):
             log.warning("mqtt %s: broker refused the connection: %s", self.client_id, rc)
             return
+        if self._cert_time is not None:
+            self.peer_validity = self._read_peer_validity(client)
+            if not self.check_peer_time(client):
+                return
         self.connects += 1
         log.info(
             "mqtt %s: connected to %s:%d (connection %d)",
@@ -302,6 +334,43 @@ class MqttLink:
                 self._subscribe_dynamic(client, tuple(self._dynamic))
             if self._retired:
                 self._unsubscribe_retired(client, tuple(self._retired))
+
+    # -- certificate times against authenticated time (see the module doc) -----------------
+    @staticmethod
+    def _read_peer_validity(client: Any) -> tuple[float, float] | None:
+        """The verified broker certificate's times (ssl's own parse: the kiosk process
+        does not load cryptography's X.509 code)."""
+        sock = client.socket()
+        cert = sock.getpeercert() if isinstance(sock, ssl.SSLSocket) else None
+        if not cert or "notBefore" not in cert or "notAfter" not in cert:
+            return None
+        nb, na = str(cert["notBefore"]), str(cert["notAfter"])
+        return float(ssl.cert_time_to_seconds(nb)), float(ssl.cert_time_to_seconds(na))
+
+    def check_peer_time(self, client: Any = None) -> bool:
+        """True unless authenticated time is known and the broker certificate is outside
+        its validity then; in that case the connection is closed (paho reconnects and the
+        check repeats). Safe from any thread."""
+        now = self._cert_time() if self._cert_time is not None else None
+        if now is None or self.peer_validity is None:
+            return True
+        nb, na = self.peer_validity
+        if nb <= now <= na:
+            return True
+        self.cert_time_refusals += 1
+        log.error(
+            "mqtt %s: the broker certificate is valid %s .. %s, not at the regional's time "
+            "%s: link closed (renew the broker certificate)",
+            self.client_id,
+            *(dt.datetime.fromtimestamp(t, dt.UTC).isoformat() for t in (nb, na, now)),
+        )
+        sock = (client or self._client).socket()
+        if isinstance(sock, socket.socket):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                log.debug("socket shutdown failed", exc_info=True)
+        return False
 
     def _subscribed_cb(
         self, _c: Any, _u: Any, mid: int, reason_codes: Any, _props: Any = None

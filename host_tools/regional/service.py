@@ -7,7 +7,11 @@ new session ticket) -> shared replay store -> ``SltdLookup.lookup`` -> ``Respons
 queues a signed alert; a timer publishes one sealed, fixed-size alert batch (empty or not)
 every ``alert_interval`` seconds to the alert desk (firmware/protocol/alerts.py), so the
 broker cannot tell when hits happen. Refused queries (tampered, replayed, foreign keys, revoked
-terminal, stale) get no answer at all; they are counted by reason and audited.
+terminal, stale) get no answer at all; they are counted by reason and audited. The one
+exception is an authentic query whose time is outside the window (refusal ``window``): it
+is answered, once per nonce and at most :data:`HINTS_PER_MINUTE` times a minute per
+terminal, with a signed time hint, so a kiosk with a wrong clock gets its real answer one
+round trip later (docs/time.md). The skew seen is in the health (``clock``).
 
 Ready means one thing, everywhere (tests, demo, benchmarks, HIL, systemd): the broker has
 granted the query subscription (SUBACK), so no query can be dropped for want of a
@@ -28,7 +32,7 @@ import logging
 import os
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +40,7 @@ from firmware.errors import EnvelopeError
 from firmware.protocol import keys, topics
 from firmware.protocol.dockey import keyed_hash64
 from firmware.protocol.messages import Response
-from firmware.protocol.session import RegionalSessions
+from firmware.protocol.session import OutOfWindow, RegionalSessions
 from firmware.systemd import SystemdNotifier
 from firmware.transport.mqtt import MqttLink
 from host_tools.regional.alert_batcher import AlertBatcher, hit_alert
@@ -48,6 +52,11 @@ from host_tools.regional.terminals import TerminalRegistry
 from host_tools.sltd.lookup import SltdLookup, read_index_key
 
 log = logging.getLogger(__name__)
+
+#: Time hints per terminal per minute, at most (each costs an Ed25519 signature).
+HINTS_PER_MINUTE = 60
+#: Terminals whose last clock skew the health reports (most recent first).
+SKEW_TERMINALS = 256
 
 
 def record_details(rec: Any) -> dict[str, str]:
@@ -96,6 +105,9 @@ class RegionalService:
             counts=self.counts,
         )
         self._qprefix_len = len(topics.query_topic(cfg.region, "x")) - 1
+        # terminal -> (skew s, when) of its last out-of-window query; terminal -> hint times
+        self.skews: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._hint_times: dict[str, deque[float]] = {}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._closed = False
@@ -118,6 +130,10 @@ class RegionalService:
         assert self.sessions is not None
         try:
             q = self.sessions.open_query(terminal, payload, now)
+        except OutOfWindow as exc:
+            self._refuse(now, terminal, exc.stale.query_id, "window")
+            self._time_hint(exc, now)
+            return
         except EnvelopeError as exc:
             self._refuse(now, terminal, None, getattr(exc, "reason", None) or "invalid")
             return
@@ -158,6 +174,51 @@ class RegionalService:
         self.counts["refused"] += 1
         self.audit.record(now, terminal[:64], query_id, None, f"REFUSED:{reason}", None)
         log.info("refused a query from %r: %s", terminal[:64], reason)
+
+    # -- time hints (docs/time.md) --------------------------------------------------------
+    def _time_hint(self, exc: OutOfWindow, now: float) -> None:
+        """Answer an authentic out-of-window query with a signed time hint: once per nonce
+        (the replay store), at most HINTS_PER_MINUTE per terminal."""
+        st = exc.stale
+        skew = st.timestamp - now
+        self.skews[st.terminal_id] = (round(skew, 3), round(now, 3))
+        self.skews.move_to_end(st.terminal_id, last=False)
+        while len(self.skews) > SKEW_TERMINALS:
+            self.skews.popitem()
+        recent = self._hint_times.setdefault(st.terminal_id, deque())
+        while recent and recent[0] < now - 60.0:
+            recent.popleft()
+        if len(recent) >= HINTS_PER_MINUTE:
+            self.counts["time_hints_limited"] += 1
+            return
+        if not self.replay.first_use(st.nonce, now):
+            self.counts["time_hints_replayed"] += 1
+            return
+        recent.append(now)
+        assert self.sessions is not None
+        payload = self.sessions.seal_time_hint(st, now, self._sign_key)
+        self.link.publish(topics.response_topic(self.cfg.region, st.terminal_id), payload)
+        self.counts["time_hints"] += 1
+        log.warning(
+            "terminal %s: clock %+.1f s off the regional's; sent a time hint",
+            st.terminal_id,
+            skew,
+        )
+
+    def clock_health(self) -> dict[str, Any]:
+        """The kiosks' clock skew as seen in out-of-window queries (query time minus the
+        regional's): the largest, the last, and per terminal (most recent first)."""
+        if not self.skews:
+            return {"hints": self.counts["time_hints"], "max_abs_skew_s": 0.0, "last": None}
+        last_tid, (last_skew, last_at) = next(iter(self.skews.items()))
+        worst = max(self.skews.items(), key=lambda kv: abs(kv[1][0]))
+        return {
+            "hints": self.counts["time_hints"],
+            "max_abs_skew_s": abs(worst[1][0]),
+            "max_terminal": worst[0],
+            "last": {"terminal": last_tid, "skew_s": last_skew, "at": last_at},
+            "terminals": {t: {"skew_s": k, "at": a} for t, (k, a) in self.skews.items()},
+        }
 
     # -- hit alerts (host_tools/regional/alert_batcher.py) --------------------------------
     @property
@@ -218,6 +279,7 @@ class RegionalService:
             "alerts_queued": len(self._alerts),
             "alert_desk": self._desk is not None,
             "offline_list": self.list_publishing.health(),
+            "clock": self.clock_health(),
         }
 
     def write_health(self) -> None:
