@@ -36,7 +36,10 @@ the state machine asks :meth:`OfflineVerdicts.lookup`. An answer from the list i
 events file as an ``offline`` event (``"offline": true``, list version and age); the
 query stays in the outbox and is re-sent like any pending one. Its online verdict is then
 the ordinary ``verdict`` (audit line and event), whose event also names the offline answer
-it follows (``offline_answer``) and whether it cleared an offline hit (``cleared``).
+it follows (``offline_answer``) and whether it cleared an offline hit (``cleared``). The
+offline answer is kept on the query's outbox row too, so :meth:`AgentCore.restore` gives
+it back to the machine after a restart (the ``start`` event lists those scans as
+``answered_offline``).
 """
 
 from __future__ import annotations
@@ -173,10 +176,14 @@ class AgentCore:
         """After a (re)start: settle half-done work and list pending scans for the officer."""
         restored = self.ledger.restore()
         self.machine.restored(restored)
+        pending = {qid for qid, _ in restored}
+        answered = {q: r for q, r in self.offline.restored().items() if q in pending}
+        self.machine.answered_offline.update(answered)
         self._refresh_list(force=True)
         seqs = [s for _, s in restored]
         self.ledger.started(len(seqs))
-        self.events.write("start", pending=seqs)
+        offline_seqs = [s for q, s in restored if q in answered]
+        self.events.write("start", pending=seqs, answered_offline=offline_seqs)
         if seqs:
             log.warning("verdicts still pending for scans %s: re-sending", seqs)
         self._render(force=True)

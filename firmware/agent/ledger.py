@@ -9,6 +9,8 @@ loses nothing.
 - ``unknown`` (the officer was told to check manually) is audited once per query.
 - After a (re)start, a row whose verdict is already in the audit log is the trace of a
   crash between the two steps: :meth:`QueryLedger.restore` finishes the delete.
+- An offline answer: recorded on the query's outbox row (durable), then audited
+  ``offline``; :meth:`QueryLedger.offline_answers` gives them back after a restart.
 
 The ledger holds document keys only as the outbox does; audit lines carry the keyed hash.
 """
@@ -20,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from firmware.agent.audit import AuditHead, AuditLog
-from firmware.agent.outbox import Outbox, OutboxEntry
+from firmware.agent.outbox import OfflineMark, Outbox, OutboxEntry
 
 
 class QueryLedger:
@@ -100,8 +102,12 @@ class QueryLedger:
         self.audit.append("unknown", query_id=query_id, outcome=reason)
         return True
 
-    def offline(self, query_id: bytes, outcome: str, list_version: int) -> None:
-        """Audit an answer from the offline list (the query stays in the outbox)."""
+    def offline(
+        self, query_id: bytes, outcome: str, list_version: int, list_age_s: float = 0.0
+    ) -> None:
+        """Record an answer from the offline list on the query's outbox row (so a restart
+        remembers it), then audit it; the query stays in the outbox."""
+        self.outbox.mark_offline(query_id, outcome == "LISTED", list_version, list_age_s)
         dk = self.key_for(query_id)
         self.audit.append(
             "offline",
@@ -115,6 +121,10 @@ class QueryLedger:
     def pending(self) -> list[OutboxEntry]:
         """Queries still waiting for a final verdict, oldest first."""
         return self.outbox.pending()
+
+    def offline_answers(self) -> dict[bytes, OfflineMark]:
+        """The offline answers of pending queries, by query id (after a restart)."""
+        return self.outbox.offline_marks()
 
     def key_of(self, entry: OutboxEntry) -> Any:
         """The document key of a pending query (to seal it again)."""
