@@ -171,6 +171,11 @@ class AgentCore:
         idle screen and the status. Safe from any thread."""
         self.post("list")
 
+    def on_list_refused(self, reason: str, message: str) -> None:
+        """The list download refused a manifest or a chunk (the old list stays in use):
+        reported as a ``list_refused`` event and in the status. Safe from any thread."""
+        self.post("list_refused", (reason, message))
+
     # -- lifecycle --------------------------------------------------------------------------
     def restore(self) -> list[int]:
         """After a (re)start: settle half-done work and list pending scans for the officer."""
@@ -212,6 +217,11 @@ class AgentCore:
         elif ev.kind == "list":
             self._refresh_list(force=True)
             self.events.write("list", **self.offline.status())
+            self.heartbeat.beat(self.machine.link_up)
+        elif ev.kind == "list_refused":
+            reason, message = ev.value
+            status = self.offline.status()
+            self.events.write("list_refused", reason=reason, message=message, offline_list=status)
             self.heartbeat.beat(self.machine.link_up)
         self._render()
 

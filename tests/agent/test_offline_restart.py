@@ -146,3 +146,19 @@ def test_after_a_restart_an_online_hit_for_an_offline_miss_is_a_latched_late_hit
         assert ev["offline_answer"] == "NOT_LISTED" and ev["cleared"] is False and ev["late"]
     finally:
         k.close()
+
+
+def test_a_refused_list_is_an_event_with_its_reason_and_the_old_list_stays(tmp_path):
+    k = Kiosk(tmp_path, region=Region())
+    try:
+        k.core.on_list_refused("rollback", "version 2 is not newer than 3")
+        k.core.run_once(0)
+        [ev] = k.events("list_refused")
+        assert (ev["reason"], ev["message"]) == ("rollback", "version 2 is not newer than 3")
+        assert ev["offline_list"]["list_version"] == 3
+        k.link(False)
+        k.scan(LISTED)
+        [off] = k.events("offline")
+        assert (off["outcome"], off["list_version"]) == ("LISTED", 3)
+    finally:
+        k.close()
