@@ -1,9 +1,10 @@
 """The offline list through the real agent process, on one shared region: a real Mosquitto
 with mutual TLS, the real regional publishing its list, and the agent as under systemd.
 
-- A scan answered offline (a hit) whose agent is killed with SIGKILL is still "cleared
-  online" after the restart, when its online answer is NO_MATCH (the record left the store
-  after the kiosk's list was built): on screen, in the audit log and in the events.
+- Scans answered offline, then the agent killed with SIGKILL and restarted: an offline hit
+  whose record left the store after the kiosk's list was built is "cleared online" (on
+  screen, in the audit log and in the events); an offline miss whose record joined the
+  store is a latched late POSSIBLE MATCH and a hit alert at the alert desk.
 - A rollback, another region's list, a wrong signature and a tampered chunk, published on
   the region's list topics with the regional's own broker identity, are each refused with
   the reason in a ``list_refused`` event and the status, and the old list still answers.
@@ -21,6 +22,7 @@ kiosk (terminal), stopped at its end, so the lists one installs do not disturb a
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import signal
 import time
@@ -41,6 +43,7 @@ from host_tools.localregion import AgentProcess
 from host_tools.localregion.processes import wait_for_evidence
 from host_tools.offline.builder import Built, build_full
 from host_tools.offline.config import OfflineBuildConfig
+from host_tools.sltd.records import SltdRecord, Status
 from host_tools.sltd.store import open_store
 from tests.offline.regionlist import RegionalLink, region_keys
 from tests.support.localregion import TestRegion
@@ -115,9 +118,10 @@ def region(tmp_path_factory) -> Iterator[TestRegion]:
         tmp_path_factory.mktemp("offline-agent"), terminals=(RESTART, REFUSALS, DOWNLOAD),
         records=3000, seed=33, sample_size=10,
     ) as r:  # fmt: skip
-        r.provision().generate_list()
+        r.provision(desk=True).generate_list()
         r.start_broker()
         r.start_regional(env=REGIONAL_ENV)
+        r.start_desk()
         yield r
 
 
@@ -206,40 +210,60 @@ def _back_online(region: TestRegion, agent: AgentProcess, seq: int) -> dict:
     return verdict
 
 
-def test_an_offline_hit_is_cleared_online_after_a_sigkill_and_restart(region, lists):
+def test_offline_answers_are_judged_online_after_a_sigkill_and_restart(region, lists):
+    """An offline hit whose record left the store is cleared online; an offline miss whose
+    record joined the store is a latched late hit and an alert at the desk."""
     agent, _ = _kiosk(region, RESTART)
-    gone = region.listed[0]
-    dk = DocumentKey.from_mrz(parse(gone))
+    gone, added = region.listed[0], region.unlisted[0]
+    gk, ak = (DocumentKey.from_mrz(parse(x)) for x in (gone, added))
     _broker_down(region, agent)
     before = region.regional.health()["list_version"]
-    with open_store(region.sltd_db) as s:  # the record leaves the store: online NO_MATCH
-        assert s.remove([(dk.issuing_state, dk.category, dk.number)]) == 1
+    with open_store(region.sltd_db) as s:  # after the kiosk's list was built
+        assert s.remove([(gk.issuing_state, gk.category, gk.number)]) == 1
+        record = SltdRecord(
+            ak.issuing_state, ak.category, ak.number, Status.STOLEN, ak.issuing_state,
+            dt.date(2026, 11, 30), "E2E-RESTART-1",
+        )  # fmt: skip
+        assert s.upsert([record]) == 1
     region.regional.wait_health(
-        lambda h: h["list_version"] != before, "the regional's index without the record"
+        lambda h: h["list_version"] != before, "the regional's index with both changes"
     )
-    shown, off = _offline_scan(agent, gone)  # the kiosk's list still has it
-    assert shown["after"] == "possible_match_offline" and off["outcome"] == "LISTED"
-    seq, qid = shown["seq"], shown["qid"]
+    hit, off = _offline_scan(agent, gone)  # the kiosk's list still has it
+    assert hit["after"] == "possible_match_offline" and off["outcome"] == "LISTED"
+    _ack(agent)
+    miss, off = _offline_scan(agent, added)  # and does not have this one yet
+    assert miss["after"] == "not_listed" and off["outcome"] == "NOT_LISTED"
 
-    agent.kill()  # SIGKILL with the hit on screen, not acknowledged
+    agent.kill()  # SIGKILL with the offline miss on screen
     mark = agent.events.mark()
     agent = region.start_agent(RESTART, signals="mock", display="console", link=False)
     start = agent.wait_event(lambda e: e["event"] == "start", "the restart", mark)
-    assert start["pending"] == [seq] and start["answered_offline"] == [seq]
+    assert start["pending"] == start["answered_offline"] == [hit["seq"], miss["seq"]]
     log_at = agent.log.stat().st_size
 
     region.start_broker()
-    verdict = agent.wait_event(
-        lambda e: e["event"] == "verdict" and e.get("seq") == seq, f"scan {seq} online", mark
-    )
-    assert verdict["outcome"] == "NO_MATCH" and verdict["qid"] == qid
-    assert verdict["offline_answer"] == "LISTED" and verdict["cleared"] is True
+    v = {
+        x["seq"]: agent.wait_event(
+            lambda e, s=x["seq"]: e["event"] == "verdict" and e.get("seq") == s,
+            f"scan {x['seq']} online",
+            mark,
+        )
+        for x in (hit, miss)
+    }
+    assert (v[hit["seq"]]["outcome"], v[hit["seq"]]["qid"]) == ("NO_MATCH", hit["qid"])
+    assert v[hit["seq"]]["offline_answer"] == "LISTED" and v[hit["seq"]]["cleared"] is True
+    assert (v[miss["seq"]]["outcome"], v[miss["seq"]]["qid"]) == ("POSSIBLE_MATCH", miss["qid"])
+    assert v[miss["seq"]]["offline_answer"] == "NOT_LISTED" and not v[miss["seq"]]["cleared"]
     cleared = agent.wait_event(
         lambda e: e["event"] == "state" and e["cause"] == "cleared online", "cleared online", mark
     )
-    assert cleared["seq"] == seq and cleared["late"] is True
-    assert not any(  # never shown as a plain CLEAR
-        e["event"] == "state" and e["after"] == "clear" and e.get("seq") == seq
+    assert cleared["seq"] == hit["seq"] and cleared["late"] is True
+    latched = agent.wait_event(
+        lambda e: e["event"] == "state" and e["after"] == "possible_match", "the late hit", mark
+    )
+    assert latched["seq"] == miss["seq"] and latched["late"] is True
+    assert not any(  # the offline hit is never shown as a plain CLEAR
+        e["event"] == "state" and e["after"] == "clear" and e.get("seq") == hit["seq"]
         for e in agent.events.events[mark:]
     )
 
@@ -249,13 +273,23 @@ def test_an_offline_hit_is_cleared_online_after_a_sigkill_and_restart(region, li
             return "cleared online" in fh.read().decode(errors="replace")
 
     wait_for_evidence(screen_says_cleared, "the screen's cleared-online notice", proc=agent.proc)
+    assert region.desk is not None
+    alerts = wait_for_evidence(
+        lambda: [a for a in region.desk.alerts() if a.get("query_id") == miss["qid"]],
+        "the late hit at the alert desk",
+        timeout=30.0,
+    )
+    assert alerts[0]["terminal"] == RESTART and alerts[0]["reference"] == "E2E-RESTART-1"
+    assert not [a for a in region.desk.alerts() if a.get("query_id") == hit["qid"]]
 
     state = region.state_dir(RESTART)
     rep = verify_file(state / "audit.log", load_audit_key(region.bundle(RESTART) / "audit.key"))
     assert rep.ok
     lines = [json.loads(x) for x in (state / "audit.log").read_text().splitlines()]
-    mine = [(x["kind"], x["outcome"]) for x in lines if x["qid"] == qid]
-    assert mine == [("accepted", None), ("offline", "LISTED"), ("verdict", "NO_MATCH")]
+    for x, offline, online in ((hit, "LISTED", "NO_MATCH"), (miss, "NOT_LISTED", "POSSIBLE_MATCH")):
+        mine = [(y["kind"], y["outcome"]) for y in lines if y["qid"] == x["qid"]]
+        assert mine == [("accepted", None), ("offline", offline), ("verdict", online)]
+    _ack(agent)
     agent.stop()
 
 
