@@ -14,7 +14,8 @@ Without the key file (or the signing key) there are no offline answers, UNKNOWN 
 and one warning at start. New lists arrive through
 :class:`~firmware.offline.sync.ListSync` over the query client's MQTT link
 (:meth:`Agent._open_list_sync`); each one installed is mapped at once and its version and
-age shown on the idle screen.
+age shown on the idle screen; each one refused (signature, region, rollback, chunk, ...)
+is a ``list_refused`` event with its reason, and the old list stays in use.
 
 Shutdown (SIGTERM, SIGINT or :meth:`Agent.request_stop`): the loop ends, the scanner is
 closed, the list download is stopped, the goodbye status is published, signals are
@@ -337,7 +338,12 @@ class Agent:
             return None
         from firmware.offline.sync import ListSync  # noqa: PLC0415
 
-        sync = ListSync(link, self.offline.store, on_installed=self._list_installed)
+        sync = ListSync(
+            link,
+            self.offline.store,
+            on_installed=self._list_installed,
+            on_refused=self.core.on_list_refused,
+        )
         self.core.offline.sync_status = sync.status
         return sync
 

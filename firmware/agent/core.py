@@ -36,7 +36,10 @@ the state machine asks :meth:`OfflineVerdicts.lookup`. An answer from the list i
 events file as an ``offline`` event (``"offline": true``, list version and age); the
 query stays in the outbox and is re-sent like any pending one. Its online verdict is then
 the ordinary ``verdict`` (audit line and event), whose event also names the offline answer
-it follows (``offline_answer``) and whether it cleared an offline hit (``cleared``).
+it follows (``offline_answer``) and whether it cleared an offline hit (``cleared``). The
+offline answer is kept on the query's outbox row too, so :meth:`AgentCore.restore` gives
+it back to the machine after a restart (the ``start`` event lists those scans as
+``answered_offline``).
 """
 
 from __future__ import annotations
@@ -174,15 +177,24 @@ class AgentCore:
         idle screen and the status. Safe from any thread."""
         self.post("list")
 
+    def on_list_refused(self, reason: str, message: str) -> None:
+        """The list download refused a manifest or a chunk (the old list stays in use):
+        reported as a ``list_refused`` event and in the status. Safe from any thread."""
+        self.post("list_refused", (reason, message))
+
     # -- lifecycle --------------------------------------------------------------------------
     def restore(self) -> list[int]:
         """After a (re)start: settle half-done work and list pending scans for the officer."""
         restored = self.ledger.restore()
         self.machine.restored(restored)
+        pending = {qid for qid, _ in restored}
+        answered = {q: r for q, r in self.offline.restored().items() if q in pending}
+        self.machine.answered_offline.update(answered)
         self._refresh_list(force=True)
         seqs = [s for _, s in restored]
         self.ledger.started(len(seqs))
-        self.events.write("start", pending=seqs)
+        offline_seqs = [s for q, s in restored if q in answered]
+        self.events.write("start", pending=seqs, answered_offline=offline_seqs)
         if seqs:
             log.warning("verdicts still pending for scans %s: re-sending", seqs)
         self._render(force=True)
@@ -213,6 +225,11 @@ class AgentCore:
         elif ev.kind == "list":
             self._refresh_list(force=True)
             self.events.write("list", **self.offline.status())
+            self.heartbeat.beat(self.machine.link_up)
+        elif ev.kind == "list_refused":
+            reason, message = ev.value
+            status = self.offline.status()
+            self.events.write("list_refused", reason=reason, message=message, offline_list=status)
             self.heartbeat.beat(self.machine.link_up)
         self._render()
 

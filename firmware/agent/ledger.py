@@ -10,6 +10,8 @@ loses nothing.
 - After a (re)start, a row whose verdict is already in the audit log is the trace of a
   crash between the two steps: :meth:`QueryLedger.restore` finishes the delete (the log is
   searched only from the row's ``audit_seq`` on, so a start does not read the whole log).
+- An offline answer: recorded on the query's outbox row (durable), then audited
+  ``offline``; :meth:`QueryLedger.offline_answers` gives them back after a restart.
 
 Nothing identifying is written (issue 13, part 4): the outbox row holds the document key
 sealed to the regional (``sealer.seal``), and audit lines hold the query id only: no
@@ -27,7 +29,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from firmware.agent.audit import AuditHead, AuditLog
-from firmware.agent.outbox import Outbox, OutboxEntry
+from firmware.agent.outbox import OfflineMark, Outbox, OutboxEntry
 
 
 class KeySealer(Protocol):
@@ -121,8 +123,12 @@ class QueryLedger:
         self.audit.append("unknown", query_id=query_id, outcome=reason)
         return True
 
-    def offline(self, query_id: bytes, outcome: str, list_version: int) -> None:
-        """Audit an answer from the offline list (the query stays in the outbox)."""
+    def offline(
+        self, query_id: bytes, outcome: str, list_version: int, list_age_s: float = 0.0
+    ) -> None:
+        """Record an answer from the offline list on the query's outbox row (so a restart
+        remembers it), then audit it; the query stays in the outbox."""
+        self.outbox.mark_offline(query_id, outcome == "LISTED", list_version, list_age_s)
         self.audit.append(
             "offline", query_id=query_id, outcome=outcome, list_version=str(list_version)
         )
@@ -131,6 +137,10 @@ class QueryLedger:
     def pending(self) -> list[OutboxEntry]:
         """Queries still waiting for a final verdict, oldest first."""
         return self.outbox.pending()
+
+    def offline_answers(self) -> dict[bytes, OfflineMark]:
+        """The offline answers of pending queries, by query id (after a restart)."""
+        return self.outbox.offline_marks()
 
     def key_of(self, entry: OutboxEntry) -> Any:
         """What to seal a pending query with: its plain key while this process holds it,

@@ -8,11 +8,14 @@
   NOT_LISTED become an :class:`~firmware.agent.states.OfflineResult`; UNKNOWN is None (the
   screen stays UNKNOWN) and :attr:`last_reason` says why (``none``, ``stale``, a refusal's
   reason, or ``no_key`` when the agent has no offline-list key at all).
-- :meth:`report_answer` / :meth:`report_unknown`: an offline answer is audited
-  ``offline`` (outcome, the list's version) and written as an ``offline`` event
+- :meth:`report_answer` / :meth:`report_unknown`: an offline answer is recorded on the
+  query's outbox row, audited ``offline`` (outcome, the list's version) and written as an
+  ``offline`` event
   (``"offline": true``, list version and age, the cause); a fall-back to UNKNOWN is an
   ``offline`` event with outcome ``UNKNOWN`` and the reason. :func:`verdict_fields` adds
-  the offline answer to the later online ``verdict`` event.
+  the offline answer to the later online ``verdict`` event. :meth:`restored` gives the
+  answers recorded on outbox rows back after a restart (even a kill -9), so the online
+  verdict of a scan answered offline before it is still judged against its offline answer.
 - :meth:`status` is the ``offline_list`` part of the retained status; :meth:`shown` is the
   list as the idle screen shows it (age rounded, so the view changes only every few
   minutes). With a list download running, :attr:`sync_status` adds its ``status()``
@@ -102,7 +105,7 @@ class OfflineVerdicts:
         """Audit and report an offline answer shown for ``t``'s query."""
         assert t.query_id is not None
         outcome = LISTED if res.listed else NOT_LISTED
-        self._ledger.offline(t.query_id, outcome, res.list_version)
+        self._ledger.offline(t.query_id, outcome, res.list_version, res.list_age_s)
         self._events.write(
             "offline",
             seq=t.seq,
@@ -113,6 +116,13 @@ class OfflineVerdicts:
             list_age_s=round(res.list_age_s, 3),
             cause=t.cause,
         )
+
+    def restored(self) -> dict[bytes, OfflineResult]:
+        """The offline answers of pending queries as recorded before a restart."""
+        return {
+            qid: OfflineResult(m.listed, m.list_version, m.list_age_s)
+            for qid, m in self._ledger.offline_answers().items()
+        }
 
     def report_unknown(self, t: Transition) -> None:
         """Report that the offline list could not answer for ``t``'s query (UNKNOWN)."""

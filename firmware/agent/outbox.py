@@ -23,6 +23,12 @@ old table dropped, the file vacuumed and the WAL truncated; without one, opening
 
 Scan numbers (``seq``) are per terminal and strictly increasing across restarts; the
 officer sees them ("scan #17") so a late verdict can be matched to a document.
+
+A pending query answered from the offline list meanwhile also holds that answer
+(:meth:`Outbox.mark_offline`: listed or not, the list's version and age), so that after
+a restart, even a kill -9, the online verdict is still judged against it ("cleared
+online" after an offline hit). The three columns are nullable and were added after the
+first outboxes: an older file gets them at open (``ALTER TABLE ... ADD COLUMN``).
 """
 
 from __future__ import annotations
@@ -52,6 +58,22 @@ CREATE TABLE IF NOT EXISTS meta (
     value INTEGER NOT NULL
 );
 """
+#: Columns added to ``pending`` after its first release (all nullable: NULL = no
+#: offline answer). Additive only: an outbox without them gets them at open.
+_OFFLINE_COLUMNS = (
+    ("offline_listed", "INTEGER"),  # 1 listed, 0 not listed
+    ("offline_list_version", "INTEGER"),
+    ("offline_list_age_s", "REAL"),
+)
+
+
+@dataclass(frozen=True)
+class OfflineMark:
+    """The offline list's answer recorded for a pending query."""
+
+    listed: bool
+    list_version: int
+    list_age_s: float
 
 
 _SELECT = "SELECT query_id, seq, scanned_at, sealed, attempts, audit_seq FROM pending"
@@ -92,6 +114,7 @@ class Outbox:
                 self._migrate(migrate)
             self._db.execute(_PENDING)
             self._db.execute(_META)
+            self._add_offline_columns()
         except sqlite3.Error as exc:
             raise SetupError(f"outbox {self.path}: {exc}") from exc
         self._lock = threading.Lock()
@@ -150,6 +173,34 @@ class Outbox:
             self._db.execute(
                 "UPDATE pending SET attempts = attempts + 1 WHERE query_id=?", (query_id,)
             )
+
+    def mark_offline(
+        self, query_id: bytes, listed: bool, list_version: int, list_age_s: float
+    ) -> bool:
+        """Record (durably) the offline list's answer for a pending query; False if the
+        query is not pending."""
+        with self._lock:
+            try:
+                cur = self._db.execute(
+                    "UPDATE pending SET offline_listed=?, offline_list_version=?, "
+                    "offline_list_age_s=? WHERE query_id=?",
+                    (int(listed), int(list_version), float(list_age_s), query_id),
+                )
+            except sqlite3.Error as exc:
+                raise OperationError(f"outbox: cannot record an offline answer: {exc}") from exc
+        return cur.rowcount > 0
+
+    def offline_marks(self) -> dict[bytes, OfflineMark]:
+        """The offline answers recorded for pending queries, by query id."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT query_id, offline_listed, offline_list_version, offline_list_age_s "
+                "FROM pending WHERE offline_listed IS NOT NULL ORDER BY seq"
+            ).fetchall()
+        return {
+            bytes(qid): OfflineMark(bool(listed), int(version or 0), float(age or 0.0))
+            for qid, listed, version, age in rows
+        }
 
     def resolve(self, query_id: bytes) -> OutboxEntry | None:
         """Remove a query whose final verdict has been recorded.
@@ -244,6 +295,13 @@ class Outbox:
             raise
         self._db.execute("VACUUM")
         self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def _add_offline_columns(self) -> None:
+        """Add the columns an outbox from an earlier release lacks (nullable, additive)."""
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(pending)")}
+        for name, kind in _OFFLINE_COLUMNS:
+            if name not in have:
+                self._db.execute(f"ALTER TABLE pending ADD COLUMN {name} {kind}")
 
     def _rollback(self) -> None:
         try:

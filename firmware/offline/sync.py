@@ -31,7 +31,9 @@ How it works (docs/offline-list.md, "Download"):
   re-sends what is still wanted.
 
 Paho's network thread only queues messages; every file operation happens on ListSync's
-own worker thread. ``on_installed`` and ``on_progress`` run on that worker thread.
+own worker thread. ``on_installed``, ``on_progress`` and ``on_refused(reason, message)``
+(each refusal as it is counted, so the agent can report it at once) run on that worker
+thread.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ JOIN_TIMEOUT = 5.0
 
 OnInstalled = Callable[[dict[str, Any]], None]
 OnProgress = Callable[[int, int], None]  # (chunks stored, chunks in the list)
+OnRefused = Callable[[str, str], None]  # (reason, message)
 
 
 def peek_version(manifest_bytes: bytes) -> int | None:
@@ -82,6 +85,7 @@ class ListSync:
         region: str | None = None,
         on_installed: OnInstalled | None = None,
         on_progress: OnProgress | None = None,
+        on_refused: OnRefused | None = None,
         window: int = DEFAULT_WINDOW,
         rerequest_after: float = 60.0,
         clock: Callable[[], float] = time.time,
@@ -97,6 +101,7 @@ class ListSync:
         self.rerequest_after = rerequest_after
         self._on_installed = on_installed
         self._on_progress = on_progress
+        self._on_refused = on_refused
         self._clock = clock
         self._q: queue.Queue[tuple[Any, ...]] = queue.Queue()  # unbounded: paho never waits
         self._stop = threading.Event()
@@ -344,6 +349,11 @@ class ListSync:
         log.warning("offline list refused (%s): %s", reason, message)
         with self._lock:
             self._refusals[reason] += 1
+        if self._on_refused is not None:
+            try:
+                self._on_refused(reason, message)
+            except Exception:
+                log.exception("offline list sync: on_refused failed")
 
     def _set_status(self, **kw: Any) -> None:
         with self._lock:

@@ -112,7 +112,11 @@ def test_uncommitted_transaction_is_not_pending(tmp_path):
     Outbox(p).close()
     db = sqlite3.connect(p, isolation_level=None)
     db.execute("BEGIN")
-    db.execute("INSERT INTO pending VALUES(?, 1, 1.0, x'00', NULL, 0)", (b"x",))
+    db.execute(
+        "INSERT INTO pending(query_id, seq, scanned_at, sealed, audit_seq, attempts) "
+        "VALUES(?, 1, 1.0, x'00', NULL, 0)",
+        (b"x",),
+    )
     # connection dropped without COMMIT
     del db
     with Outbox(p) as ob:

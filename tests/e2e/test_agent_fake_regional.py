@@ -232,6 +232,7 @@ class RecordingListSync:
         region=None,
         on_installed=None,
         on_progress=None,
+        on_refused=None,
         window=8,
         rerequest_after=60.0,
         clock=time.time,
