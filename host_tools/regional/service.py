@@ -9,6 +9,15 @@ every ``alert_interval`` seconds to the alert desk (firmware/protocol/alerts.py)
 broker cannot tell when hits happen. Refused queries (tampered, replayed, foreign keys, revoked
 terminal, stale) get no answer at all; they are counted by reason and audited.
 
+Hit and miss take the same path up to the reply: the response is published first, and the
+audit row and (for a hit) the alert are queued only after it, so a broker that times the
+answers learns nothing (docs/protocol.md). Before any public-key work a
+:class:`~host_tools.regional.guard.RefusalGuard` refuses a known-bad ticket and a terminal
+that has spent its refusal budget (under the ticket's first reason, or ``rate_limited``): a
+flood of junk from one certificate no longer delays the others. ``rate_limited`` refusals
+are counted each time but audited and logged at most once a second per terminal, so the
+flood does not flood the audit trail either.
+
 Ready means one thing, everywhere (tests, demo, benchmarks, HIL, systemd): the broker has
 granted the query subscription (SUBACK), so no query can be dropped for want of a
 subscriber. At that moment the health file is written with ``"ready": true`` and, under
@@ -42,6 +51,7 @@ from firmware.transport.mqtt import MqttLink
 from host_tools.regional.alert_batcher import AlertBatcher, hit_alert
 from host_tools.regional.audit import AuditTrail
 from host_tools.regional.config import RegionalConfig
+from host_tools.regional.guard import RefusalGuard
 from host_tools.regional.list_publishing import ListPublishing
 from host_tools.regional.replay import ReplayStore
 from host_tools.regional.terminals import TerminalRegistry
@@ -83,8 +93,10 @@ class RegionalService:
             terminal_keys=self.terminals.keys,
             window=cfg.replay_window,
         )
+        self.guard = RefusalGuard(refusal_burst=cfg.refusal_burst, refusal_rate=cfg.refusal_rate)
+        self._cheap_audited: dict[tuple[str, str], float] = {}
         self.replay = ReplayStore(cfg.replay_db, cfg.replay_window)
-        self.audit = AuditTrail(cfg.audit_db)
+        self.audit = AuditTrail(cfg.audit_db, retention=cfg.audit_retention_days * 86400.0)
         self.alerts = AlertBatcher(
             cfg.region,
             self._sign_key,
@@ -116,12 +128,23 @@ class RegionalService:
         now = self._clock()
         terminal = topic[self._qprefix_len :]
         assert self.sessions is not None
+        cheap = self.guard.check(terminal, payload, self.sessions.has_session)
+        if cheap == "rate_limited":
+            self._refuse_unopened(now, terminal, cheap)
+            return
+        if cheap:  # the negative cache: this ticket was refused before, for this reason
+            self.guard.refused(terminal, payload, cheap, known=True)
+            self._refuse(now, terminal, None, cheap)
+            return
         try:
             q = self.sessions.open_query(terminal, payload, now)
         except EnvelopeError as exc:
-            self._refuse(now, terminal, None, getattr(exc, "reason", None) or "invalid")
+            reason = getattr(exc, "reason", None) or "invalid"
+            self.guard.refused(terminal, payload, reason)
+            self._refuse(now, terminal, None, reason)
             return
         if not self.replay.first_use(q.nonce, now):
+            self.guard.refused(terminal, payload, "replay")
             self._refuse(now, terminal, q.query_id, "replay")
             return
         lk = self.lookup
@@ -152,6 +175,19 @@ class RegionalService:
             self.alerts.add(
                 hit_alert(self.cfg.region, q, now=now, dkh=dkh, rec=rec, list_version=version)
             )
+
+    def _refuse_unopened(self, now: float, terminal: str, reason: str) -> None:
+        """A query the guard refused before any crypto: counted always, audited and logged
+        at most once a second per terminal and reason."""
+        self.refusals[reason] += 1
+        self.counts["refused"] += 1
+        key = (terminal[:64], reason)
+        if now - self._cheap_audited.get(key, float("-inf")) >= 1.0:
+            if len(self._cheap_audited) > 10_000:
+                self._cheap_audited.clear()
+            self._cheap_audited[key] = now
+            self.audit.record(now, key[0], None, None, f"REFUSED:{reason}", None)
+            log.info("refused queries from %r unopened: %s", key[0], reason)
 
     def _refuse(self, now: float, terminal: str, query_id: bytes | None, reason: str) -> None:
         self.refusals[reason] += 1
@@ -185,6 +221,12 @@ class RegionalService:
         if self.sessions is not None:
             self.sessions.forget_terminal(terminal_id)
 
+    def _poll_terminals(self) -> None:
+        """terminals.json reload; a change may make a refused ticket good, so the negative
+        cache goes (the paho thread may be checking it: a cleared dict is safe to read)."""
+        if self.terminals.poll():
+            self.guard.forget_tickets()
+
     # -- readiness and health --------------------------------------------------------------
     def _on_link(self, up: bool) -> None:
         """paho thread: the query subscription was granted (up) or the link was lost. The
@@ -211,6 +253,9 @@ class RegionalService:
             "counts": dict(self.counts),
             "answered": sum(self.counts[k] for k in ("NO_MATCH", "POSSIBLE_MATCH", "ERROR")),
             "refusals": dict(self.refusals),
+            "bad_tickets_cached": len(self.guard),
+            "bad_ticket_hits": self.guard.hits,
+            "audit_pruned": self.audit.pruned,
             "sessions": len(self.sessions) if self.sessions is not None else 0,
             "terminals": len(self.terminals),
             "list_version": self.lookup.list_version,
@@ -243,7 +288,7 @@ class RegionalService:
         self.link.start()
         self._every(self.cfg.health_interval, self.write_health, "regional-health")
         self._every(self.cfg.refresh_interval, self.lookup.refresh, "sltd-refresh")
-        self._every(1.0, self.terminals.poll, "terminals-reload")
+        self._every(1.0, self._poll_terminals, "terminals-reload")
         self.list_publishing.start()
         if self._desk is None:
             log.warning(
