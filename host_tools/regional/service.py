@@ -273,6 +273,7 @@ class RegionalService:
             "audit_pruned": self.audit.pruned,
             "sessions": len(self.sessions) if self.sessions is not None else 0,
             "terminals": len(self.terminals),
+            "terminals_reloads": self.terminals.reloads,
             "list_version": self.lookup.list_version,
             "audited": self.audit.written,
             "alerts_queued": len(self._alerts) + len(self._hits),
