@@ -22,7 +22,7 @@ from collections.abc import Iterator
 import paho.mqtt.client as mqtt
 import pytest
 
-from firmware.client.client import QueryClient
+from firmware.client.client import QueryClient, Verdict
 from firmware.client.config import ClientConfig
 from firmware.protocol import topics
 from tests.attacks.leak_support import REGION, dk_of, make_region, percentile, wait_for
@@ -87,24 +87,58 @@ def refusals(health: dict) -> dict[str, int]:
     return dict(health.get("refusals", {}))
 
 
+def total(region: TestRegion, key: str = "refusals") -> dict[str, int]:
+    """``refusals`` (or ``counts``) summed over every regional process."""
+    out: dict[str, int] = {}
+    for p in region.regionals:
+        for k, v in p.health().get(key, {}).items():
+            out[k] = out.get(k, 0) + v
+    return out
+
+
+def broker_drops(region: TestRegion) -> int:
+    log = region.broker_dir / "data" / "mosquitto.log"
+    return log.read_text(errors="replace").count("Outgoing messages are being dropped")
+
+
+def ask(qc: QueryClient, dk) -> tuple[Verdict, int]:
+    """One query with the kiosk's own timeout, re-sent with the same query id after a
+    TIMEOUT as the agent's dispatcher does (at most twice); the verdict and the re-sends."""
+    qid = os.urandom(16)
+    for resends in range(3):
+        done, box = threading.Event(), []
+        qc.submit(qid, dk, lambda v, box=box, done=done: (box.append(v), done.set()))
+        assert done.wait(30), "no verdict and no timeout from the client"
+        if box[0].outcome != "TIMEOUT":
+            return box[0], resends
+    return box[0], resends
+
+
 def test_a_flood_from_one_certificate_does_not_cost_an_honest_kiosk(region):
+    """Two regional processes share the queries, as deployed. The regional refuses the junk
+    unopened (~2 us each in ``on_query``); what remains is the MQTT client's own cost per
+    message (~40 us in paho): a QoS 0 burst faster than that overflows the broker's queue
+    for a regional (``max_queued_messages``) and the broker drops what arrives meanwhile
+    (its log says so), now and then an honest query at the burst's peak. The kiosk re-sends
+    a timed-out query with the same id (the agent does), so every one is answered; the
+    first-try figure is printed for the report."""
     region.start_regional()
-    proc = region.regional
+    region.start_regional()
     cfg = ClientConfig.load(region.terminal_toml(HONEST))
     docs = [*region.listed[:10], *region.unlisted[:10]]
     expected = ["POSSIBLE_MATCH"] * 10 + ["NO_MATCH"] * 10
+    drops0 = broker_drops(region)
     with QueryClient(cfg) as qc:
         assert qc.wait_connected(30)
         with Flooder(region, JUNK) as flood:
-            wait_for(lambda: refusals(proc.health()).get("rate_limited"), "the flood arriving")
-            verdicts = []
-            for lines in docs:  # one traveller after another, during the flood
-                verdicts.append(qc.query(dk_of(lines)))  # the kiosk's own 2 s timeout
+            wait_for(lambda: total(region).get("rate_limited"), "the flood arriving")
+            asked = [ask(qc, dk_of(lines)) for lines in docs]  # one traveller after another
+    verdicts = [v for v, _ in asked]
     outcomes = [v.outcome for v in verdicts]
-    answered = sum(o != "TIMEOUT" for o in outcomes)
-    h = wait_for(
-        lambda: (hh := proc.health()) and sum(refusals(hh).values()) >= 0.5 * JUNK and hh,
-        "the regional through most of the flood",
+    first_try = sum(n == 0 for _, n in asked)
+    r = wait_for(
+        lambda: (t := total(region)) and sum(t.values()) >= 0.5 * JUNK and t,
+        "the regionals through most of the flood",
         120,
     )
     lat = [v.latency_s * 1000 for v in verdicts if v.outcome != "TIMEOUT"]
@@ -113,40 +147,36 @@ def test_a_flood_from_one_certificate_does_not_cost_an_honest_kiosk(region):
         json.dumps(
             {
                 "junk_sent": flood.sent,
-                "honest_answered": f"{answered} of {len(docs)}",
+                "honest_answered_first_try": f"{first_try} of {len(docs)}",
+                "honest_answered": f"{sum(o != 'TIMEOUT' for o in outcomes)} of {len(docs)}",
+                "outcomes": "".join(o[0] for o in outcomes),
                 "honest_p50_ms": round(percentile(lat, 0.5), 1) if lat else None,
                 "honest_max_ms": round(max(lat), 1) if lat else None,
-                "refusals": refusals(h),
-                "bad_tickets_cached": h.get("bad_tickets_cached"),
+                "refusals": r,
+                "broker_drop_notices": broker_drops(region) - drops0,
             }
         ),
     )
     assert outcomes == expected, outcomes  # 20 of 20 answered, correctly
-    r = refusals(h)
+    assert first_try >= len(docs) - 2  # at most the burst's peak needed the kiosk's re-send
     assert r.get("ticket", 0) >= 1 and r.get("rate_limited", 0) > r.get("ticket", 0)
     assert set(r) <= {"ticket", "rate_limited"}, r  # nothing of the honest kiosk refused
 
 
 def test_the_same_bad_ticket_again_is_refused_from_the_negative_cache(region):
-    """One junk ticket, twice, from a certificate with its refusal budget intact: opened
-    and refused (``ticket``) once, then refused from the cache (``bad_ticket_hits``)."""
-    proc = region.regional
+    """One junk ticket, three times, from a certificate with its refusal budget intact:
+    with two processes one of them sees it at least twice: opened and refused (``ticket``)
+    the first time, refused from its cache (``bad_ticket_hits``, same reason) after."""
+    payload = junk(b"\x07" * 187)
+    before = total(region)
+    hits0 = sum(p.health().get("bad_ticket_hits", 0) for p in region.regionals)
     with Flooder(region, 0, tid=OTHER) as flood:
-        before = proc.health()
-        payload = junk(b"\x07" * 187)
-        flood.client.publish(flood.topic, payload, qos=1).wait_for_publish(10)
-        h1 = wait_for(
-            lambda: (
-                (hh := proc.health())["counts"].get("refused", 0)
-                > before["counts"].get("refused", 0)
-                and hh
-            ),
-            "the first refusal",
-        )
-        flood.client.publish(flood.topic, payload, qos=1).wait_for_publish(10)
-        h2 = wait_for(
-            lambda: (hh := proc.health())["counts"]["refused"] > h1["counts"]["refused"] and hh,
-            "the second refusal",
-        )
-    assert h2.get("bad_ticket_hits", 0) == h1.get("bad_ticket_hits", 0) + 1
-    assert refusals(h2)["ticket"] == refusals(h1)["ticket"] + 1  # counted under its reason
+        for _ in range(3):
+            flood.client.publish(flood.topic, payload, qos=1).wait_for_publish(10)
+    after = wait_for(
+        lambda: (t := total(region)).get("ticket", 0) >= before.get("ticket", 0) + 3 and t,
+        "three refusals",
+    )
+    hits = sum(p.health().get("bad_ticket_hits", 0) for p in region.regionals) - hits0
+    assert after["ticket"] == before["ticket"] + 3  # counted under the ticket's reason
+    assert hits >= 1
