@@ -34,6 +34,7 @@ its own health file (``fieldterm regional --health-file`` or the environment var
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
@@ -46,7 +47,7 @@ from typing import Any
 from firmware.errors import EnvelopeError
 from firmware.protocol import keys, topics
 from firmware.protocol.dockey import keyed_hash64
-from firmware.protocol.messages import Response
+from firmware.protocol.messages import Response, encode_response_body
 from firmware.protocol.session import RegionalSessions
 from firmware.systemd import SystemdNotifier
 from firmware.transport.mqtt import MqttLink
@@ -58,8 +59,14 @@ from host_tools.regional.list_publishing import ListPublishing
 from host_tools.regional.replay import ReplayStore
 from host_tools.regional.terminals import TerminalRegistry
 from host_tools.sltd.lookup import SltdLookup, read_index_key
+from host_tools.sltd.records import SltdRecord, Status
 
 log = logging.getLogger(__name__)
+
+#: The record a miss's decoy work describes (see RegionalService._decoy_hit_work).
+_DECOY_RECORD = SltdRecord(
+    "UTO", "P", "L898902C3", Status.STOLEN, "UTO", dt.date(2026, 1, 1), "UTO/2026/0000000"
+)
 
 
 def record_details(rec: Any) -> dict[str, str]:
@@ -165,6 +172,7 @@ class RegionalService:
             if rec is None:
                 outcome = "NO_MATCH"
                 resp = Response(q.query_id, outcome, list_version=version)
+                self._decoy_hit_work(q.dk)
             else:
                 outcome = "POSSIBLE_MATCH"
                 resp = Response(
@@ -179,6 +187,18 @@ class RegionalService:
         self.audit.record(now, q.terminal_id, q.query_id, dkh, outcome, version)
         if rec is not None:  # signed later, off this thread (see _sign_hits)
             self._hits.append((q, now, dkh, rec, version))
+
+    def _decoy_hit_work(self, dk: Any) -> None:
+        """For a miss, the work a hit does beyond it before the reply (a store read, the
+        record's details, a response body with a record), thrown away: the index answers a
+        miss without the store, which made hits ~12 us slower on the way to the reply."""
+        try:
+            got = self.lookup.store.get(dk.issuing_state, dk.category, dk.number)
+        except Exception:  # a decoy: its failure is nobody's business
+            return
+        encode_response_body(
+            Response(bytes(16), "POSSIBLE_MATCH", 0, record_details(got or _DECOY_RECORD))
+        )
 
     def _refuse_unopened(self, now: float, terminal: str, reason: str) -> None:
         """A query the guard refused before any crypto: counted always, audited and logged

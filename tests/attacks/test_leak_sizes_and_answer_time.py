@@ -110,7 +110,7 @@ def _opened_query(cfg: ClientConfig, dk: DocumentKey, now: float) -> bytes:
 
 def test_the_reply_goes_out_before_any_work_for_a_hit(region, tmp_path):
     """The mechanism, in the real service (its link replaced by a recorder): a hit and a
-    miss run the same steps on the MQTT thread (the reply first, then the audit row); the
+    miss run the same steps on the MQTT thread (a store read, the reply, the audit row); the
     hit's alert is signed by the batch timer, never before or beside the reply (paho writes
     the reply to the socket only once the message callback returns)."""
     env = {
@@ -131,8 +131,15 @@ def test_the_reply_goes_out_before_any_work_for_a_hit(region, tmp_path):
         calls.append("alert")
         real_alert(a)
 
+    real_get = svc.lookup.store.get
+
+    def store_get(*a: Any) -> Any:
+        calls.append("store")
+        return real_get(*a)
+
     svc.audit.record = audit  # type: ignore[method-assign]
     svc.alerts.add = alert  # type: ignore[method-assign]
+    svc.lookup.store.get = store_get  # type: ignore[method-assign]
     svc.alerts._connected = lambda: False  # the batch is not published: no broker here
     cfg = ClientConfig.load(region.terminal_toml("kiosk-002"))
     rtopic = topics.response_topic(REGION, "kiosk-002")
@@ -148,7 +155,9 @@ def test_the_reply_goes_out_before_any_work_for_a_hit(region, tmp_path):
         timer = list(calls)
     finally:
         svc.stop()
-    assert miss == hit == [f"publish {rtopic}", "audit"]
+    # a miss reads the store too (a decoy read: the index alone answers a miss), so both
+    # reach the reply by the same steps
+    assert miss == hit == ["store", f"publish {rtopic}", "audit"]
     assert timer == ["alert"]
     assert svc.counts["NO_MATCH"] == 1 and svc.counts["POSSIBLE_MATCH"] == 1
 
