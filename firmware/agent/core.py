@@ -225,12 +225,10 @@ class AgentCore:
         elif ev.kind == "list":
             self._refresh_list(force=True)
             self.events.write("list", **self.offline.status())
-            self.heartbeat.beat(self.machine.link_up)
-        elif ev.kind == "list_refused":
+        elif ev.kind == "list_refused":  # the status goes out on its own schedule
             reason, message = ev.value
             status = self.offline.status()
             self.events.write("list_refused", reason=reason, message=message, offline_list=status)
-            self.heartbeat.beat(self.machine.link_up)
         self._render()
 
     def _document(self, doc: Any) -> None:
@@ -350,8 +348,8 @@ class AgentCore:
             self.machine.offline_list = self.offline.shown()
 
     def _note(self, t: Transition | None) -> None:
-        if self.presenter.note(t, self.machine.reason):
-            self.heartbeat.beat(self.machine.link_up)
+        # No status beat here: the status goes out on its fixed schedule only (heartbeat.py).
+        self.presenter.note(t, self.machine.reason)
 
     def _render(self, force: bool = False) -> None:
         self.presenter.render(self.machine.view(), force=force)

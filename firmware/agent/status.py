@@ -14,6 +14,11 @@ so a monitor sees "offline" when the kiosk vanishes without a goodbye. On a clea
 the agent publishes the offline payload itself. The status never says what was scanned
 or what a verdict was (the broker must not learn about hits); ``audit_head`` anchors the
 audit log from outside, so a log cut at the end is detectable (see audit.py).
+
+Every payload, the will included, is padded with JSON whitespace to :data:`STATUS_SIZE`
+bytes (a multiple of it in the unexpected case of a longer document), and the heartbeat
+publishes on a fixed schedule, never on a screen change (issue 13): neither the size nor
+the time of a status message says anything about a verdict.
 """
 
 from __future__ import annotations
@@ -26,6 +31,15 @@ from typing import Any
 from firmware import __version__
 
 PublishFn = Callable[[str, bytes, int, bool], Any]
+#: Every status payload is this long (JSON padded with trailing spaces).
+STATUS_SIZE = 1024
+
+
+def pad_status(raw: bytes) -> bytes:
+    """``raw`` JSON padded with spaces to :data:`STATUS_SIZE` (or a multiple of it);
+    trailing whitespace is valid JSON, so any reader parses it unchanged."""
+    size = max(1, -(-len(raw) // STATUS_SIZE)) * STATUS_SIZE
+    return raw + b" " * (size - len(raw))
 
 
 def status_topic(region: str, terminal: str) -> str:
@@ -37,7 +51,7 @@ def status_topic(region: str, terminal: str) -> str:
 
 def offline_payload(terminal: str) -> bytes:
     """The last will (and the goodbye on a clean stop)."""
-    return json.dumps({"terminal": terminal, "state": "offline"}).encode()
+    return pad_status(json.dumps({"terminal": terminal, "state": "offline"}).encode())
 
 
 class StatusPublisher:
@@ -64,7 +78,7 @@ class StatusPublisher:
             "version": __version__,
             **info,
         }
-        return json.dumps(body, separators=(",", ":")).encode()
+        return pad_status(json.dumps(body, separators=(",", ":")).encode())
 
     def publish(self, info: dict[str, Any]) -> None:
         self._publish(self.topic, self.payload(info), 1, True)

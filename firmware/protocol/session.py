@@ -66,6 +66,12 @@ _MAX_PENDING = 4096
 HINT_BODY = 0x54  # "T"
 HINT_LABEL = b"fieldterm/v1 time hint\x00"
 _HINT_TIMES = struct.Struct(">QQ")  # regional time ms, the query's timestamp ms
+#: Every query's document key is zero-padded to this many bytes, so a query's size says
+#: nothing of the document type or number length (the longest key, 3 + 1 + 1 + 1 + 22
+#: characters, fits; DocumentKey never holds a NUL).
+QUERY_KEY_SIZE = 32
+#: The longest ticket lifetime a regional accepts (24 h, plus slack for the window).
+MAX_TICKET_LIFETIME = 86400.0
 
 
 def ticket_info(region: str) -> bytes:
@@ -97,6 +103,15 @@ def _query_aead(secret: bytes, sid: bytes) -> ChaCha20Poly1305:
 def _response_key(secret: bytes, sid: bytes, qnonce: bytes, rnonce: bytes) -> tuple[bytes, bytes]:
     okm = _hkdf(secret, qnonce + rnonce, RESPONSE_INFO + sid, 32 + NONCE_LEN)
     return okm[:32], okm[32:]
+
+
+def pad_document_key(dk: DocumentKey) -> bytes:
+    """``dk.canonical()`` zero-padded to :data:`QUERY_KEY_SIZE` (one query size for every
+    document type and number length)."""
+    raw = dk.canonical()
+    if len(raw) > QUERY_KEY_SIZE:
+        raise EnvelopeError(f"document key: longer than {QUERY_KEY_SIZE} bytes")
+    return raw + bytes(QUERY_KEY_SIZE - len(raw))
 
 
 @dataclass(frozen=True)
@@ -183,7 +198,7 @@ class TerminalSession:
             body = dk.box
         else:
             header = self._prefix + nonce
-            body = dk.canonical()
+            body = pad_document_key(dk)
         pt = _Q_PT.pack(query_id, int(now * 1000)) + body
         ct = self._aead.encrypt(nonce, pt, header + self._tid)
         self._pending[nonce] = query_id
@@ -256,7 +271,9 @@ class _Session:
     secret: bytes
     expires_at: float
     aead: ChaCha20Poly1305 = field(repr=False)
-    issued_at: float = 0.0  # the ticket's issued time (terminal clock), for time hints
+    issued_at: float = 0.0
+    #: Raw public key that verified the ticket: rechecked against the pinned keys per query.
+    verified_by: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -365,12 +382,14 @@ class RegionalSessions:
         terminal_keys: Callable[[str], Sequence[Ed25519PublicKey]],
         window: float = 120.0,
         max_sessions: int = 100_000,
+        max_lifetime: float = MAX_TICKET_LIFETIME,
     ) -> None:
         self.region = validate_id("region", region)
         self._kem = kem_private
         self._keys = terminal_keys
         self.window = window
         self.max_sessions = max_sessions
+        self.max_lifetime = max_lifetime
         self._info = ticket_info(region)
         self._cache: OrderedDict[bytes, _Session] = OrderedDict()
 
@@ -394,6 +413,8 @@ class RegionalSessions:
         sid, issued, expires, secret, sig = _TICKET_FIXED.unpack_from(plain, 2 + tl)
         if tid != topic_terminal:
             raise _fail("terminal_mismatch", "ticket belongs to another terminal")
+        if expires - issued > (self.max_lifetime + self.window) * 1000:
+            raise _fail("lifetime", "ticket lifetime longer than the regional accepts")
         keys = list(self._keys(tid))
         if not keys:
             raise _fail("unknown_terminal", "terminal unknown or revoked")
@@ -407,8 +428,28 @@ class RegionalSessions:
         else:
             raise _fail("signature", "ticket not signed by a pinned terminal key")
         return _Session(
-            tid, sid, secret, expires / 1000, _query_aead(secret, sid), issued_at=issued / 1000
+            tid,
+            sid,
+            secret,
+            expires / 1000,
+            _query_aead(secret, sid),
+            issued_at=issued / 1000,
+            verified_by=pub.public_bytes_raw(),
         )
+
+    def _check_key(self, sess: _Session) -> None:
+        """The key that verified the ticket must still be pinned and valid now (revocation,
+        rotation and a key's ``not_after`` end cached sessions at their next query)."""
+        keys = self._keys(sess.terminal_id)
+        if not keys:
+            raise _fail("unknown_terminal", "terminal unknown or revoked")
+        if not any(k.public_bytes_raw() == sess.verified_by for k in keys):
+            raise _fail("key_retired", "the key that signed the ticket is no longer valid")
+
+    def has_session(self, ticket: bytes) -> bool:
+        """Whether ``ticket`` is already open in the cache (so a query costs no public-key
+        work); the regional's refusal rate limit lets such queries through."""
+        return hashlib.sha256(ticket).digest() in self._cache
 
     def open_query(self, topic_terminal: str, payload: bytes, now: float) -> OpenedQuery:
         """Authenticate and decrypt one query envelope received on ``topic_terminal``'s topic."""
@@ -437,6 +478,7 @@ class RegionalSessions:
             _raise_if_skewed(sess, topic_terminal, payload, hl, nonce, now, self.window)
         if now > sess.expires_at:
             raise _fail("expired", "session ticket expired; terminal must start a new session")
+        self._check_key(sess)
         try:
             pt = sess.aead.decrypt(nonce, payload[hl:], payload[:hl] + topic_terminal.encode())
         except InvalidTag:
@@ -447,12 +489,14 @@ class RegionalSessions:
             raise OutOfWindow(
                 StaleQuery(sess.terminal_id, sess.session_id, query_id, nonce, ts, sess)
             )
+        if sess.issued_at > now + self.window:
+            raise _fail("future", "session ticket issued in the future")
         if payload[1] == TYPE_RESEND:
             box = pt[_Q_PT.size :]
             dk = open_document_key(self._kem, self.region, sess.terminal_id, query_id, box)
             return OpenedQuery(sess.terminal_id, sess.session_id, query_id, nonce, ts, dk, sess)
         try:
-            state, cat, number = pt[_Q_PT.size :].decode("ascii").split("|")
+            state, cat, number = pt[_Q_PT.size :].rstrip(b"\0").decode("ascii").split("|")
             dk = DocumentKey(state, cat, number)
         except ValueError:
             raise _fail("malformed", "bad document key in query") from None

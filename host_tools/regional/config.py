@@ -39,6 +39,9 @@ class RegionalConfig:
     alert_key: Path | None = None  # the alert desk's X25519 public key (SPKI PEM)
     alert_interval: float = 2.0
     offline: OfflineSettings | None = None  # None: the defaults, next to the config
+    audit_retention_days: float = 365.0  # regional audit rows older than this are deleted
+    refusal_burst: int = 50  # refusals a terminal may cost before it is rate limited
+    refusal_rate: float = 5.0  # refusals per second it regains (guard.py)
 
     @property
     def offline_settings(self) -> OfflineSettings:
@@ -107,6 +110,9 @@ class RegionalConfig:
             alert_interval=sec.number("alert_interval", 2.0, lo=0.1, hi=60.0),
             broker=BrokerConfig.from_section(doc.section("broker")),
             offline=OfflineSettings.from_section(doc.section("offline", required=False)),
+            audit_retention_days=sec.number("audit_retention_days", 365.0, lo=1.0, hi=36500.0),
+            refusal_burst=sec.integer("refusal_burst", 50, lo=1, hi=1_000_000),
+            refusal_rate=sec.number("refusal_rate", 5.0, lo=0.01, hi=1_000_000.0),
         )
         doc.check_unknown()
         return cfg

@@ -13,6 +13,17 @@ is answered, once per nonce and at most :data:`HINTS_PER_MINUTE` times a minute 
 terminal, with a signed time hint, so a kiosk with a wrong clock gets its real answer one
 round trip later (docs/time.md). The skew seen is in the health (``clock``).
 
+Hit and miss take the same path up to the reply: the response is published first, the audit
+row is queued after it for both, and a hit only appends to a deque; its alert is signed by
+the batch timer, not on the paho thread (paho writes the reply to the socket only after
+``on_query`` returns, so an Ed25519 signature here made hits ~0.3 ms slower at the broker).
+A broker that times the answers learns nothing (docs/protocol.md). Before any public-key work a
+:class:`~host_tools.regional.guard.RefusalGuard` refuses a known-bad ticket and a terminal
+that has spent its refusal budget (under the ticket's first reason, or ``rate_limited``): a
+flood of junk from one certificate no longer delays the others. ``rate_limited`` refusals
+are counted each time but audited and logged at most once a second per terminal, so the
+flood does not flood the audit trail either.
+
 Ready means one thing, everywhere (tests, demo, benchmarks, HIL, systemd): the broker has
 granted the query subscription (SUBACK), so no query can be dropped for want of a
 subscriber. At that moment the health file is written with ``"ready": true`` and, under
@@ -27,6 +38,7 @@ its own health file (``fieldterm regional --health-file`` or the environment var
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
@@ -39,17 +51,19 @@ from typing import Any
 from firmware.errors import EnvelopeError
 from firmware.protocol import keys, topics
 from firmware.protocol.dockey import keyed_hash64
-from firmware.protocol.messages import Response
+from firmware.protocol.messages import Response, encode_response_body
 from firmware.protocol.session import OutOfWindow, RegionalSessions
 from firmware.systemd import SystemdNotifier
 from firmware.transport.mqtt import MqttLink
 from host_tools.regional.alert_batcher import AlertBatcher, hit_alert
 from host_tools.regional.audit import AuditTrail
 from host_tools.regional.config import RegionalConfig
+from host_tools.regional.guard import RefusalGuard
 from host_tools.regional.list_publishing import ListPublishing
 from host_tools.regional.replay import ReplayStore
 from host_tools.regional.terminals import TerminalRegistry
 from host_tools.sltd.lookup import SltdLookup, read_index_key
+from host_tools.sltd.records import SltdRecord, Status
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +71,10 @@ log = logging.getLogger(__name__)
 HINTS_PER_MINUTE = 60
 #: Terminals whose last clock skew the health reports (most recent first).
 SKEW_TERMINALS = 256
+#: The record a miss's decoy work describes (see RegionalService._decoy_hit_work).
+_DECOY_RECORD = SltdRecord(
+    "UTO", "P", "L898902C3", Status.STOLEN, "UTO", dt.date(2026, 1, 1), "UTO/2026/0000000"
+)
 
 
 def record_details(rec: Any) -> dict[str, str]:
@@ -92,8 +110,14 @@ class RegionalService:
             terminal_keys=self.terminals.keys,
             window=cfg.replay_window,
         )
+        self.guard = RefusalGuard(refusal_burst=cfg.refusal_burst, refusal_rate=cfg.refusal_rate)
+        self._cheap_audited: dict[tuple[str, str], float] = {}
+        # Hits answered but not yet signed as alerts: appending is all the paho thread does
+        # for a hit beyond a miss; the batch timer signs them (so no Ed25519 signature
+        # delays the socket write of the reply, which paho makes after on_query returns).
+        self._hits: deque[tuple[Any, float, str, Any, int | None]] = deque()
         self.replay = ReplayStore(cfg.replay_db, cfg.replay_window)
-        self.audit = AuditTrail(cfg.audit_db)
+        self.audit = AuditTrail(cfg.audit_db, retention=cfg.audit_retention_days * 86400.0)
         self.alerts = AlertBatcher(
             cfg.region,
             self._sign_key,
@@ -128,6 +152,14 @@ class RegionalService:
         now = self._clock()
         terminal = topic[self._qprefix_len :]
         assert self.sessions is not None
+        cheap = self.guard.check(terminal, payload, self.sessions.has_session)
+        if cheap == "rate_limited":
+            self._refuse_unopened(now, terminal, cheap)
+            return
+        if cheap:  # the negative cache: this ticket was refused before, for this reason
+            self.guard.refused(terminal, payload, cheap, known=True)
+            self._refuse(now, terminal, None, cheap)
+            return
         try:
             q = self.sessions.open_query(terminal, payload, now)
         except OutOfWindow as exc:
@@ -135,9 +167,12 @@ class RegionalService:
             self._time_hint(exc, now)
             return
         except EnvelopeError as exc:
-            self._refuse(now, terminal, None, getattr(exc, "reason", None) or "invalid")
+            reason = getattr(exc, "reason", None) or "invalid"
+            self.guard.refused(terminal, payload, reason)
+            self._refuse(now, terminal, None, reason)
             return
         if not self.replay.first_use(q.nonce, now):
+            self.guard.refused(terminal, payload, "replay")
             self._refuse(now, terminal, q.query_id, "replay")
             return
         lk = self.lookup
@@ -152,6 +187,7 @@ class RegionalService:
             if rec is None:
                 outcome = "NO_MATCH"
                 resp = Response(q.query_id, outcome, list_version=version)
+                self._decoy_hit_work(q.dk)
             else:
                 outcome = "POSSIBLE_MATCH"
                 resp = Response(
@@ -164,10 +200,33 @@ class RegionalService:
         self.counts[outcome] += 1
         dkh = keyed_hash64(self._index_key, q.dk).to_bytes(8, "big").hex()
         self.audit.record(now, q.terminal_id, q.query_id, dkh, outcome, version)
-        if rec is not None:
-            self.alerts.add(
-                hit_alert(self.cfg.region, q, now=now, dkh=dkh, rec=rec, list_version=version)
-            )
+        if rec is not None:  # signed later, off this thread (see _sign_hits)
+            self._hits.append((q, now, dkh, rec, version))
+
+    def _decoy_hit_work(self, dk: Any) -> None:
+        """For a miss, the work a hit does beyond it before the reply (a store read, the
+        record's details, a response body with a record), thrown away: the index answers a
+        miss without the store, which made hits ~12 us slower on the way to the reply."""
+        try:
+            got = self.lookup.store.get(dk.issuing_state, dk.category, dk.number)
+        except Exception:  # a decoy: its failure is nobody's business
+            return
+        encode_response_body(
+            Response(bytes(16), "POSSIBLE_MATCH", 0, record_details(got or _DECOY_RECORD))
+        )
+
+    def _refuse_unopened(self, now: float, terminal: str, reason: str) -> None:
+        """A query the guard refused before any crypto: counted always, audited and logged
+        at most once a second per terminal and reason."""
+        self.refusals[reason] += 1
+        self.counts["refused"] += 1
+        key = (terminal[:64], reason)
+        if now - self._cheap_audited.get(key, float("-inf")) >= 1.0:
+            if len(self._cheap_audited) > 10_000:
+                self._cheap_audited.clear()
+            self._cheap_audited[key] = now
+            self.audit.record(now, key[0], None, None, f"REFUSED:{reason}", None)
+            log.info("refused queries from %r unopened: %s", key[0], reason)
 
     def _refuse(self, now: float, terminal: str, query_id: bytes | None, reason: str) -> None:
         self.refusals[reason] += 1
@@ -223,7 +282,7 @@ class RegionalService:
     # -- hit alerts (host_tools/regional/alert_batcher.py) --------------------------------
     @property
     def _alerts(self) -> deque[dict[str, Any]]:
-        """The queued signed alerts (health reports how many)."""
+        """The queued signed alerts (health reports how many, with the unsigned hits)."""
         return self.alerts.queue
 
     @property
@@ -231,8 +290,18 @@ class RegionalService:
         """The alert desk's public key, or None when alerts are not sent."""
         return self.alerts.desk
 
+    def _sign_hits(self) -> None:
+        """Sign the hits answered since the last batch and queue them (timer thread)."""
+        while self._hits:
+            q, now, dkh, rec, version = self._hits.popleft()
+            self.alerts.add(
+                hit_alert(self.cfg.region, q, now=now, dkh=dkh, rec=rec, list_version=version)
+            )
+
     def flush_alerts(self) -> Any:
-        """One sealed alert batch now: :meth:`AlertBatcher.flush`."""
+        """One sealed alert batch now: :meth:`AlertBatcher.flush`, after signing the hits
+        answered since the last one."""
+        self._sign_hits()
         return self.alerts.flush()
 
     def reload_desk_key(self) -> bool:
@@ -240,11 +309,18 @@ class RegionalService:
         return self.alerts.reload_desk_key()
 
     def _drain_alerts(self, within: float = 5.0) -> None:
+        self._sign_hits()
         self.alerts.drain(within)
 
     def _forget(self, terminal_id: str) -> None:
         if self.sessions is not None:
             self.sessions.forget_terminal(terminal_id)
+
+    def _poll_terminals(self) -> None:
+        """terminals.json reload; a change may make a refused ticket good, so the negative
+        cache goes (the paho thread may be checking it: a cleared dict is safe to read)."""
+        if self.terminals.poll():
+            self.guard.forget_tickets()
 
     # -- readiness and health --------------------------------------------------------------
     def _on_link(self, up: bool) -> None:
@@ -272,11 +348,15 @@ class RegionalService:
             "counts": dict(self.counts),
             "answered": sum(self.counts[k] for k in ("NO_MATCH", "POSSIBLE_MATCH", "ERROR")),
             "refusals": dict(self.refusals),
+            "bad_tickets_cached": len(self.guard),
+            "bad_ticket_hits": self.guard.hits,
+            "audit_pruned": self.audit.pruned,
             "sessions": len(self.sessions) if self.sessions is not None else 0,
             "terminals": len(self.terminals),
+            "terminals_reloads": self.terminals.reloads,
             "list_version": self.lookup.list_version,
             "audited": self.audit.written,
-            "alerts_queued": len(self._alerts),
+            "alerts_queued": len(self._alerts) + len(self._hits),
             "alert_desk": self._desk is not None,
             "offline_list": self.list_publishing.health(),
             "clock": self.clock_health(),
@@ -305,9 +385,10 @@ class RegionalService:
         self.link.start()
         self._every(self.cfg.health_interval, self.write_health, "regional-health")
         self._every(self.cfg.refresh_interval, self.lookup.refresh, "sltd-refresh")
-        self._every(1.0, self.terminals.poll, "terminals-reload")
+        self._every(1.0, self._poll_terminals, "terminals-reload")
         self.list_publishing.start()
         if self._desk is None:
+            self._every(self.cfg.alert_interval, self._sign_hits, "alert-signing")
             log.warning(
                 "regional %s: no alert_key in the config: hit alerts are not sent (they are in "
                 "the audit trail); run `fieldterm provision broker-config` again to add it",

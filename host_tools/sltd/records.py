@@ -49,7 +49,24 @@ DOCUMENT_TYPES: dict[str, str] = {
 
 _STATE = re.compile(r"[A-Z]{1,3}")
 _NUMBER = re.compile(r"[0-9A-Z]{1,22}")
-_REFERENCE = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]{0,62}[\x21-\x7e])?")
+#: A reference's characters: none that JSON escapes (``"``, ``\\``, controls, non-ASCII), so
+#: a hit's response and alert keep their padded size whatever the reference (issue 13).
+REFERENCE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 -/._:#")
+REFERENCE_MAX = 64
+
+
+def check_reference(value: object) -> None:
+    """:class:`RecordError` naming the field and the first bad position (not the value)."""
+    if not isinstance(value, str) or not 1 <= len(value) <= REFERENCE_MAX:
+        raise RecordError("reference", f"must be 1-{REFERENCE_MAX} characters")
+    for i, ch in enumerate(value, start=1):
+        if ch not in REFERENCE_CHARS:
+            raise RecordError(
+                "reference",
+                f"character {i} is not allowed (use A-Z a-z 0-9, space and - / . _ : #)",
+            )
+    if value[0] == " " or value[-1] == " ":
+        raise RecordError("reference", "must not begin or end with a space")
 
 
 class RecordError(BadDataError):
@@ -125,8 +142,7 @@ class SltdRecord:
                 raise RecordError("event_date", "must be a date or empty")
             if self.event_date > self.reported_on:
                 raise RecordError("event_date", "is after reported_on")
-        if not isinstance(self.reference, str) or not _REFERENCE.fullmatch(self.reference):
-            raise RecordError("reference", "must be 1-64 printable ASCII characters")
+        check_reference(self.reference)
 
     @property
     def key_tuple(self) -> tuple[str, str, str]:

@@ -164,8 +164,11 @@ def test_cached_ticket_on_other_topic_refused_and_forget_terminal() -> None:
     with pytest.raises(EnvelopeError) as e:
         rs.open_query("kiosk-8", Q0.payload, NOW)
     assert reason_of(e) == "terminal_mismatch"
-    keys[TERMINAL] = []  # revoked
-    rs.open_query(TERMINAL, Q0.payload, NOW)  # still cached until forgotten
+    keys[TERMINAL] = []  # revoked: the cached session is refused at its next query
+    with pytest.raises(EnvelopeError) as e:
+        rs.open_query(TERMINAL, Q0.payload, NOW)
+    assert reason_of(e) == "unknown_terminal"
+    assert len(rs) == 1  # still cached until forgotten, but useless
     rs.forget_terminal(TERMINAL)
     assert len(rs) == 0
     with pytest.raises(EnvelopeError) as e:
