@@ -143,6 +143,7 @@ class AgentConfig:
     query_timeout: float
     source: str | None = None
     offline: OfflineSection | None = None
+    lane: Any = None  # firmware.lane.publisher.LaneConfig: the site's annunciator, or None
 
 
 def load_agent_config(
@@ -176,6 +177,9 @@ def agent_config_from_doc(doc: ConfigDoc) -> AgentConfig:
     list_key, max_age = read_offline_section(doc)
     sign = getattr(client, "regional_sign_public", None)
     offline = OfflineSection(list_key, max_age, None if sign is None else Path(sign))
+    from firmware.lane.publisher import read_lane_section  # noqa: PLC0415
+
+    lane = read_lane_section(doc)
     doc.check_unknown()
     return AgentConfig(
         terminal_id=_attr(client, "terminal_id", "id"),
@@ -188,6 +192,7 @@ def agent_config_from_doc(doc: ConfigDoc) -> AgentConfig:
         query_timeout=float(_attr(client, "query_timeout", default=2.0)),
         source=doc.source,
         offline=offline,
+        lane=lane,
     )
 
 
