@@ -35,7 +35,7 @@ def micropython() -> str:
 
 
 def mp_env() -> dict[str, str]:
-    return {**os.environ, "MICROPYPATH": f"{MP_LIB}:{FIRMWARE}"}
+    return {**os.environ, "MICROPYPATH": f".frozen:{MP_LIB}:{FIRMWARE}"}
 
 
 def run_micropython(code: str, timeout: float = 60.0) -> Any:
