@@ -202,6 +202,8 @@ class AgentCore:
             self._link(bool(ev.value))
         elif ev.kind == "ack":
             self._note(self.machine.acknowledge())
+        elif ev.kind == "supervisor":  # a panel acknowledged this lane's call (firmware/lane)
+            self.events.write("supervisor", panel=ev.value)
         elif ev.kind == "list":
             self._refresh_list(force=True)
             self.events.write("list", **self.offline.status())
