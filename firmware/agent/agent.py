@@ -80,6 +80,7 @@ def open_signals(cfg: AgentConfig, clock: Callable[[], float]) -> OfficerSignals
 
     sc = cfg.signals
     panel = open_panel(sc.backend, dict(sc.pins), clock, buzzer=sc.buzzer)
+    panel.discreet = sc.discreet
     display = open_display(sc.display, clock=clock, bus=sc.i2c_bus, address=sc.i2c_address)
     button = open_button(sc.backend, dict(sc.pins), clock)
     return OfficerSignals(panel, display, button, language=cfg.language, render=render_screen)

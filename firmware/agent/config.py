@@ -42,6 +42,7 @@ class SignalsConfig:
     i2c_bus: int = 1
     i2c_address: int = 0x3C
     buzzer: bool = True
+    discreet: bool = False  # a possible match sounds like a clear (docs/annunciator.md)
 
     @classmethod
     def from_section(cls, sec: Section) -> SignalsConfig:
@@ -69,6 +70,7 @@ class SignalsConfig:
             i2c_bus=sec.integer("i2c_bus", 1, lo=0, hi=31),
             i2c_address=sec.integer("i2c_address", 0x3C, lo=0x03, hi=0x77),
             buzzer=sec.flag("buzzer", True),
+            discreet=sec.flag("discreet", False),
         )
 
 

@@ -134,3 +134,9 @@ def test_revoke_cuts_a_panel_off(region, capsys):
     crl = x509.load_pem_x509_crl((region.broker_dir / "crl.pem").read_bytes())
     assert crl.get_revoked_certificate_by_serial_number(serial) is not None
     assert "user annunciator.panel-1" in (region.broker_dir / "mosquitto.acl").read_text()
+
+
+def test_discreet_kiosk_is_off_by_default_and_can_be_turned_on(region):
+    toml = region.terminal_toml("kiosk-002")
+    assert load_agent_config(toml).signals.discreet is False
+    assert load_agent_config(toml, overrides={"signals": {"discreet": True}}).signals.discreet
