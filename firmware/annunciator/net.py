@@ -104,10 +104,11 @@ class PanelClient(robust.MQTTClient):
         return simple.MQTTClient.wait_msg(self)
 
     def poll(self):
-        """Handle what the broker sent, without blocking; a dead link reconnects."""
+        """Handle one message if the broker sent one, without blocking (umqtt returns None
+        both for "nothing there" and after a PUBLISH, so one per call: the loop calls
+        again every 20 ms); a dead link reconnects."""
         try:
-            while self.check_msg() is not None:
-                pass
+            self.check_msg()
         except Exception as e:
             self.log(False, e)
             self.reconnect()

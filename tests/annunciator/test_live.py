@@ -365,3 +365,43 @@ def test_ram_used_under_the_unix_port(rig):
     fields = dict(kv.split("=") for kv in line.split()[1:])
     print(f"\nannunciator RAM (gc, unix port): {fields}")
     assert int(fields["alloc"]) < 100_000 and int(fields["peak"]) < 150_000
+
+
+def _connack(rig: Rig, cert: Path, key: Path, cid: str) -> str:
+    """Connect with this identity: "connected" on CONNACK 0, else what failed."""
+    c = rig.client(cert, key, cid)
+    done = threading.Event()
+    result: list[str] = []
+
+    def on_connect(_c, _u, _f, rc, _p=None):
+        result.append("connected" if rc == 0 else f"refused {rc}")
+        done.set()
+
+    c.on_connect = on_connect
+    try:
+        c.connect("127.0.0.1", rig.region.port)
+    except (ssl.SSLError, OSError) as exc:
+        return f"tls: {exc}"
+    c.loop_start()
+    try:
+        done.wait(10)
+        return result[0] if result else "no CONNACK"
+    finally:
+        c.loop_stop()
+        c.disconnect()
+
+
+def test_revoked_panel_certificate_is_refused_by_the_broker(rig):
+    """``revoke`` works for panels: after the broker reloads, panel-2's certificate no
+    longer gets a CONNACK, while panel-1's still does."""
+    cert2, key2 = _pem_identity(rig, "panel-2")
+    cert1, key1 = _pem_identity(rig, "panel-1")
+    assert _connack(rig, cert2, key2, "before") == "connected"
+    assert rig.region.cli("revoke", "panel-2") == 0
+    rig.region.broker.reload()
+    log_before = len(rig.region.broker.logs())
+    outcome = _connack(rig, cert2, key2, "after")
+    assert outcome.startswith("tls:") or outcome == "no CONNACK", outcome
+    # the broker's reason: the CRL now lists the certificate
+    assert "certificate verify failed" in rig.region.broker.logs()[log_before:]
+    assert _connack(rig, cert1, key1, "other") == "connected"
