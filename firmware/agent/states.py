@@ -142,6 +142,7 @@ class View:
     offline: OfflineResult | None = None  # the offline answer on screen
     cleared: bool = False  # CLEAR after an offline hit: "cleared online"
     offline_list: ListShown | None = None  # for the idle and no-link screens
+    supervisor: bool = False  # a supervisor's panel acknowledged this match (firmware/lane)
 
     @property
     def screen(self) -> str:

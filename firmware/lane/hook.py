@@ -23,6 +23,11 @@ def lane_state(machine: Any) -> int:
     return frames.CALL if machine.state in LATCHED else frames.IDLE
 
 
+def _current_seq(machine: Any) -> Any:
+    cur = machine.current
+    return None if cur is None else cur.seq
+
+
 def open_lane(cfg: Any, client: Any, core: Any) -> LanePublisher | None:
     """The publisher over the query client's MQTT link, or None (no ``[lane]`` section,
     no key file, or a client without a shared link)."""
@@ -42,6 +47,7 @@ def open_lane(cfg: Any, client: Any, core: Any) -> LanePublisher | None:
         terminal=cfg.terminal_id,
         keys=keys,
         state=lambda: lane_state(core.machine),
+        call_key=lambda: _current_seq(core.machine),
         interval=lane.interval,
         on_ack=lambda panel: core.post("supervisor", panel),
     )

@@ -74,7 +74,10 @@ class LanePublisher:
         interval: float = 2.0,
         on_ack: Callable[[str], None] | None = None,
         wall: Callable[[], float] = time.time,
+        call_key: Callable[[], Any] = lambda: None,
     ):
+        """``call_key()`` names the call while ``state()`` is CALL (the agent: the scan
+        number), so a new possible match right after another is a new call."""
         self.link = link
         self.topic = topics.lane_topic(region, site, terminal)
         self.ack_filter = topics.lane_ack_filter(region, site)
@@ -85,6 +88,8 @@ class LanePublisher:
         self.interval = interval
         self.on_ack = on_ack
         self.wall = wall
+        self.call_key = call_key
+        self._key: Any = None
         self.call = 0
         self.acked_by: str | None = None
         self.counter = 0
@@ -102,7 +107,9 @@ class LanePublisher:
         base = self.state()
         with self._lock:
             if base == frames.CALL:
-                if self.call == 0:
+                key = self.call_key()
+                if self.call == 0 or key != self._key:
+                    self._key = key
                     self.call = int.from_bytes(os.urandom(4), "big") or 1
                     self.acked_by = None
                 shown = frames.ACKED if self.acked_by else frames.CALL

@@ -72,6 +72,7 @@ def render_screen(
     list_version: int | None = None,
     list_age_h: float | None = None,
     list_usable: bool | None = None,
+    supervisor: bool = False,
 ) -> Screen:
     """The screen for ``state`` in ``lang``; details add the scan number, reason, notices.
 
@@ -110,6 +111,8 @@ def render_screen(
         lines.append(text("line.late" if late else "line.scan", lang, seq=seq))
     if key in {"idle", "offline"} and list_usable is not None:
         lines.append(_list_line(lang, list_version, list_age_h, list_usable))
+    if supervisor and key in {"possible_match", "possible_match_offline"}:
+        lines.append(text("line.supervisor", lang))  # the annunciator's acknowledgement
     if key == "possible_match_offline":
         lines.append(text("line.ack", lang))
     if key == "possible_match":

@@ -67,6 +67,11 @@ def test_possible_match_at_kiosk_002_calls_lane_2_and_the_ack_reaches_the_agent(
     )
     assert ev["panel"] == "panel-1"
     panel.wait_for(r"^lane 2 kiosk-002 acked$", 5, after=mark)
+    # the officer's display (console backend, in the agent's log) says so
+    deadline = time.monotonic() + 5
+    while "Supervisor on the way" not in agent.logs() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "Supervisor on the way" in agent.logs()
 
 
 def test_killed_agent_shows_its_lane_down(system):

@@ -88,3 +88,14 @@ def test_frames_are_one_size_in_every_state():
         state[0] = s
         sizes.add(len(p.next_frame()))
     assert sizes == {frames.FRAME_LEN}
+
+
+def test_a_new_match_right_after_another_is_a_new_call():
+    state, key = [frames.CALL], [1]
+    p, _ = _pub(state)
+    p.call_key = lambda: key[0]
+    _, _, call1 = _lane(p)
+    assert _lane(p)[2] == call1
+    key[0] = 2  # the officer acknowledged scan 1 and scan 2 latched within one interval
+    _, s, call2 = _lane(p)
+    assert s == frames.CALL and call2 not in (0, call1)
