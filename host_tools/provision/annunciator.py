@@ -120,6 +120,10 @@ def add_annunciator(
         raise SetupError(f"annunciator {panel!r} already exists: pick another id")
     p = Panel(panel, site, _check_lanes(region, site, lanes))
     host, port = region.broker_address
+    site_broker = region.reg.get(f"site:{site}:address")
+    if site_broker:  # the site has its own broker, where its kiosks publish (as in _bundle)
+        h, _, p_ = site_broker.rpartition(":")
+        host, port = h, int(p_)
     key = pki.new_key()
     cert = pki.issue(
         region.issuer(),

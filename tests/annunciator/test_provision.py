@@ -140,3 +140,22 @@ def test_discreet_kiosk_is_off_by_default_and_can_be_turned_on(region):
     toml = region.terminal_toml("kiosk-002")
     assert load_agent_config(toml).signals.discreet is False
     assert load_agent_config(toml, overrides={"signals": {"discreet": True}}).signals.discreet
+
+
+def test_panel_at_a_site_with_its_own_broker_connects_there(region, tmp_path):
+    """Like the site's kiosks: a site broker bridged to the regional one (broker-config
+    --site-bridge) is where the lane frames flow, so the panel is pointed at it."""
+    site_dir = tmp_path / "site-broker"
+    region.provision_cmd(
+        "site broker", "broker-config", "--out", str(site_dir), "--host", "10.1.2.3",
+        "--port", "8884", "--site-bridge", "post-2", "--upstream", "127.0.0.1:8883",
+    )  # fmt: skip
+    out = region.dir / "panel-site"
+    region.provision_cmd(
+        "panel", "add-annunciator", "panel-3", "--site", "post-2",
+        "--lanes", "kiosk-009", "--out", str(out),
+    )  # fmt: skip
+    cfg = json.loads((out / "annunciator.json").read_text())
+    assert (cfg["host"], cfg["port"], cfg["server_hostname"]) == ("10.1.2.3", 8884, "10.1.2.3")
+    acl = (site_dir / "mosquitto.acl").read_text()
+    assert "user annunciator.panel-3" in acl and "user annunciator.panel-1" not in acl
