@@ -27,10 +27,11 @@ help:
 system-deps:
 	@bash scripts/system-deps.sh
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml scripts/micropython-deps.py
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/python scripts/micropython-deps.py
 	@touch $@
 
 setup: system-deps $(STAMP)

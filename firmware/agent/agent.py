@@ -81,6 +81,7 @@ def open_signals(cfg: AgentConfig, clock: Callable[[], float]) -> OfficerSignals
 
     sc = cfg.signals
     panel = open_panel(sc.backend, dict(sc.pins), clock, buzzer=sc.buzzer)
+    panel.discreet = sc.discreet
     display = open_display(sc.display, clock=clock, bus=sc.i2c_bus, address=sc.i2c_address)
     button = open_button(sc.backend, dict(sc.pins), clock)
     return OfficerSignals(panel, display, button, language=cfg.language, render=render_screen)
@@ -125,6 +126,7 @@ class Agent:
         self.status: StatusPublisher | None = None
         self.offline: Any = None  # firmware.offline.answerer.OfflineAnswerer, or None
         self.list_sync: Any = None  # the offline-list download (see _open_list_sync)
+        self.lane: Any = None  # lane frames for the site's annunciator (firmware/lane)
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> Agent:
@@ -179,6 +181,9 @@ class Agent:
             self.client.on_clock = self.core.on_clock
         self.core.restore()
         self.list_sync = self._open_list_sync()
+        from firmware.lane.hook import open_lane  # noqa: PLC0415
+
+        self.lane = open_lane(self.cfg, self.client, self.core)
         self.scanner = ScannerReader(
             self.cfg.scanner, self.core.on_document, self.clock, mrz_mode=a.mrz_mode
         )
@@ -230,6 +235,7 @@ class Agent:
         for what, fn in (
             ("scanner", getattr(self.scanner, "close", None)),
             ("list sync", getattr(self.list_sync, "close", None)),
+            ("lane", getattr(self.lane, "close", None)),
             ("status", self._goodbye),
             ("client", getattr(self.client, "close", None)),
             ("signals", getattr(self._signals, "off", None)),
@@ -361,6 +367,8 @@ class Agent:
         sync_start = getattr(self.list_sync, "start", None)
         if sync_start is not None:
             sync_start()
+        if self.lane is not None:
+            self.lane.start()
         connected = getattr(self.client, "connected", None)
         if callable(connected):
             connected = connected()

@@ -42,6 +42,7 @@ class SignalsConfig:
     i2c_bus: int = 1
     i2c_address: int = 0x3C
     buzzer: bool = True
+    discreet: bool = False  # a possible match sounds like a clear (docs/annunciator.md)
 
     @classmethod
     def from_section(cls, sec: Section) -> SignalsConfig:
@@ -69,6 +70,7 @@ class SignalsConfig:
             i2c_bus=sec.integer("i2c_bus", 1, lo=0, hi=31),
             i2c_address=sec.integer("i2c_address", 0x3C, lo=0x03, hi=0x77),
             buzzer=sec.flag("buzzer", True),
+            discreet=sec.flag("discreet", False),
         )
 
 
@@ -143,6 +145,7 @@ class AgentConfig:
     query_timeout: float
     source: str | None = None
     offline: OfflineSection | None = None
+    lane: Any = None  # firmware.lane.publisher.LaneConfig: the site's annunciator, or None
 
 
 def load_agent_config(
@@ -176,6 +179,9 @@ def agent_config_from_doc(doc: ConfigDoc) -> AgentConfig:
     list_key, max_age = read_offline_section(doc)
     sign = getattr(client, "regional_sign_public", None)
     offline = OfflineSection(list_key, max_age, None if sign is None else Path(sign))
+    from firmware.lane.publisher import read_lane_section  # noqa: PLC0415
+
+    lane = read_lane_section(doc)
     doc.check_unknown()
     return AgentConfig(
         terminal_id=_attr(client, "terminal_id", "id"),
@@ -188,6 +194,7 @@ def agent_config_from_doc(doc: ConfigDoc) -> AgentConfig:
         query_timeout=float(_attr(client, "query_timeout", default=2.0)),
         source=doc.source,
         offline=offline,
+        lane=lane,
     )
 
 

@@ -44,6 +44,7 @@ it back to the machine after a restart (the ``start`` event lists those scans as
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -62,6 +63,7 @@ from firmware.agent.outbox import Outbox
 from firmware.agent.ports import OfflinePort, QueryPort, SignalsPort, StatusPort
 from firmware.agent.presenter import StatePresenter
 from firmware.agent.states import (
+    LATCHED,
     OFFLINE_STATES,
     QUERYING,
     READING,
@@ -144,6 +146,7 @@ class AgentCore:
         self._clock = clock
         self._list_shown_at = float("-inf")
         self.counts["offline"] = 0
+        self.supervisor_seq: int | None = None  # the match a supervisor's panel acknowledged
 
     @property
     def retry_interval(self) -> float:
@@ -222,6 +225,9 @@ class AgentCore:
             self._note(self.machine.acknowledge())
         elif ev.kind == "clock":
             self._clock_offset(float(ev.value))
+        elif ev.kind == "supervisor":  # a panel acknowledged this lane's call (firmware/lane)
+            self.events.write("supervisor", panel=ev.value)
+            self.supervisor_seq = self.machine.view().seq
         elif ev.kind == "list":
             self._refresh_list(force=True)
             self.events.write("list", **self.offline.status())
@@ -352,7 +358,10 @@ class AgentCore:
         self.presenter.note(t, self.machine.reason)
 
     def _render(self, force: bool = False) -> None:
-        self.presenter.render(self.machine.view(), force=force)
+        view = self.machine.view()
+        if view.seq is not None and view.seq == self.supervisor_seq and view.state in LATCHED:
+            view = dataclasses.replace(view, supervisor=True)  # "supervisor on the way"
+        self.presenter.render(view, force=force)
 
     def _status_info(self) -> dict[str, Any]:
         head = self.ledger.head

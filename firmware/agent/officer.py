@@ -35,6 +35,8 @@ def view_details(view: View) -> dict[str, Any]:
         "notices": tuple((n.seq, n.state) for n in view.notices),
         "cleared": view.cleared,
     }
+    if view.supervisor:
+        details["supervisor"] = True
     if view.offline is not None:
         details["answer_age_h"] = view.offline.list_age_s / 3600.0
         details["list_version"] = view.offline.list_version

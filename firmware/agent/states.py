@@ -143,6 +143,7 @@ class View:
     cleared: bool = False  # CLEAR after an offline hit: "cleared online"
     offline_list: ListShown | None = None  # for the idle and no-link screens
     clock_offset_s: float | None = None  # the clock notice: region's time minus the kiosk's
+    supervisor: bool = False  # a supervisor's panel acknowledged this match (firmware/lane)
 
     @property
     def screen(self) -> str:

@@ -123,3 +123,27 @@ def parse_list_chunk_topic(region: str, topic: str) -> tuple[str, int, int]:
     if str(int(version)) != version or str(int(index)) != index:
         raise EnvelopeError("topic: list chunk numbers must not have leading zeros")
     return kind, int(version), int(index)
+
+
+# -- the supervisor's annunciator (docs/annunciator.md): each kiosk of a site publishes a
+# sealed lane frame every 2 s on lane/<site>/<terminal>; each panel publishes its sealed
+# ack frame every 2 s on lane-ack/<site>/<panel>, read by the site's kiosks.
+def lane_topic(region: str, site: str, terminal: str) -> str:
+    """``ft/v1/<region>/lane/<site>/<terminal>``: a kiosk's lane frames."""
+    return (
+        f"{PREFIX}/{validate_id('region', region)}/lane/{validate_id('site', site)}/"
+        f"{validate_id('terminal', terminal)}"
+    )
+
+
+def lane_ack_topic(region: str, site: str, panel: str) -> str:
+    """``ft/v1/<region>/lane-ack/<site>/<panel>``: a panel's acknowledgement frames."""
+    return (
+        f"{PREFIX}/{validate_id('region', region)}/lane-ack/{validate_id('site', site)}/"
+        f"{validate_id('panel', panel)}"
+    )
+
+
+def lane_ack_filter(region: str, site: str) -> str:
+    """``ft/v1/<region>/lane-ack/<site>/+``: every panel's acks at a site."""
+    return f"{PREFIX}/{validate_id('region', region)}/lane-ack/{validate_id('site', site)}/+"

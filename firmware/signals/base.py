@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Self
 
 from firmware.errors import OperationError
-from firmware.signals.patterns import CHANNELS, PATTERNS, Pattern
+from firmware.signals.patterns import CHANNELS, DISCREET_SOUNDS, PATTERNS, Pattern
 
 if TYPE_CHECKING:
     from firmware.signals.pins import Pins
@@ -32,6 +32,8 @@ class SignalPanel:
         self._pattern: Pattern | None = None
         self._since = 0.0
         self._buzzer = buzzer
+        #: ``[signals] discreet``: a possible match beeps as a clear (see DISCREET_SOUNDS)
+        self.discreet = False
         self._lock = threading.Lock()
         self._closed = False
 
@@ -107,8 +109,11 @@ class SignalPanel:
     def _apply(self, now: float) -> None:
         assert self._pattern is not None
         t = now - self._since
+        sound = self._pattern
+        if self.discreet and sound.state in DISCREET_SOUNDS:
+            sound = PATTERNS[DISCREET_SOUNDS[sound.state]]
         for channel in CHANNELS:
-            on = self._pattern.level(channel, t)
+            on = (sound if channel == "buzzer" else self._pattern).level(channel, t)
             if channel == "buzzer" and not self._buzzer:
                 on = False
             self._change(channel, on)

@@ -77,6 +77,7 @@ def render_screen(
     list_age_h: float | None = None,
     list_usable: bool | None = None,
     clock_offset_s: float | None = None,
+    supervisor: bool = False,
 ) -> Screen:
     """The screen for ``state`` in ``lang``; details add the scan number, reason, notices.
 
@@ -120,6 +121,8 @@ def render_screen(
         lines.append(_list_line(lang, list_version, list_age_h, list_usable))
     if clock_offset_s is not None and key in CLOCK_NOTICE_SCREENS:
         lines.append(clock_line(lang, clock_offset_s))
+    if supervisor and key in {"possible_match", "possible_match_offline"}:
+        lines.append(text("line.supervisor", lang))  # the annunciator's acknowledgement
     if key == "possible_match_offline":
         lines.append(text("line.ack", lang))
     if key == "possible_match":

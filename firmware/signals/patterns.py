@@ -128,3 +128,11 @@ PATTERNS: dict[str, Pattern] = {
 }
 
 STATES = tuple(PATTERNS)
+
+#: ``[signals] discreet = true``: these states *sound* like the one they map to (the
+#: lights and display are unchanged), so a traveller at the desk hears a possible match
+#: exactly as a clear; the supervisor's annunciator gets the call (docs/annunciator.md).
+DISCREET_SOUNDS: dict[str, str] = {
+    "possible_match": "clear",
+    "possible_match_offline": "clear",
+}

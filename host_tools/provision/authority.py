@@ -33,6 +33,7 @@ from .registry import (
     check_name,
     iso,
 )
+from .sitekey import LANE_KEY_FILE, ensure_site_key
 
 TERMINAL_CERT_DAYS = 825
 #: The offline-list key in the registry (docs/offline-list.md, "Keys").
@@ -213,6 +214,8 @@ class RegionAuthority(RegionCA):
         b.add("regional-sign.pub", self.reg.path("region/regional-sign.pub").read_bytes())
         b.add("audit.key", t.audit_key + "\n", secret=True)
         b.add("offline-list.key", self.ensure_offline_list_key(), secret=True)
+        if t.site:  # the site's annunciator panels open its lane frames (docs/annunciator.md)
+            b.add(LANE_KEY_FILE, ensure_site_key(self.reg, t.site), secret=True)
         return b
 
     def add_terminal(self, tid: str, target: BundleTarget, opts: TerminalOptions) -> Path:

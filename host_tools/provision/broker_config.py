@@ -347,3 +347,38 @@ def traversal_fix(directory: Path, user: str) -> str:
         f"  chmod o+x {' '.join(str(p) for p in blocked)}   (lets others pass through, not list)"
     )
     return "\n".join(lines)
+
+
+# -- the supervisor's annunciator (docs/annunciator.md) ---------------------------------
+# Kept apart so it can move to another authorisation scheme (e.g. dynamic security) as
+# one piece. Each kiosk with a site writes its own lane topic and reads its site's acks;
+# each panel reads only its lanes' topics and writes only its own ack topic.
+@dataclass(frozen=True)
+class LaneAcl:
+    """A panel's grants: its id (CN ``annunciator.<id>``), site and lanes."""
+
+    panel_cn: str
+    panel: str
+    site: str
+    lanes: tuple[str, ...]
+
+
+def lane_acl_lines(
+    region: str, site_kiosks: Iterable[tuple[str, str]], panels: Iterable[LaneAcl]
+) -> list[str]:
+    """ACL lines for lane frames and acks. ``site_kiosks``: (terminal id, site) of every
+    active kiosk that has a site. Mosquitto adds a repeated ``user`` block's topics to
+    that user's earlier ones."""
+    out = ["# -- lane frames and acknowledgements (the supervisor's annunciator)", ""]
+    for tid, site in site_kiosks:
+        out += [
+            f"user {tid}",
+            f"topic write {topics.lane_topic(region, site, tid)}",
+            f"topic read {topics.lane_ack_filter(region, site)}",
+            "",
+        ]
+    for p in panels:
+        out.append(f"user {p.panel_cn}")
+        out += [f"topic read {topics.lane_topic(region, p.site, tid)}" for tid in p.lanes]
+        out += [f"topic write {topics.lane_ack_topic(region, p.site, p.panel)}", ""]
+    return out

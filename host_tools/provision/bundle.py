@@ -99,6 +99,8 @@ def terminal_toml(s: TerminalSettings) -> str:
         },
         "offline": {"list_key": "offline-list.key", "max_age": 172800},
     }
+    if s.site:  # lane frames for the site's annunciator (docs/annunciator.md)
+        doc = {**doc, "lane": {"site": s.site, "key": "lane.key", "interval": 2.0}}
     head = (
         f"# fieldterm terminal {s.terminal_id}, region {s.region}: written by "
         "'fieldterm provision'.\n# Relative paths resolve against this file's directory.\n\n"

@@ -140,6 +140,23 @@ def register(subparsers: Any) -> None:
     )
     s.set_defaults(func=_handler("alert_desk"))
 
+    s = sub.add_parser(
+        "add-annunciator",
+        help="a supervisor's annunciator panel for some of a site's lanes",
+        description="Write a MicroPython annunciator panel's directory (docs/annunciator.md): "
+        "its certificate and key in DER, the CA in DER, the site's lane key and "
+        "annunciator.json. The broker lets it read only its lanes' frames and write only "
+        "its acknowledgements. 'revoke ID' cuts it off.",
+    )
+    _common(s, top=False)
+    s.add_argument("id", help="panel id: [a-z0-9][a-z0-9-]{0,62}")
+    s.add_argument("--site", required=True, help="the post the panel and its kiosks are at")
+    s.add_argument(
+        "--lanes", required=True, help="the kiosks it shows, in light order: kiosk-001,kiosk-002"
+    )
+    s.add_argument("--out", required=True, type=Path, metavar="DIR", help="a new directory")
+    s.set_defaults(func=_handler("add_annunciator"))
+
     s = sub.add_parser("revoke", help="cut a terminal off (CRL, ACL, terminals.json)")
     _common(s, top=False)
     s.add_argument("id")

@@ -50,15 +50,36 @@ def _active(region: Region, site: str | None = None) -> tuple[str, ...]:
     )
 
 
+def _lane_acl(region: Region, site: str | None = None) -> str:
+    """The annunciator's ACL lines (all sites, or one site's broker)."""
+    from . import annunciator  # noqa: PLC0415 -- annunciator imports authority, as we do
+
+    kiosks = [
+        (t.id, t.site)
+        for t in region.reg.terminals()
+        if not t.revoked and t.site and (site is None or t.site == site)
+    ]
+    grants = [
+        bc.LaneAcl(annunciator.panel_cn(p.id), p.id, p.site, p.lanes)
+        for p in annunciator.panels(region)
+        if not p.revoked and (site is None or p.site == site)
+    ]
+    if not kiosks and not grants:
+        return ""
+    return "\n" + "\n".join(bc.lane_acl_lines(region.region, kiosks, grants))
+
+
 def render(region: Region, d: Deployment) -> None:
     """Rewrite the derived files of one broker directory from the registry."""
     crl = region.reg.path("ca/crl.pem").read_bytes()
     bc.write_broker_file(d.path / bc.CRL_FILE, crl, secret=False)
     if d.kind == "site":
         acl = bc.acl_text(region.region, _active(region, d.site), regional=False)
+        acl += _lane_acl(region, d.site)
         bc.write_broker_file(d.path / bc.ACL_FILE, acl, secret=True)
         return
     acl = bc.acl_text(region.region, _active(region), _site_bridges(region))
+    acl += _lane_acl(region)
     bc.write_broker_file(d.path / bc.ACL_FILE, acl, secret=True)
     now = region.clock()
     rows = [(t.id, t.revoked, region.reg.keys(t.id)) for t in region.reg.terminals()]

@@ -19,7 +19,7 @@ from typing import Any
 
 from firmware.errors import SetupError
 
-from . import deploy, protokeys
+from . import annunciator, deploy, protokeys
 from .authority import BundleTarget, RegionAuthority, TerminalOptions
 from .registry import iso
 
@@ -167,9 +167,25 @@ def rotate(args: argparse.Namespace) -> int:
     return 0
 
 
-def revoke(args: argparse.Namespace) -> int:
-    """``revoke``: cut a terminal off (CRL, ACL, terminals.json)."""
+def add_annunciator(args: argparse.Namespace) -> int:
+    """``add-annunciator``: a supervisor's panel and its directory."""
+    lanes = [x.strip() for x in args.lanes.split(",")]
     with _open(args) as region:
+        path = annunciator.add_annunciator(region, args.id, args.site, lanes, args.out)
+        print(f"annunciator {args.id} added for site {args.site}: lanes {', '.join(lanes)}")
+        _print_listing(f"panel directory written to {path}:", path)
+        _after_change(region)
+    return 0
+
+
+def revoke(args: argparse.Namespace) -> int:
+    """``revoke``: cut a terminal (or an annunciator panel) off (CRL, ACL, terminals.json)."""
+    with _open(args) as region:
+        if region.reg.terminal(args.id) is None and annunciator.find(region, args.id):
+            annunciator.revoke(region, args.id)
+            print(f"annunciator {args.id} revoked: certificate in the CRL, removed from the ACL")
+            _after_change(region)
+            return 0
         region.revoke(args.id)
         print(
             f"terminal {args.id} revoked: certificate in the CRL, removed from the ACL, revoked in terminals.json"

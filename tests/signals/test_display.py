@@ -152,3 +152,13 @@ def test_cleared_online_on_screen_and_as_a_notice():
     assert "Cleared online: the offline hit was not confirmed" in s.lines
     n = render_screen("idle", "en", notices=[(2, "cleared")])
     assert "Scan #2: cleared online" in n.lines
+
+
+def test_supervisor_on_the_way_only_on_a_possible_match():
+    from firmware.signals.display import render_screen  # noqa: PLC0415
+
+    for state in ("possible_match", "possible_match_offline"):
+        assert "Supervisor on the way" in render_screen(state, "en", supervisor=True).lines
+        assert "Supervisor on the way" not in render_screen(state, "en").lines
+    assert "Старший уже идёт" in render_screen("possible_match", "ru", supervisor=True).lines
+    assert "Supervisor on the way" not in render_screen("clear", "en", supervisor=True).lines

@@ -224,3 +224,24 @@ def test_offline_answers_differ_from_every_online_pattern_without_colour():
             assert part(state, False) != part(o, False), (state, o)
             assert part(state, True) != part(o, True), (state, o)
     assert shape("possible_match_offline") != shape("not_listed")
+
+
+@pytest.mark.parametrize("state", ["possible_match", "possible_match_offline"])
+def test_discreet_possible_match_sounds_exactly_like_a_clear(state):
+    clear, loud, quiet = MockPanel(), MockPanel(), MockPanel()
+    quiet.discreet = True
+    run(clear, "clear", 10.0)
+    run(loud, state, 10.0)
+    run(quiet, state, 10.0)
+    assert quiet.timeline("buzzer") == clear.timeline("buzzer") == [(0.0, True), (0.15, False)]
+    assert loud.timeline("buzzer") != clear.timeline("buzzer")
+    for channel in ("green", "amber", "red"):  # the officer's lights are unchanged
+        assert quiet.timeline(channel) == loud.timeline(channel)
+
+
+def test_discreet_leaves_other_states_alone():
+    a, b = MockPanel(), MockPanel()
+    b.discreet = True
+    for p in (a, b):
+        run(p, "unknown", 5.0)
+    assert a.timeline("buzzer") == b.timeline("buzzer")

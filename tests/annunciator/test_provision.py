@@ -1,0 +1,161 @@
+"""``fieldterm provision add-annunciator``: the panel's directory, the site key shared
+with the site's kiosks, the broker ACL lines, revoke."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from firmware.agent.config import load_agent_config
+from tests.support.localregion import TestRegion
+
+LANES = ("kiosk-001", "kiosk-002")
+
+
+@pytest.fixture(scope="module")
+def region(tmp_path_factory):
+    args = {t: ["--site", "post-1"] for t in LANES} | {"kiosk-009": ["--site", "post-2"]}
+    r = TestRegion(
+        tmp_path_factory.mktemp("prov"),
+        terminals=(*LANES, "kiosk-009", "kiosk-100"),
+        terminal_args=args,
+    )
+    r.provision()
+    r.provision_cmd(
+        "panel", "add-annunciator", "panel-1", "--site", "post-1",
+        "--lanes", "kiosk-001,kiosk-002", "--out", str(r.dir / "panel-1"),
+    )  # fmt: skip
+    yield r
+    r.close()
+
+
+def test_panel_directory_is_der_and_config(region):
+    d = region.dir / "panel-1"
+    cert = x509.load_der_x509_certificate((d / "panel.der").read_bytes())
+    assert (
+        cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "annunciator.panel-1"
+    )
+    key = serialization.load_der_private_key((d / "panel.key.der").read_bytes(), None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    assert key.public_key().public_numbers() == cert.public_key().public_numbers()
+    root = x509.load_der_x509_certificate((d / "ca.der").read_bytes())
+    assert root.subject == root.issuer  # the region's root, the panel's trust anchor
+    assert (d / "panel.key.der").stat().st_mode & 0o077 == 0
+    cfg = json.loads((d / "annunciator.json").read_text())
+    assert cfg["lanes"] == [
+        {"id": "kiosk-001", "topic": "ft/v1/central/lane/post-1/kiosk-001"},
+        {"id": "kiosk-002", "topic": "ft/v1/central/lane/post-1/kiosk-002"},
+    ]
+    assert cfg["ack_topic"] == "ft/v1/central/lane-ack/post-1/panel-1"
+    assert cfg["client_id"] == "annunciator.panel-1" and cfg["server_hostname"] == "127.0.0.1"
+
+
+def test_site_key_is_shared_with_the_sites_kiosks_only(region):
+    panel_key = (region.dir / "panel-1" / "lane.key").read_text()
+    assert len(panel_key.strip()) == 64
+    for tid in LANES:
+        assert (region.bundle(tid) / "lane.key").read_text() == panel_key
+    assert (region.bundle("kiosk-009") / "lane.key").read_text() != panel_key
+    assert not (region.bundle("kiosk-100") / "lane.key").exists()  # no site, no key
+
+
+def test_sited_kiosk_config_loads_with_its_lane(region):
+    cfg = load_agent_config(region.terminal_toml("kiosk-002"))
+    assert cfg.lane.site == "post-1" and cfg.lane.interval == 2.0
+    assert cfg.lane.key == region.bundle("kiosk-002") / "lane.key"
+    assert load_agent_config(region.terminal_toml("kiosk-100")).lane is None
+
+
+def test_acl_grants(region):
+    acl = (region.broker_dir / "mosquitto.acl").read_text()
+    block = acl[acl.index("user annunciator.panel-1") :].split("\n\n")[0].splitlines()
+    assert block == [
+        "user annunciator.panel-1",
+        "topic read ft/v1/central/lane/post-1/kiosk-001",
+        "topic read ft/v1/central/lane/post-1/kiosk-002",
+        "topic write ft/v1/central/lane-ack/post-1/panel-1",
+    ]
+    assert (
+        "user kiosk-002\ntopic write ft/v1/central/lane/post-1/kiosk-002\ntopic read ft/v1/central/lane-ack/post-1/+"
+        in acl
+    )
+    assert "lane/post-2/kiosk-009\ntopic read ft/v1/central/lane-ack/post-2/+" in acl
+
+
+@pytest.mark.parametrize(
+    ("lanes", "message"),
+    [
+        ("kiosk-001,kiosk-009", "--lanes item 2 (kiosk-009): that kiosk is at site 'post-2'"),
+        ("kiosk-001,kiosk-404", "--lanes item 2 (kiosk-404): no active terminal"),
+        ("kiosk-001,Kiosk", "--lanes item 2"),
+        ("kiosk-001,kiosk-001", "named twice"),
+    ],
+)
+def test_bad_lanes_are_refused_naming_the_item(region, capsys, lanes, message):
+    out = region.dir / "bad"
+    rc = region.cli(
+        "add-annunciator", "panel-9", "--site", "post-1", "--lanes", lanes, "--out", str(out)
+    )
+    assert rc != 0 and message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_duplicate_panel_is_refused(region, capsys):
+    rc = region.cli(
+        "add-annunciator",
+        "panel-1",
+        "--site",
+        "post-1",
+        "--lanes",
+        "kiosk-001",
+        "--out",
+        str(region.dir / "dup"),
+    )
+    assert rc != 0 and "already exists" in capsys.readouterr().err
+
+
+def test_revoke_cuts_a_panel_off(region, capsys):
+    region.provision_cmd(
+        "panel", "add-annunciator", "panel-2", "--site", "post-2",
+        "--lanes", "kiosk-009", "--out", str(region.dir / "panel-2"),
+    )  # fmt: skip
+    serial = x509.load_der_x509_certificate(
+        (region.dir / "panel-2" / "panel.der").read_bytes()
+    ).serial_number
+    assert "user annunciator.panel-2" in (region.broker_dir / "mosquitto.acl").read_text()
+    assert region.cli("revoke", "panel-2") == 0
+    assert "annunciator panel-2 revoked" in capsys.readouterr().out
+    assert "user annunciator.panel-2" not in (region.broker_dir / "mosquitto.acl").read_text()
+    crl = x509.load_pem_x509_crl((region.broker_dir / "crl.pem").read_bytes())
+    assert crl.get_revoked_certificate_by_serial_number(serial) is not None
+    assert "user annunciator.panel-1" in (region.broker_dir / "mosquitto.acl").read_text()
+
+
+def test_discreet_kiosk_is_off_by_default_and_can_be_turned_on(region):
+    toml = region.terminal_toml("kiosk-002")
+    assert load_agent_config(toml).signals.discreet is False
+    assert load_agent_config(toml, overrides={"signals": {"discreet": True}}).signals.discreet
+
+
+def test_panel_at_a_site_with_its_own_broker_connects_there(region, tmp_path):
+    """Like the site's kiosks: a site broker bridged to the regional one (broker-config
+    --site-bridge) is where the lane frames flow, so the panel is pointed at it."""
+    site_dir = tmp_path / "site-broker"
+    region.provision_cmd(
+        "site broker", "broker-config", "--out", str(site_dir), "--host", "10.1.2.3",
+        "--port", "8884", "--site-bridge", "post-2", "--upstream", "127.0.0.1:8883",
+    )  # fmt: skip
+    out = region.dir / "panel-site"
+    region.provision_cmd(
+        "panel", "add-annunciator", "panel-3", "--site", "post-2",
+        "--lanes", "kiosk-009", "--out", str(out),
+    )  # fmt: skip
+    cfg = json.loads((out / "annunciator.json").read_text())
+    assert (cfg["host"], cfg["port"], cfg["server_hostname"]) == ("10.1.2.3", 8884, "10.1.2.3")
+    acl = (site_dir / "mosquitto.acl").read_text()
+    assert "user annunciator.panel-3" in acl and "user annunciator.panel-1" not in acl
