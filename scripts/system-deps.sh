@@ -5,6 +5,9 @@ need=()
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 command -v openssl >/dev/null || need+=(openssl)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+# The operator console's browser tests (tests/console): headless Chromium driven by Selenium.
+command -v chromium >/dev/null || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
 if [ "${FIELDTERM_HIL:-auto}" != "off" ]; then
   # Hardware-in-the-loop needs QEMU and debootstrap; see docs/hil.md.
   command -v qemu-system-aarch64 >/dev/null || need+=(qemu-system-arm)

@@ -103,6 +103,8 @@ def acl_text(
             "",
             f"user {ALERT_DESK_CN}",
             f"topic read {topics.alert_topic(region)}",
+            # the operator's console (runs with the desk's identity): the fleet page
+            f"topic read {topics.per_terminal_filter(region, 'status')}",
             "",
         ]
     for b in bridges:

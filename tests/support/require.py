@@ -21,7 +21,7 @@ from typing import NoReturn
 import pytest
 
 #: Every prerequisite a test may name; ``need`` refuses a name not listed here.
-PREREQUISITES = frozenset({"hil", "pg", "fuzz", "root", "e2fsprogs"})
+PREREQUISITES = frozenset({"hil", "pg", "fuzz", "root", "e2fsprogs", "browser"})
 
 
 def required() -> frozenset[str]:
