@@ -120,6 +120,7 @@ class Agent:
         self.status: StatusPublisher | None = None
         self.offline: Any = None  # firmware.offline.answerer.OfflineAnswerer, or None
         self.list_sync: Any = None  # the offline-list download (see _open_list_sync)
+        self.telemetry: Any = None  # firmware.agent.telemetry: health sealed to the desk
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> Agent:
@@ -175,6 +176,9 @@ class Agent:
         )
         self.scanner.start()
         self._start_client()
+        from firmware.agent import telemetry  # noqa: PLC0415 -- the console's fleet page
+
+        self.telemetry = telemetry.start_for(self)
         age = process_age()
         self.events.write(
             "ready", process_age_s=age, pid=os.getpid(), offline_list=self.core.offline.status()
@@ -219,6 +223,7 @@ class Agent:
         self._closed = True
         self.notifier.stopping()
         for what, fn in (
+            ("telemetry", getattr(self.telemetry, "close", None)),
             ("scanner", getattr(self.scanner, "close", None)),
             ("list sync", getattr(self.list_sync, "close", None)),
             ("status", self._goodbye),

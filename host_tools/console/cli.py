@@ -80,8 +80,9 @@ def _run(args: argparse.Namespace) -> int:
 def serve(args: argparse.Namespace, desk_dir: Path) -> int:
     import uvicorn  # noqa: PLC0415
 
-    from firmware.protocol import topics  # noqa: PLC0415
+    from firmware.protocol import telemetry, topics  # noqa: PLC0415
     from firmware.transport.mqtt import MqttLink  # noqa: PLC0415
+    from host_tools.console import telemetry_open  # noqa: PLC0415
     from host_tools.console.app import ConsoleState, build  # noqa: PLC0415
     from host_tools.console.feed import Feed  # noqa: PLC0415
     from host_tools.console.fleet import Fleet  # noqa: PLC0415
@@ -112,8 +113,13 @@ def serve(args: argparse.Namespace, desk_dir: Path) -> int:
         region_name=cfg.region,
         escalate_after=args.escalate_after * 60.0,
     )
-    feed = Feed(cfg, state.hits, fleet, state.broadcaster.notify)
-    subs = (topics.alert_topic(cfg.region), topics.per_terminal_filter(cfg.region, "status"))
+    feed = Feed(cfg, state.hits, fleet, state.broadcaster.notify,
+                telemetry=telemetry_open.opener(cfg.alert_key, cfg.region, fleet))  # fmt: skip
+    subs = (
+        topics.alert_topic(cfg.region),
+        topics.per_terminal_filter(cfg.region, "status"),
+        telemetry.topic_filter(cfg.region),
+    )
 
     def on_link(up: bool) -> None:
         if up and fleet.live_since is None:

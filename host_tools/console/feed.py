@@ -4,7 +4,10 @@
   :class:`host_tools.regional.desk.Desk` (its checks for refused, duplicate and missing
   batches), each verified alert stored as a hit;
 - ``ft/v1/<region>/status/+``: each kiosk's retained status and last will (the broker's
-  ACL lets the desk read them, see ``provision broker-config``), for the fleet page.
+  ACL lets the desk read them, see ``provision broker-config``), for the fleet page;
+- ``ft/v1/<region>/telemetry/+``: each kiosk's health sealed to the desk
+  (:mod:`firmware.protocol.telemetry`), opened and verified by
+  :mod:`host_tools.console.telemetry_open`; it supersedes the status's figures.
 
 Every change calls ``notify()`` so the pages' event streams push it at once.
 """

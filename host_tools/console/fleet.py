@@ -26,6 +26,9 @@ from typing import Any
 CLOCK_TOLERANCE_S = 30.0
 OUTBOX_WARN = 5
 CERT_WARN_DAYS = 30.0
+#: A kiosk that sends telemetry (every 2 s) and is silent this long is offline, even before
+#: the broker notices its connection is gone and publishes its last will.
+TELEMETRY_SILENCE_S = 8.0
 
 
 @dataclass
@@ -93,7 +96,7 @@ class Fleet:
         state = "online" if doc.get("state") == "online" else "offline"
         t = doc.get("t")
         t = float(t) if isinstance(t, (int, float)) and not isinstance(t, bool) else None
-        retained = self.live_since is None or now < self.live_since
+        retained = source == "status" and (self.live_since is None or now < self.live_since)
         if retained:
             source = "retained"
         info = {k: v for k, v in doc.items() if k not in ("terminal", "state", "t")}
@@ -102,6 +105,13 @@ class Fleet:
             was = self._online(old, now)
             if state == "offline" and old is not None:
                 info = old.info  # the will carries nothing: keep the last figures
+            elif (
+                source == "status"
+                and old is not None
+                and old.source == "telemetry"
+                and self._online(old, now)
+            ):
+                return False  # the sealed telemetry is newer and says more
             seen = t if (retained and t is not None) else now
             self._reports[tid] = Report(state, seen, t, info, source)
             if state == "offline":
@@ -111,7 +121,10 @@ class Fleet:
             return was != (state == "online")
 
     def _online(self, r: Report | None, now: float) -> bool:
-        return r is not None and r.state == "online" and now - r.received < self.offline_after
+        if r is None or r.state != "online":
+            return False
+        limit = TELEMETRY_SILENCE_S if r.source == "telemetry" else self.offline_after
+        return now - r.received < limit
 
     def was_disconnected(self, tid: str, window: float) -> bool:
         """Whether ``tid`` was offline or had queries in its outbox within ``window`` s

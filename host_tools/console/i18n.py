@@ -1,8 +1,9 @@
 """The console's strings (``strings.toml``) in the kiosk's seven languages.
 
-en and ru are complete. kk, ky, uz, tg and tk take the words the kiosk catalogue already
-has (:mod:`firmware.signals.catalogue`, mapped in the ``[kiosk]`` table) and English for
-everything else, so a page is never missing a label.
+en and ru are complete. kk, ky, uz, tg and tk have the words the kiosk catalogue
+(firmware/signals/messages.toml) already has, copied into ``strings.toml`` (host tools do
+not import the kiosk's packages), and English for everything else, so a page is never
+missing a label.
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ from __future__ import annotations
 import functools
 import tomllib
 from pathlib import Path
-
-from firmware.signals import catalogue
 
 LANGUAGES = ("en", "ru", "kk", "ky", "uz", "tg", "tk")
 NAMES = {
@@ -31,13 +30,7 @@ def strings(lang: str) -> dict[str, str]:
     """Every key in ``lang``, falling back to the kiosk catalogue and then English."""
     doc = _doc()
     out = dict(doc["en"])
-    if lang in doc and lang != "kiosk":
-        out.update(doc[lang])
-    elif lang in LANGUAGES and lang != "en":
-        for key, kiosk_key in doc["kiosk"].items():
-            word = catalogue.catalogue().get(lang, {}).get(kiosk_key)
-            if word:
-                out[key] = word.capitalize() if key == "offline" else word
+    out.update(doc.get(lang, {}))
     return out
 
 

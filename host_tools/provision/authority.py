@@ -213,6 +213,11 @@ class RegionAuthority(RegionCA):
         b.add("regional-sign.pub", self.reg.path("region/regional-sign.pub").read_bytes())
         b.add("audit.key", t.audit_key + "\n", secret=True)
         b.add("offline-list.key", self.ensure_offline_list_key(), secret=True)
+        desk_pub = self.reg.path("region", "alert-desk.pub")
+        if (
+            desk_pub.exists()
+        ):  # the kiosk seals its health to the desk (firmware/agent/telemetry.py)
+            b.add("alert-desk.pub", desk_pub.read_bytes())
         return b
 
     def add_terminal(self, tid: str, target: BundleTarget, opts: TerminalOptions) -> Path:

@@ -10,7 +10,8 @@ mode 0600.
 
 ``console-cert`` issues the console's TLS server certificate from the region's issuing CA
 (as the broker's is) and writes ``fleet.json``: every provisioned terminal with its site,
-revocation and certificate expiry, which the console's fleet page lists. Run it again
+revocation, certificate expiry and identity public keys (which sign its telemetry), which
+the console's fleet page lists. Run it again
 after ``add-terminal``, ``revoke`` or ``rotate``; the console re-reads the file.
 """
 
@@ -254,12 +255,15 @@ def fleet_doc(region: Any) -> dict[str, Any]:
     rows = []
     for t in region.reg.terminals():
         live = [c for c in region.reg.certs(t.id) if c.status(now) in ("active", "grace")]
+        keys = [k for k in region.reg.keys(t.id) if k.not_after is None or k.not_after > now]
         rows.append(
             {
                 "id": t.id,
                 "site": t.site,
                 "revoked": t.revoked,
                 "cert_not_after": iso(max(c.not_after for c in live)) if live else None,
+                # the identity keys that sign the kiosk's telemetry
+                "identity_keys": [k.public_b64 for k in keys],
             }
         )
     return {"version": 1, "region": region.region, "written": iso(now), "terminals": rows}

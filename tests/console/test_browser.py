@@ -223,6 +223,13 @@ def test_killed_kiosk_shows_offline_within_10_s(console_region, browser, docs_di
     _wait(browser, lambda d: d.find_elements(By.ID, "term-kiosk-002"), what="fleet page")
     _live(browser)
     _wait(browser, lambda d: "Online" in d.find_element(By.ID, "term-kiosk-002").text, 30, "online")
+    # the sealed telemetry reached the console: only it says whether the scanner is connected
+    _wait(
+        browser,
+        lambda d: "Connected" in d.find_element(By.ID, "term-kiosk-002").text,
+        15,
+        "telemetry",
+    )
     killed = time.monotonic()
     region.agents["kiosk-002"].kill()
     _wait(
