@@ -2,7 +2,7 @@
 
 Wire format and the reasons for it: :mod:`firmware.protocol.telemetry`. The sender starts
 only when the bundle holds the desk's public key (``alert-desk.pub`` beside the identity
-key: ``provision add-terminal``/``rotate`` after ``provision alert-desk`` puts it there);
+key: ``provision add-terminal`` and ``rotate`` put it there);
 without it the kiosk sends no telemetry and the console shows what the retained status
 says. Every :data:`~firmware.protocol.telemetry.INTERVAL` seconds while the link is up it
 publishes one message, QoS 0, not retained: a lost one is replaced by the next.

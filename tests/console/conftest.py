@@ -1,6 +1,6 @@
 """A real region for the console's tests: Mosquitto with mTLS from the generated config,
-a regional service, two kiosk agents on pty scanners (provisioned after the alert desk, so
-they send their health sealed to it), the alert desk's directory with the
+a regional service, two kiosk agents on pty scanners (sending their health sealed to the
+desk), the alert desk's directory with the
 console's certificate and accounts, and ``fieldterm console`` itself as a process.
 
 Every listed record's reference is rewritten to markup before the regional service
@@ -27,15 +27,13 @@ def console_region(tmp_path_factory):
     work = tmp_path_factory.mktemp("console")
     region = TestRegion(
         None,  # a new directory under /tmp that the broker's user can traverse
-        terminals=(),  # added after the desk, so their bundles hold its key (telemetry)
+        terminals=TERMINALS,
         terminal_args={"kiosk-001": ["--site", "north-gate"], "kiosk-002": ["--site", "river"]},
         records=2000,
         sample_size=6,
     )
     try:
         region.provision(desk=True).generate_list()
-        for tid in TERMINALS:
-            region.add_terminal(tid)
         with sqlite3.connect(region.sltd_db) as db:
             db.execute("UPDATE records SET reference = ?", (HOSTILE_REFERENCE,))
         passwords = provision_console(region, {"sup": "supervisor", "view": "viewer"})

@@ -28,7 +28,9 @@ try:
         StaleElementReferenceException,
     )
     from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import Select, WebDriverWait
 except ImportError:  # the fixture says why (need: fails under CI)
     webdriver = None
@@ -294,6 +296,21 @@ def test_post_without_csrf_is_refused(console_region, browser):
         "const done = arguments[0]; fetch('/api/hits').then(r => r.json()).then(done);"
     )
     assert next(h for h in after if h["id"] == target["id"])["state"] == "new"
+
+
+def test_keyboard_alone_logs_in_and_moves_between_pages(console_region, browser):
+    c = console_region["console"]
+    browser.delete_all_cookies()
+    browser.get(c.url + "/login")
+    keys = ActionChains(browser)
+    keys.send_keys("view", Keys.TAB, console_region["passwords"]["view"], Keys.ENTER).perform()
+    _wait(browser, lambda d: d.current_url.endswith("/hits"), what="keyboard login")
+    for _ in range(30):  # Tab from the top to the Fleet link, then Enter
+        ActionChains(browser).send_keys(Keys.TAB).perform()
+        if browser.switch_to.active_element.get_attribute("id") == "nav-fleet":
+            break
+    ActionChains(browser).send_keys(Keys.ENTER).perform()
+    _wait(browser, lambda d: d.current_url.endswith("/fleet"), what="fleet by keyboard")
 
 
 def test_sixth_bad_password_within_a_minute_is_throttled(console_region, browser):
