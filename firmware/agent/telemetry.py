@@ -112,8 +112,20 @@ class TelemetrySender:
 
 
 def start_for(agent: Any) -> TelemetrySender | None:
-    """The sender for a started agent, or None when its bundle has no desk key."""
-    client_cfg = agent.cfg.client
+    """The sender for a started agent, or None when its bundle has no desk key (or the
+    agent runs without the sealed-query client). Telemetry never stops the kiosk: a key
+    that does not load is logged and the kiosk runs without it."""
+    client_cfg = getattr(agent.cfg, "client", None)
+    if client_cfg is None or not hasattr(getattr(agent, "client", None), "publish"):
+        return None
+    try:
+        return _start(agent, client_cfg)
+    except Exception:
+        log.exception("telemetry not started")
+        return None
+
+
+def _start(agent: Any, client_cfg: Any) -> TelemetrySender | None:
     desk_file = Path(client_cfg.identity_key).parent / DESK_KEY_FILE
     if not desk_file.exists():
         log.info("no %s in the bundle: no telemetry to the console", DESK_KEY_FILE)

@@ -113,6 +113,8 @@ class Fleet:
             ):
                 return False  # the sealed telemetry is newer and says more
             seen = t if (retained and t is not None) else now
+            if state == "offline" and old is not None:
+                seen = old.received  # last seen: its last report, not the broker's will
             self._reports[tid] = Report(state, seen, t, info, source)
             if state == "offline":
                 self._offline_since.setdefault(tid, now)

@@ -313,6 +313,24 @@ def test_keyboard_alone_logs_in_and_moves_between_pages(console_region, browser)
     _wait(browser, lambda d: d.current_url.endswith("/fleet"), what="fleet by keyboard")
 
 
+def test_region_page_shows_each_regional_process(console_region, browser, docs_dir):
+    region = console_region["region"]
+    pid = region.regional.pid
+    answered = region.regional.wait_health(lambda h: h.get("answered", 0) >= 2, "2 answers")
+    browser.get(console_region["console"].url + "/region")
+    _wait(browser, lambda d: f"pid {pid}" in d.find_element(By.ID, "processes").text, 10, "pid")
+
+    def cells():  # the page re-renders as the health files change: read one rendering
+        row = browser.find_element(By.CSS_SELECTOR, "#processes tbody tr")
+        return [td.text for td in row.find_elements(By.TAG_NAME, "td")]
+
+    cols = _retry(cells)
+    assert "Reporting" in cols[1] and "✔" in cols[1]
+    assert int(cols[3]) >= answered["answered"]
+    assert _retry(lambda: browser.find_element(By.ID, "list-versions").text) != "—"
+    browser.save_screenshot(str(docs_dir / "console-region.png"))
+
+
 def test_sixth_bad_password_within_a_minute_is_throttled(console_region, browser):
     c = console_region["console"]
     results = []

@@ -4,11 +4,13 @@ opener refuses a wrong signer, a revoked kiosk, a replay and another terminal's 
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+from firmware.agent.telemetry import TelemetrySender, start_for
 from firmware.errors import EnvelopeError
 from firmware.protocol import keys
 from firmware.protocol import telemetry as wire
@@ -65,3 +67,26 @@ def test_console_opener_uses_fleet_keys_and_drops_replays(tmp_path):
     f.write_text(json.dumps({"terminals": [{**row, "revoked": True}]}))
     assert opener("k1", msg(seq=3, boot="b2")) is None
     assert opener.refused == 2
+
+
+def test_sender_publishes_fixed_size_messages_only_while_the_link_is_up():
+    sent, up = [], [False]
+    sender = TelemetrySender(
+        lambda topic, payload: sent.append((topic, payload)),
+        desk=DESK.public_key(), identity=KIOSK, region="central", terminal="k1",
+        snapshot=lambda: {"scanner": True, "pending": 3}, link_up=lambda: up[0],
+    )  # fmt: skip
+    assert not sender.send_once() and sent == []
+    up[0] = True
+    assert sender.send_once() and sender.send_once()
+    assert [t for t, _ in sent] == ["ft/v1/central/telemetry/k1"] * 2
+    assert len({len(p) for _, p in sent}) == 1
+    bodies = [wire.open_(DESK, "central", "k1", p, [KIOSK.public_key()]) for _, p in sent]
+    assert [b["seq"] for b in bodies] == [1, 2] and bodies[0]["health"]["pending"] == 3
+
+
+def test_no_desk_key_in_the_bundle_no_telemetry(tmp_path):
+    cfg = SimpleNamespace(client=SimpleNamespace(identity_key=tmp_path / "identity.key"))
+    agent = SimpleNamespace(cfg=cfg, client=SimpleNamespace(publish=lambda *a, **k: None))
+    assert start_for(agent) is None
+    assert start_for(SimpleNamespace(cfg=SimpleNamespace(client=None), client=None)) is None

@@ -179,7 +179,10 @@ def test_fleet_online_offline_and_problems(tmp_path):
     assert fleet.was_disconnected("k1", 600)  # queries waiting: its next hit is late
     clock.t += 31
     assert not {r["id"]: r for r in fleet.rows()}["k1"]["online"]  # silent too long
+    seen = {r["id"]: r for r in fleet.rows()}["k1"]["last_seen"]
+    clock.t += 5
     assert fleet.on_status("k1", {"terminal": "k1", "state": "offline"}) is False
+    assert {r["id"]: r for r in fleet.rows()}["k1"]["last_seen"] == seen  # not the will's time
     assert fleet.on_status("k1", {**status, "t": clock.t, "pending": 0})
     assert {r["id"]: r for r in fleet.rows()}["k1"]["problems"] == []
 
