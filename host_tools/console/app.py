@@ -229,7 +229,7 @@ def build(state: ConsoleState) -> Starlette:
         r.set_cookie(
             SESSION_COOKIE, session.token, httponly=True, secure=True, samesite="strict", path="/"
         )
-        r.delete_cookie(LOGIN_COOKIE, path="/")
+        r.delete_cookie(LOGIN_COOKIE, path="/", secure=True, httponly=True, samesite="strict")
         return r
 
     async def csrf_checked(request: Request) -> tuple[Session | None, Any, Response | None]:
@@ -256,7 +256,7 @@ def build(state: ConsoleState) -> Starlette:
         state.sessions.end(session.token)
         state.oplog.append(session.name, "logout")
         r = RedirectResponse("/login", 303, headers=SECURITY_HEADERS)
-        r.delete_cookie(SESSION_COOKIE, path="/")
+        r.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="strict")
         return r
 
     async def root(request: Request) -> Response:

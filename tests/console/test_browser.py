@@ -331,6 +331,23 @@ def test_region_page_shows_each_regional_process(console_region, browser, docs_d
     browser.save_screenshot(str(docs_dir / "console-region.png"))
 
 
+def test_logout_ends_the_session_on_the_server(console_region, browser):
+    c = console_region["console"]
+    _login(browser, c.url, "view", console_region["passwords"]["view"])
+    _wait(browser, lambda d: d.current_url.endswith("/hits"), what="logged in")
+    old = browser.get_cookie("__Host-ft_session")["value"]
+    browser.find_element(By.ID, "logout").click()
+    _wait(browser, lambda d: d.current_url.endswith("/login"), what="logged out")
+    req = urllib.request.Request(
+        c.url + "/api/hits", headers={"Cookie": f"__Host-ft_session={old}"}
+    )
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req, context=tls_context(c))
+    assert err.value.code == 401
+    actions = [e["action"] for e in oplog.OperatorLog(c.desk_dir / "operator-audit.log").entries()]
+    assert actions[-1] == "logout"
+
+
 def test_sixth_bad_password_within_a_minute_is_throttled(console_region, browser):
     c = console_region["console"]
     results = []
