@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from firmware.cli import main
 from firmware.errors import ConfigError, SetupError
 from host_tools.console import app as console_app
 from host_tools.console import i18n, oplog
@@ -218,3 +219,16 @@ def test_kiosk_words_match_the_kiosk_catalogue():
     cat = tomllib.loads((Path(__file__).parents[2] / "firmware/signals/messages.toml").read_text())
     for lang in ("ru", "kk", "ky", "uz", "tg", "tk"):
         assert i18n.strings(lang)["possible_match"] == cat[lang]["title.possible_match"]
+
+
+def test_verify_audit_command(tmp_path, capsys):
+    (tmp_path / "desk.toml").write_text("")  # only its directory is used by --verify-audit
+    log = oplog.OperatorLog(tmp_path / "operator-audit.log")
+    log.append("sup", "login", "127.0.0.1")
+    log.append("sup", "hit_acknowledged", "hit:1", note="x")
+    assert main(["console", "--config", str(tmp_path / "desk.toml"), "--verify-audit"]) == 0
+    assert f"2 entries, chain intact, head {log.head}" in capsys.readouterr().out
+    path = tmp_path / "operator-audit.log"
+    path.write_text(path.read_text().replace('"x"', '"y"'))
+    assert main(["console", "--config", str(tmp_path / "desk.toml"), "--verify-audit"]) == 1
+    assert "BROKEN after 1 good entries: line 2" in capsys.readouterr().out
