@@ -7,6 +7,9 @@ command -v openssl >/dev/null || need+=(openssl)
 # libfaketime: the kiosk-clock tests run the kiosk process with a shifted wall clock.
 command -v faketime >/dev/null || need+=(faketime)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+# The operator console's browser tests (tests/console): headless Chromium driven by Selenium.
+command -v chromium >/dev/null || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
 if [ "${FIELDTERM_HIL:-auto}" != "off" ]; then
   # Hardware-in-the-loop needs QEMU and debootstrap; see docs/hil.md.
   command -v qemu-system-aarch64 >/dev/null || need+=(qemu-system-arm)

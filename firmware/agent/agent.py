@@ -127,6 +127,7 @@ class Agent:
         self.offline: Any = None  # firmware.offline.answerer.OfflineAnswerer, or None
         self.list_sync: Any = None  # the offline-list download (see _open_list_sync)
         self.lane: Any = None  # lane frames for the site's annunciator (firmware/lane)
+        self.telemetry: Any = None  # firmware.agent.telemetry: health sealed to the desk
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> Agent:
@@ -189,6 +190,9 @@ class Agent:
         )
         self.scanner.start()
         self._start_client()
+        from firmware.agent import telemetry  # noqa: PLC0415 -- the console's fleet page
+
+        self.telemetry = telemetry.start_for(self)
         age = process_age()
         self.events.write(
             "ready", process_age_s=age, pid=os.getpid(), offline_list=self.core.offline.status()
@@ -233,6 +237,7 @@ class Agent:
         self._closed = True
         self.notifier.stopping()
         for what, fn in (
+            ("telemetry", getattr(self.telemetry, "close", None)),
             ("scanner", getattr(self.scanner, "close", None)),
             ("list sync", getattr(self.list_sync, "close", None)),
             ("lane", getattr(self.lane, "close", None)),

@@ -13,7 +13,8 @@ What runs (all on 127.0.0.1, all in a throwaway directory), through
 5. the regional service (``fieldterm regional``), started after a first scan (which
    therefore shows UNKNOWN and is answered once the service is up), which publishes the
    signed offline list the kiosk downloads; and the alert desk's reader of sealed hit
-   alerts (``fieldterm alerts``);
+   alerts (``fieldterm alerts``), and the operator's web console (``fieldterm console``,
+   its address and a one-time login printed);
 6. the online scans, then a broker outage in which a listed and an unlisted passport are
    answered from the kiosk's offline list and re-checked online when the broker is back.
 
@@ -132,6 +133,18 @@ def _verify_audit(region: LocalRegion) -> bool:
     return r.returncode == 0
 
 
+def _start_console(region: LocalRegion) -> None:
+    """The operator's console beside the desk, with a one-time login for this run."""
+    from host_tools.console.process import provision_console, start_console  # noqa: PLC0415
+
+    password = provision_console(region, {"demo": "supervisor"})["demo"]
+    console = start_console(region)
+    say(
+        f"  ok  operator console {console.url}/ (log in as demo, password {password}; "
+        f"its certificate is from the demo CA {console.ca})"
+    )
+
+
 def _play(region: LocalRegion, player: Player, script: Script) -> None:
     """The whole story: a scan before the service is up, the online scans, an outage."""
     total = 1 + len(script.online) + len(script.outage)
@@ -149,6 +162,7 @@ def _play(region: LocalRegion, player: Player, script: Script) -> None:
     )
     region.start_desk()
     say("  ok  alert desk reader (hit alerts sealed to the desk, sent every 2 s)")
+    _start_console(region)
     # 2. Online.
     player.play(script.online, 2, total)
     # 3. A broker outage: answers from the offline list, then re-checked online.

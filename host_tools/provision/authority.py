@@ -216,6 +216,11 @@ class RegionAuthority(RegionCA):
         b.add("offline-list.key", self.ensure_offline_list_key(), secret=True)
         if t.site:  # the site's annunciator panels open its lane frames (docs/annunciator.md)
             b.add(LANE_KEY_FILE, ensure_site_key(self.reg, t.site), secret=True)
+        desk_pub = self.reg.path("region", "alert-desk.pub")
+        if (
+            desk_pub.exists()
+        ):  # the kiosk seals its health to the desk (firmware/agent/telemetry.py)
+            b.add("alert-desk.pub", desk_pub.read_bytes())
         return b
 
     def add_terminal(self, tid: str, target: BundleTarget, opts: TerminalOptions) -> Path:

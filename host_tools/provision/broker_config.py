@@ -19,7 +19,7 @@ from typing import Any
 
 import tomli_w
 
-from firmware.protocol import topics
+from firmware.protocol import telemetry, topics
 
 from .atomic import write_file
 from .bundle import broker_table
@@ -69,6 +69,7 @@ def _terminal_lines(region: str, tid: str) -> list[str]:
         f"user {tid}",
         f"topic write {topics.query_topic(region, tid)}",
         f"topic write {topics.status_topic(region, tid)}",
+        f"topic write {telemetry.topic(region, tid)}",
         f"topic read {topics.response_topic(region, tid)}",
         f"topic read {topics.list_filter(region)}",
         "",
@@ -103,6 +104,9 @@ def acl_text(
             "",
             f"user {ALERT_DESK_CN}",
             f"topic read {topics.alert_topic(region)}",
+            # the operator's console (runs with the desk's identity): the fleet page
+            f"topic read {topics.per_terminal_filter(region, 'status')}",
+            f"topic read {telemetry.topic_filter(region)}",
             "",
         ]
     for b in bridges:

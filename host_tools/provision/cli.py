@@ -192,6 +192,10 @@ def register(subparsers: Any) -> None:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_handler("show"))
 
+    from host_tools.provision import operators  # noqa: PLC0415 -- the console's accounts
+
+    operators.register(sub, _common)
+
 
 def _handler(name: str) -> Callable[[argparse.Namespace], int]:
     """The handler ``handlers.<name>``, imported when the action runs."""

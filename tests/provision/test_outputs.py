@@ -22,6 +22,7 @@ from .helpers import provision
 
 BUNDLE_MODES = {
     "MANIFEST.sha256": 0o644,
+    "alert-desk.pub": 0o644,  # the desk's key (made at init): telemetry is sealed to it
     "audit.key": 0o600,
     "ca.crt": 0o644,
     "client.crt": 0o644,

@@ -21,7 +21,9 @@ from typing import NoReturn
 import pytest
 
 #: Every prerequisite a test may name; ``need`` refuses a name not listed here.
-PREREQUISITES = frozenset({"hil", "pg", "fuzz", "root", "e2fsprogs", "faketime", "micropython"})
+PREREQUISITES = frozenset(
+    {"hil", "pg", "fuzz", "root", "e2fsprogs", "faketime", "micropython", "browser"}
+)
 
 
 def required() -> frozenset[str]:
