@@ -110,6 +110,13 @@ def register(subparsers: Any) -> None:
         help="listen address (default: --host when it is an IP address, else all; use 0.0.0.0 to serve a network)",
     )
     s.add_argument(
+        "--service-port",
+        type=int,
+        metavar="PORT",
+        help="loopback port for the regional service and this tool's broker changes "
+        "(default: --port + 1); it listens on 127.0.0.1 only",
+    )
+    s.add_argument(
         "--user", default="mosquitto", help="user mosquitto drops to when started as root"
     )
     s.add_argument(

@@ -19,7 +19,7 @@ from cryptography import x509
 from firmware.errors import SetupError
 
 from . import broker_config as bc
-from . import pki
+from . import dynsec, pki
 from .atomic import write_file
 from .authority import RegionAuthority as Region
 from .bundle import MANIFEST, Bundle
@@ -58,8 +58,9 @@ def render(region: Region, d: Deployment) -> None:
         acl = bc.acl_text(region.region, _active(region, d.site), regional=False)
         bc.write_broker_file(d.path / bc.ACL_FILE, acl, secret=True)
         return
-    acl = bc.acl_text(region.region, _active(region), _site_bridges(region))
-    bc.write_broker_file(d.path / bc.ACL_FILE, acl, secret=True)
+    state = bc.dynsec_json(region.region, _active(region), _site_bridges(region))
+    bc.write_broker_file(d.path / bc.DYNSEC_FILE, state, secret=True)
+    (d.path / bc.ACL_FILE).unlink(missing_ok=True)  # from before dynamic security
     now = region.clock()
     rows = [(t.id, t.revoked, region.reg.keys(t.id)) for t in region.reg.terminals()]
     write_file(d.path / bc.TERMINALS_FILE, bc.terminals_json(region.region, rows, now), 0o644)
@@ -78,6 +79,51 @@ def refresh_all(region: Region) -> tuple[list[Path], list[Path]]:
         else:
             missing.append(d.path)
     return done, missing
+
+
+ADMIN_REL = f"region/{bc.BROKER_ADMIN_CN}"
+
+
+def _admin(region: Region, d: Deployment) -> dynsec.Admin | None:
+    """How to reach the control topic of the regional broker in ``d`` (None: a broker
+    directory written before dynamic security, or a site broker)."""
+    address = region.reg.get(f"admin:{d.path}")
+    if d.kind != "regional" or not address:
+        return None
+    host, _, port = address.rpartition(":")
+    region.load_key(ADMIN_REL + ".key")  # a wrong passphrase fails here, with its message
+    return dynsec.Admin(
+        host,
+        int(port),
+        d.path / "ca.crt",
+        region.reg.path(ADMIN_REL + ".crt"),
+        region.reg.path(ADMIN_REL + ".key"),
+        region.passphrase,
+    )
+
+
+def apply_live(region: Region, d: Deployment) -> dynsec.Outcome | None:
+    """Bring the running broker of ``d`` to the registry: revoked terminals lose their
+    rights and their open sessions now, new ones are admitted (see :mod:`.dynsec`)."""
+    admin = _admin(region, d)
+    if admin is None:
+        return None
+    bridges = _site_bridges(region)
+    clients = bc.dynsec_clients(region.region, _active(region), bridges)
+    revoked = [t.id for t in region.reg.terminals() if t.revoked]
+    cmds = dynsec.sync_commands(clients, revoked, [bc.bridge_cn(b.site) for b in bridges])
+    return dynsec.send(admin, cmds)
+
+
+def apply_all(region: Region) -> list[tuple[Path, dynsec.Outcome]]:
+    """:func:`apply_live` for every recorded regional broker directory."""
+    out = []
+    for d in region.reg.deployments():
+        if (d.path / "mosquitto.conf").exists():
+            outcome = apply_live(region, d)
+            if outcome is not None:
+                out.append((d.path, outcome))
+    return out
 
 
 def _sans(cert_file: Path) -> list[str]:
@@ -129,6 +175,7 @@ def broker_config(
     user: str = "mosquitto",
     site: str | None = None,
     upstream: tuple[str, int] | None = None,
+    service_port: int | None = None,
 ) -> BrokerResult:
     """Write a broker directory: the regional broker (with the regional service's files),
     or with ``site`` a site broker bridged to ``upstream``."""
@@ -210,13 +257,17 @@ def broker_config(
                 out / "bridge.key", pki.key_pem(region.load_key(rel + ".key")), secret=True
             )
         else:
-            _write_regional(region, out, _regional_host(host, bind), port)
+            service_port = service_port or port + 1
+            if not region.reg.path(ADMIN_REL + ".crt").exists():
+                region.issue_client_file(bc.BROKER_ADMIN_CN, ADMIN_REL)
+            region.reg.set(f"admin:{out}", f"127.0.0.1:{service_port}")
+            _write_regional(region, out, "127.0.0.1", service_port)
         bc.prepare_data_dir(out, user)
         bridge = None
         if site is not None:
             assert upstream is not None
             bridge = bc.SiteBridge(site, upstream[0], upstream[1], _active(region, site))
-        spec = bc.ListenerSpec(out, port, bind, user)
+        spec = bc.ListenerSpec(out, port, bind, user, service_port if site is None else None)
         write_file(out / "mosquitto.conf", bc.mosquitto_conf(spec, bridge, region.region), 0o644)
         d = Deployment(out, "site" if site else "regional", site)
         reg.add_deployment(d, region.clock())
@@ -239,19 +290,6 @@ def _ip_or_none(host: str) -> str | None:
         return str(ipaddress.ip_address(host))
     except ValueError:
         return None
-
-
-def _regional_host(host: str, bind: str | None) -> str:
-    """Where the regional service (which runs beside the broker) connects: over loopback
-    when the broker listens there (``--bind 127.0.0.1``, or on every address), else at
-    the address it is bound to. The broker certificate always names 127.0.0.1."""
-    if bind is None or bind in ("0.0.0.0", "::"):  # noqa: S104 - compared, not bound
-        return "127.0.0.1"
-    try:
-        loopback = ipaddress.ip_address(bind).is_loopback
-    except ValueError:  # a name: leave it to the resolver, as the terminals do
-        return host
-    return bind if loopback else host
 
 
 def _write_regional(region: Region, out: Path, host: str, port: int) -> None:

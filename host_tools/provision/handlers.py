@@ -139,6 +139,26 @@ def _after_change(region: RegionAuthority) -> None:
         )
     for d in missing:
         print(f"note: broker directory {d} is gone; skipped")
+    _apply_live(region)
+
+
+def _apply_live(region: RegionAuthority) -> None:
+    """Tell each running regional broker now (see :func:`deploy.apply_live`)."""
+    for d, outcome in deploy.apply_all(region):
+        if not outcome.reached:
+            print(
+                f"note: broker of {d} not reached ({outcome.why}): its "
+                "dynamic-security.json takes effect when mosquitto starts; if it is running, "
+                "restart it now, or revoked terminals keep their open sessions",
+                file=sys.stderr,
+            )
+        elif outcome.errors:
+            raise SetupError(
+                f"the broker of {d} refused changes: {'; '.join(outcome.errors)}: restart "
+                "mosquitto to load dynamic-security.json"
+            )
+        else:
+            print(f"applied to the running broker of {d} (open sessions of revoked terminals closed)")
 
 
 def add_terminal(args: argparse.Namespace) -> int:
@@ -202,7 +222,10 @@ def broker_config(args: argparse.Namespace) -> int:
             user=args.user,
             site=args.site_bridge,
             upstream=upstream,
+            service_port=args.service_port,
         )
+        if args.site_bridge is not None:  # the running regional broker must admit the bridge
+            _apply_live(region)
     _print_listing(f"broker directory {r.directory} for {r.host}:{r.port}:", r.directory)
     for n in r.notes:
         print(n)
