@@ -158,6 +158,10 @@ class Peer:
         with self._cond:
             return sum(1 for t, _ in self.received if t == topic)
 
+    def wait_closed(self) -> None:
+        """Until the broker has closed this connection (paho's on_disconnect)."""
+        self._wait(lambda: self._closed, "disconnect")
+
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()

@@ -83,7 +83,15 @@ def test_terminal_toml_loads_with_the_shared_config_loader(region):
 
 def test_mosquitto_conf_paths_are_absolute_and_exist(region):
     conf = (region.broker_dir / "mosquitto.conf").read_text().splitlines()
-    keys = {"acl_file", "cafile", "certfile", "keyfile", "crlfile", "persistence_location"}
+    keys = {
+        "plugin",
+        "plugin_opt_config_file",
+        "cafile",
+        "certfile",
+        "keyfile",
+        "crlfile",
+        "persistence_location",
+    }
     seen = set()
     for line in conf:
         k, _, v = line.partition(" ")
@@ -93,12 +101,16 @@ def test_mosquitto_conf_paths_are_absolute_and_exist(region):
     assert seen == keys
     assert "require_certificate true" in conf and "use_identity_as_username true" in conf
     assert f"listener {region.port} 127.0.0.1" in conf
+    # the regional service's own loopback listener; client ids bound on the terminals' one
+    assert f"listener {region.service_port} 127.0.0.1" in conf
+    assert conf.count("use_username_as_clientid true") == 1
+    assert "acl_file" not in "\n".join(conf)  # it grants every SUBSCRIBE: not used here
 
 
 def test_regional_toml_and_terminals_json(region):
     doc = tomllib.loads((region.broker_dir / "regional.toml").read_text())
     assert doc["regional"]["region"] == "central"
-    assert doc["broker"]["cert"] == "regional.crt" and doc["broker"]["port"] == region.port
+    assert doc["broker"]["cert"] == "regional.crt" and doc["broker"]["port"] == region.service_port
     cert = x509.load_pem_x509_certificate((region.broker_dir / "regional.crt").read_bytes())
     assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "regional"
     tj = json.loads((region.broker_dir / "terminals.json").read_text())
