@@ -246,9 +246,7 @@ def dynsec_state(
     }
 
 
-def dynsec_json(
-    region: str, terminals: Iterable[str], bridges: Sequence[SiteBridge] = ()
-) -> str:
+def dynsec_json(region: str, terminals: Iterable[str], bridges: Sequence[SiteBridge] = ()) -> str:
     return json.dumps(dynsec_state(region, terminals, bridges), indent=2) + "\n"
 
 

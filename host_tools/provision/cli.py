@@ -91,6 +91,12 @@ def register(subparsers: Any) -> None:
     s.add_argument("--region", required=True, help="region name, e.g. central")
     s.add_argument("--host", default="127.0.0.1", help="address terminals use to reach the broker")
     s.add_argument("--port", type=int, default=8883, help="broker TLS port (default 8883)")
+    s.add_argument(
+        "--no-passphrase",
+        action="store_true",
+        help="leave the CA and service keys unencrypted (test regions only); without it, "
+        "init needs --passphrase-file or asks on the terminal",
+    )
     s.set_defaults(func=_handler("init"))
 
     s = sub.add_parser("add-terminal", help="new terminal identity and its bundle")

@@ -19,7 +19,7 @@ from cryptography import x509
 from firmware.errors import SetupError
 
 from . import broker_config as bc
-from . import dynsec, pki
+from . import dynsec, pki, protokeys
 from .atomic import write_file
 from .authority import RegionAuthority as Region
 from .bundle import MANIFEST, Bundle
@@ -322,10 +322,17 @@ def alert_desk(
     the old certificate goes into the CRL. As after ``revoke``, :func:`refresh_all` then
     gives every recorded broker directory the new CRL and public key (the CLI does it; the
     regional service picks the key up within seconds; Mosquitto needs a reload for the CRL).
-    Batches sealed from then on open only with the new key."""
+    Batches sealed from then on open only with the new key.
+
+    Nothing is lost to a failure (a wrong passphrase, say): the passphrase and the CA are
+    checked before anything is written, the new keys are staged, and they replace the old
+    ones in the registry only after the registry's transaction has committed."""
     out = Path(out).absolute()
     if out.exists() and any(out.iterdir()):
         raise SetupError(f"{out} is not empty: give a new directory for the alert desk")
+    region.issuer()  # check first: a wrong passphrase or an expired CA fails here
+    if region.reg.path("region/alert-desk.key").exists():
+        region.protocol_key_pem("alert-desk.key")
     try:
         out.mkdir(mode=0o700, parents=True, exist_ok=True)
         out.chmod(0o700)  # an existing empty directory too: it will hold the desk's keys
@@ -333,28 +340,56 @@ def alert_desk(
         raise SetupError(f"cannot create {out}: {exc.strerror}: pick a writable --out") from exc
     b_host, b_port = region.broker_address
     reg = region.reg
+    rel = "region/alert-desk-tls"
+    staged: dict[str, tuple[bytes, int]] = {}
+    plain: dict[str, bytes] = {}
+    crl: bytes | None = None
     with reg.transaction():
-        rel = "region/alert-desk-tls"
         if rotate:
             now = region.clock()
             for c in reg.certs(bc.ALERT_DESK_CN):
                 if c.revoked_at is None:
                     reg.revoke_cert(c.serial, now)
-            for name in ("alert-desk.key", bc.ALERT_DESK_PUB, "alert-desk-tls.crt",
-                         "alert-desk-tls.key"):  # fmt: skip
-                reg.path("region", name).unlink(missing_ok=True)
-            region.sign_crl()
-        region.ensure_alert_desk_key()
-        if not reg.path(rel + ".crt").exists():
-            region.issue_client_file(bc.ALERT_DESK_CN, rel)
+            staged, plain = _new_desk_identity(region)
+            crl = region.sign_crl(write=False)
+            desk_crt = staged["alert-desk-tls.crt"][0]
+        else:
+            region.ensure_alert_desk_key()
+            if not reg.path(rel + ".crt").exists():
+                region.issue_client_file(bc.ALERT_DESK_CN, rel)
+            desk_crt = reg.path(rel + ".crt").read_bytes()
+            plain = {
+                "desk.key": pki.key_pem(region.load_key(rel + ".key")),
+                "alert-desk.key": region.protocol_key_pem("alert-desk.key"),
+            }
         write_file(out / "ca.crt", reg.path("ca/chain.crt").read_bytes(), 0o644)
-        write_file(out / "desk.crt", reg.path(rel + ".crt").read_bytes(), 0o644)
-        write_file(out / "desk.key", pki.key_pem(region.load_key(rel + ".key")), 0o600)
-        write_file(out / "alert-desk.key", region.protocol_key_pem("alert-desk.key"), 0o600)
+        write_file(out / "desk.crt", desk_crt, 0o644)
+        write_file(out / "desk.key", plain["desk.key"], 0o600)
+        write_file(out / "alert-desk.key", plain["alert-desk.key"], 0o600)
         write_file(
             out / "regional-sign.pub", reg.path("region/regional-sign.pub").read_bytes(), 0o644
         )
         write_file(
             out / "desk.toml", bc.desk_toml(region.region, host or b_host, port or b_port), 0o644
         )
+    # committed: only now do the new keys replace the old ones in the registry
+    for name, (data, mode) in staged.items():
+        write_file(reg.path("region", name), data, mode)
+    if crl is not None:
+        write_file(reg.path("ca/crl.pem"), crl)
     return out
+
+
+def _new_desk_identity(region: Region) -> tuple[dict[str, tuple[bytes, int]], dict[str, bytes]]:
+    """A new desk key pair and TLS identity (certificate recorded), not yet in place:
+    (registry file name -> (bytes, mode), desk directory file name -> decrypted key)."""
+    kem = protokeys.new_kem()
+    key = pki.new_key()
+    cert = region.issue_client_cert(bc.ALERT_DESK_CN, key)
+    staged = {
+        "alert-desk.key": (protokeys.private_pem(kem, region.passphrase), 0o600),
+        bc.ALERT_DESK_PUB: (protokeys.public_pem(kem.public_key()), 0o644),
+        "alert-desk-tls.crt": (pki.cert_pem(cert), 0o644),
+        "alert-desk-tls.key": (pki.key_pem(key, region.passphrase), 0o600),
+    }
+    return staged, {"desk.key": pki.key_pem(key), "alert-desk.key": protokeys.private_pem(kem)}

@@ -72,7 +72,9 @@ def test_revoked_terminal_is_refused_by_the_regional_service(region, broker, reg
     query), not a timeout, and kiosk-001 is still answered. (tests/attacks/ shows that the
     CLI's revoke also closes the session at the broker.)"""
     db = audit_db(region.regional_toml)
-    with RegionAuthority.open(region.registry, region.passphrase.read_bytes().splitlines()[0]) as ra:
+    with RegionAuthority.open(
+        region.registry, region.passphrase.read_bytes().splitlines()[0]
+    ) as ra:
         ra.revoke("kiosk-002")
         deploy.refresh_all(ra)  # the files only: not deploy.apply_all
     regional.wait_health(lambda h: h.get("terminals") == 1, "the regional to drop kiosk-002")

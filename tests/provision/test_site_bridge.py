@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-
 import tomllib
 
 from tests.support.broker import Mosquitto, free_port
