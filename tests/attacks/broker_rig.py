@@ -23,7 +23,9 @@ NOT_AUTHORIZED = 0x87
 
 def hostile(region: TestRegion, tid: str, client_id: str | None = None) -> Peer:
     """A raw MQTT v5 connection with ``tid``'s real certificate, connected."""
-    return Peer.from_bundle(region.port, region.bundle(tid), client_id or f"hostile-{tid}").connect()
+    return Peer.from_bundle(
+        region.port, region.bundle(tid), client_id or f"hostile-{tid}"
+    ).connect()
 
 
 def honest_queries(region: TestRegion, tid: str, n_listed: int, n_unlisted: int) -> list[str]:

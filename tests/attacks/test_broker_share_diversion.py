@@ -9,7 +9,6 @@ honest kiosk's queries unanswered). The dynamic-security plugin checks SUBSCRIBE
 from __future__ import annotations
 
 from firmware.protocol import topics
-
 from tests.provision.helpers import Peer
 
 from .broker_rig import NOT_AUTHORIZED, attack_region, expected, honest_queries, hostile
@@ -55,7 +54,6 @@ def test_four_hostile_connections_divert_no_query(attack_region, record_property
 def test_the_alert_desk_certificate_cannot_join_the_group_either(attack_region):
     region = attack_region
     d = region.desk_dir
-    from tests.provision.helpers import Peer  # noqa: PLC0415
 
     desk = Peer(region.port, d / "ca.crt", d / "desk.crt", d / "desk.key", "hostile-desk")
     desk.connect()
