@@ -52,6 +52,8 @@ REGIONAL_CN = "regional"
 #: add-terminal refuses reserved names).
 ALERT_DESK_CN = "alert-desk"
 ALERT_DESK_PUB = "alert-desk.pub"
+#: Seconds between the regional's alert batches; the desk alarms after 3 missed.
+REGIONAL_ALERT_INTERVAL = 2.0
 #: The offline-list key beside regional.toml and in every bundle (docs/offline-list.md).
 OFFLINE_LIST_KEY_FILE = "offline-list.key"
 #: regional.toml's ``[offline]`` as provisioned (host_tools/offline/config.py reads it).
@@ -374,7 +376,7 @@ def regional_toml(region: str, host: str, port: int) -> str:
             "health_file": "regional-health.json",
             "replay_window": 120,
             "alert_key": ALERT_DESK_PUB,
-            "alert_interval": 2.0,
+            "alert_interval": REGIONAL_ALERT_INTERVAL,
         },
         "broker": broker_table(host, port, "regional.crt", "regional.key"),
         "offline": dict(REGIONAL_OFFLINE),
@@ -393,6 +395,7 @@ def desk_toml(region: str, host: str, port: int) -> str:
             "region": region,
             "alert_key": "alert-desk.key",
             "sign_public": "regional-sign.pub",
+            "alert_interval": REGIONAL_ALERT_INTERVAL,
         },
         "broker": broker_table(host, port, "desk.crt", "desk.key"),
     }
