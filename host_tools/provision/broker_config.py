@@ -248,6 +248,27 @@ def dynsec_state(
     }
 
 
+def grant_all(state_file: Path, rolename: str, acls: list[dict[str, Any]]) -> None:
+    """Add role ``rolename`` with ``acls`` to every client of a rendered dynamic-security
+    file, before the broker starts (the benchmarks' echo topics; never the product's)."""
+    state = json.loads(state_file.read_text())
+    state["roles"].append({"rolename": rolename, "acls": acls})
+    for c in state["clients"]:
+        c["roles"].append({"rolename": rolename})
+    state_file.write_text(json.dumps(state, indent=2) + "\n")
+
+
+def extra_acls(
+    publish: Sequence[str] = (), subscribe: Sequence[str] = (), patterns: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+    """ACL entries for :func:`grant_all`: publish to and receive from each of ``publish``
+    and ``patterns``, subscribe to exactly ``subscribe`` or within ``patterns``."""
+    out = [_acl("publishClientSend", t) for t in (*publish, *patterns)]
+    out += [_acl("subscribeLiteral", t) for t in subscribe]
+    out += [_acl("subscribePattern", t) for t in patterns]
+    return out + [_acl("publishClientReceive", t) for t in (*publish, *patterns)]
+
+
 def dynsec_json(region: str, terminals: Iterable[str], bridges: Sequence[SiteBridge] = ()) -> str:
     return json.dumps(dynsec_state(region, terminals, bridges), indent=2) + "\n"
 
