@@ -10,6 +10,7 @@ topics are appended to the generated broker ACL before the broker starts.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,7 +52,14 @@ class RunningRegion:
         return self.local.terminals
 
     def terminal_config(self, tid: str) -> ClientConfig:
-        return ClientConfig.load(self.local.terminal_toml(tid))
+        """The kiosk's config, pointed at the broker's loopback service listener: the
+        benchmark opens one connection per system per terminal certificate, and on the
+        terminals' listener (client id = certificate CN) they would take each other's
+        session over. Same broker, same TLS, same plugin checks."""
+        cfg = ClientConfig.load(self.local.terminal_toml(tid))
+        return dataclasses.replace(
+            cfg, broker=dataclasses.replace(cfg.broker, port=self.local.service_port)
+        )
 
     def terminal_broker(self, tid: str) -> BrokerConfig:
         return self.terminal_config(tid).broker
