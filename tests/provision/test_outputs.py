@@ -232,3 +232,25 @@ def test_terminals_address_and_regional_loopback_can_differ(region, tmp_path):
     sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     names = {str(ip) for ip in sans.get_values_for_type(x509.IPAddress)}
     assert {"10.0.2.100", "127.0.0.1"} <= names
+
+
+def test_dynamic_security_file_grants_literal_rights_and_refuses_the_rest(region):
+    state = json.loads((region.broker_dir / "dynamic-security.json").read_text())
+    assert set(state["defaultACLAccess"].values()) == {False, True}
+    assert state["defaultACLAccess"]["subscribe"] is False
+    assert state["defaultACLAccess"]["publishClientReceive"] is False
+    users = {c["username"]: [r["rolename"] for r in c["roles"]] for c in state["clients"]}
+    assert users == {
+        "broker-admin": ["broker-admin"],
+        "regional": ["regional"],
+        "alert-desk": ["alert-desk"],
+        "kiosk-001": ["terminal.kiosk-001"],
+        "kiosk-002": ["terminal.kiosk-002"],
+    }
+    roles = {r["rolename"]: r["acls"] for r in state["roles"]}
+    subs = {a["topic"] for a in roles["terminal.kiosk-001"] if a["acltype"].startswith("sub")}
+    assert subs == {"ft/v1/central/r/kiosk-001", "ft/v1/central/list/#"}
+    regional_subs = {a["topic"] for a in roles["regional"] if a["acltype"] == "subscribeLiteral"}
+    assert "$share/regional/ft/v1/central/q/+" in regional_subs
+    assert "ft/v1/central/q/+" not in regional_subs  # only through its shared group
+    assert all(a["allow"] is True for acls in roles.values() for a in acls)
