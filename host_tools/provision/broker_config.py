@@ -180,7 +180,7 @@ def regional_acls(region: str, group: str = SHARE_GROUP) -> list[dict[str, Any]]
     return [
         _acl("subscribeLiteral", topics.query_subscription(region, group)),
         _acl("publishClientReceive", q),
-        *_sub(topics.per_terminal_filter(region, "status")),
+        *_sub_tree(topics.per_terminal_filter(region, "status")),  # all, or one kiosk's
         *_sub(topics.status_topic(region, REGIONAL_CN)),
         *_pub(topics.status_topic(region, REGIONAL_CN)),
         *_pub(topics.per_terminal_filter(region, "r")),

@@ -111,3 +111,19 @@ def test_reload_of_the_generated_config_is_seen_in_its_own_log(region, broker):
     before = log.read_text().count("Reloading config.")
     broker.reload()
     assert log.read_text().count("Reloading config.") == before + 1
+
+
+def test_regional_identity_reads_any_or_one_terminals_status(region, broker):
+    """The regional identity (the HIL's status monitor uses it) may subscribe to every
+    terminal's status or to one kiosk's; a terminal may subscribe to neither."""
+    regional = region.regional_peer().connect()
+    k1 = Peer.from_bundle(region.port, region.bundles["kiosk-001"]).connect()
+    try:
+        for f in ("ft/v1/central/status/+", "ft/v1/central/status/kiosk-001"):
+            assert not regional.subscribe(f)[0].is_failure, f
+            assert k1.subscribe(f)[0].getName() == "Not authorized", f
+        assert not k1.publish("ft/v1/central/status/kiosk-001", b"online", retain=True).is_failure
+        assert regional.wait_messages("ft/v1/central/status/kiosk-001", 1)[-1] == b"online"
+    finally:
+        regional.close()
+        k1.close()

@@ -73,6 +73,7 @@ def test_wrong_passphrase(reg, tmp_path, capsys):
     r, _ = reg
     wrong = tmp_path / "wrong"
     wrong.write_text("not it\n")
+    wrong.chmod(0o600)
     assert (
         provision(r, "add-terminal", "kiosk-001", "--out", str(tmp_path / "x"), passphrase=wrong)
         == 4
