@@ -10,6 +10,7 @@ topics are appended to the generated broker ACL before the broker starts.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,20 +21,15 @@ from typing import Any
 from firmware.client.config import ClientConfig
 from firmware.transport.mqtt import BrokerConfig
 from host_tools.localregion import LocalRegion, RegionalProcess
+from host_tools.provision import broker_config as bc
 from host_tools.regional.config import RegionalConfig
 
-#: Topics of the two echo baselines (host_tools.bench.echo), next to the product's ACL.
-ECHO_ACL = """
-# benchmark echo baselines (added by host_tools.bench.region)
-pattern write bench/echo/q/%u
-pattern read bench/echo/r/%u
-pattern read bench/echo/q/+
-pattern write bench/echo/r/+
-pattern write bench/min/q/%u
-pattern read bench/min/r/%u
-pattern read bench/min/q/+
-pattern write bench/min/r/+
-"""
+#: Topics of the two echo baselines (host_tools.bench.echo), granted to every client of
+#: the regional broker's dynamic-security file next to the product's roles.
+ECHO_ACLS = bc.extra_acls(
+    subscribe=("$share/echo/bench/echo/q/+", "$share/echomin/bench/min/q/+"),
+    patterns=("bench/echo/#", "bench/min/#"),
+)
 
 
 @dataclass
@@ -56,7 +52,14 @@ class RunningRegion:
         return self.local.terminals
 
     def terminal_config(self, tid: str) -> ClientConfig:
-        return ClientConfig.load(self.local.terminal_toml(tid))
+        """The kiosk's config, pointed at the broker's loopback service listener: the
+        benchmark opens one connection per system per terminal certificate, and on the
+        terminals' listener (client id = certificate CN) they would take each other's
+        session over. Same broker, same TLS, same plugin checks."""
+        cfg = ClientConfig.load(self.local.terminal_toml(tid))
+        return dataclasses.replace(
+            cfg, broker=dataclasses.replace(cfg.broker, port=self.local.service_port)
+        )
 
     def terminal_broker(self, tid: str) -> BrokerConfig:
         return self.terminal_config(tid).broker
@@ -114,8 +117,7 @@ def bench_region(work: Path, *, terminals: int, records: int) -> Iterator[Runnin
             "store_generate_s": t2 - t1,
             "index_build_s": _build_index(cfg),
         }
-        acl = local.broker_dir / "mosquitto.acl"
-        acl.write_text(acl.read_text() + ECHO_ACL)
+        bc.grant_all(local.broker_dir / bc.DYNSEC_FILE, "bench-echo", ECHO_ACLS)
         local.start_broker()
         process = local.start_regional(env={"FIELDTERM_LOG_LEVEL": "WARNING"})
         yield RunningRegion(

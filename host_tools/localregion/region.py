@@ -74,6 +74,8 @@ class LocalRegion:
         self.terminal_host = terminal_host
         self.bind = bind
         self.port = port or free_port()
+        #: The broker's loopback listener for the regional service (broker-config --service-port).
+        self.service_port = free_port()
         self.terminal_args = dict(terminal_args or {})
         self.keep = keep
         self.tool = tool or Fieldterm(cwd=self.dir, on_step=on_step)
@@ -168,8 +170,9 @@ class LocalRegion:
         """(Re-)render the broker directory: config, ACL, CRL, regional.toml, terminals.json."""
         bind = ["--bind", self.bind] if self.bind else []
         self.provision_cmd(
-            "broker directory", "broker-config", "--out", str(self.broker_dir), *bind
-        )
+            "broker directory", "broker-config", "--out", str(self.broker_dir), *bind,
+            "--service-port", str(self.service_port),
+        )  # fmt: skip
 
     def generate_list(self) -> LocalRegion:
         """A synthetic SLTD list behind the regional service, and document samples."""

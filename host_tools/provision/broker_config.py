@@ -19,6 +19,7 @@ from typing import Any
 
 import tomli_w
 
+from firmware.errors import SetupError
 from firmware.protocol import telemetry, topics
 
 from .atomic import write_file
@@ -27,6 +28,23 @@ from .registry import IdentityKey, iso
 
 BROKER_GROUP = "mosquitto"
 ACL_FILE = "mosquitto.acl"
+#: The dynamic-security plugin's state on the regional broker (see :func:`dynsec_state`).
+DYNSEC_FILE = "dynamic-security.json"
+#: Where Debian's mosquitto package installs the dynamic-security plugin.
+DYNSEC_PLUGIN = Path("/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so")
+#: The dynamic-security control topic (its answers come on ``.../response``).
+DYNSEC_TOPIC = "$CONTROL/dynamic-security/v1"
+#: The provisioning tool's broker identity: the only one allowed on :data:`DYNSEC_TOPIC`
+#: (add-terminal refuses reserved names).
+BROKER_ADMIN_CN = "broker-admin"
+#: The regional services' shared subscription group (regional.toml ``share_group``).
+SHARE_GROUP = "regional"
+#: Largest MQTT packet the broker accepts (bytes); bigger ones cost the sender its
+#: connection. The largest legitimate one is an offline-list chunk (64 KiB + envelope).
+MAX_PACKET_SIZE = 262144
+#: Per-client queue bounds: a kiosk that stays away costs the broker this much at most.
+MAX_QUEUED_MESSAGES = 10000
+MAX_QUEUED_BYTES = 16 * 1024 * 1024
 CRL_FILE = "crl.pem"
 TERMINALS_FILE = "terminals.json"
 REGIONAL_CN = "regional"
@@ -34,6 +52,8 @@ REGIONAL_CN = "regional"
 #: add-terminal refuses reserved names).
 ALERT_DESK_CN = "alert-desk"
 ALERT_DESK_PUB = "alert-desk.pub"
+#: Seconds between the regional's alert batches; the desk alarms after 3 missed.
+REGIONAL_ALERT_INTERVAL = 2.0
 #: The offline-list key beside regional.toml and in every bundle (docs/offline-list.md).
 OFFLINE_LIST_KEY_FILE = "offline-list.key"
 #: regional.toml's ``[offline]`` as provisioned (host_tools/offline/config.py reads it).
@@ -123,18 +143,221 @@ def acl_text(
     return "\n".join(out)
 
 
+# -- dynamic security (regional broker) ----------------------------------------------------
+def _acl(acltype: str, topic: str) -> dict[str, Any]:
+    return {"acltype": acltype, "topic": topic, "priority": 0, "allow": True}
+
+
+def _sub(topic: str) -> list[dict[str, Any]]:
+    """May subscribe to exactly ``topic`` (checked at SUBSCRIBE) and receive what matches."""
+    return [_acl("subscribeLiteral", topic), _acl("publishClientReceive", topic)]
+
+
+def _pub(topic: str) -> list[dict[str, Any]]:
+    return [_acl("publishClientSend", topic)]
+
+
+def terminal_role(tid: str) -> str:
+    return f"terminal.{tid}"
+
+
+def _sub_tree(pattern: str) -> list[dict[str, Any]]:
+    """May subscribe to any filter within ``pattern`` (a ``$share/...`` filter never is)."""
+    return [_acl("subscribePattern", pattern), _acl("publishClientReceive", pattern)]
+
+
+def terminal_acls(region: str, tid: str) -> list[dict[str, Any]]:
+    """A terminal's rights: publish its query and status, subscribe to its responses and
+    within the offline list. No wildcard of anyone else's, no shared group."""
+    return [
+        *_pub(topics.query_topic(region, tid)),
+        *_pub(topics.status_topic(region, tid)),
+        *_pub(telemetry.topic(region, tid)),  # its health, sealed to the desk
+        *_sub(topics.response_topic(region, tid)),
+        *_sub_tree(topics.list_filter(region)),
+    ]
+
+
+def desk_acls(region: str) -> list[dict[str, Any]]:
+    """The alert desk, and the operator's console that runs with its identity: the alert
+    batches, and every kiosk's status and sealed telemetry for the fleet page."""
+    return [
+        *_sub(topics.alert_topic(region)),
+        *_sub_tree(topics.per_terminal_filter(region, "status")),
+        *_sub_tree(telemetry.topic_filter(region)),
+    ]
+
+
+def regional_acls(region: str, group: str = SHARE_GROUP) -> list[dict[str, Any]]:
+    """The regional service: queries only through its shared group (the SUBSCRIBE check
+    sees the whole ``$share/<group>/...`` filter), status, and what it publishes."""
+    q = topics.per_terminal_filter(region, "q")
+    return [
+        _acl("subscribeLiteral", topics.query_subscription(region, group)),
+        _acl("publishClientReceive", q),
+        *_sub_tree(topics.per_terminal_filter(region, "status")),  # all, or one kiosk's
+        *_sub(topics.status_topic(region, REGIONAL_CN)),
+        *_pub(topics.status_topic(region, REGIONAL_CN)),
+        *_pub(topics.per_terminal_filter(region, "r")),
+        *_pub(topics.alert_topic(region)),
+        *_pub(topics.list_filter(region)),
+        *_sub_tree(topics.list_filter(region)),
+    ]
+
+
+def bridge_acls(region: str, bridge: SiteBridge) -> list[dict[str, Any]]:
+    """A site bridge: its terminals' queries and status out, their responses and the list
+    in. It subscribes upstream with its ``topic ... in`` wildcard; the broker then delivers
+    only the responses of the site's own terminals (receive ACLs)."""
+    out = [_acl("subscribeLiteral", topics.per_terminal_filter(region, "r"))]
+    for tid in bridge.terminals:
+        out += _pub(topics.query_topic(region, tid)) + _pub(topics.status_topic(region, tid))
+        out.append(_acl("publishClientReceive", topics.response_topic(region, tid)))
+    return out + _sub_tree(topics.list_filter(region))
+
+
+def admin_acls() -> list[dict[str, Any]]:
+    """The provisioning tool: the control topic and its answers, nothing of the region."""
+    return _pub(DYNSEC_TOPIC) + _sub(f"{DYNSEC_TOPIC}/response")
+
+
+def dynsec_clients(
+    region: str,
+    terminals: Iterable[str],
+    bridges: Sequence[SiteBridge] = (),
+    extra: Mapping[str, list[dict[str, Any]]] | None = None,
+) -> dict[str, tuple[str, list[dict[str, Any]]]]:
+    """Every client of the regional broker (certificate CN) -> (its role, the role's ACLs).
+    ``extra``: more ACLs by CN, added to a client's role or making a new client (the
+    annunciator's lane grants, :func:`lane_dynsec`)."""
+    out = {
+        BROKER_ADMIN_CN: (BROKER_ADMIN_CN, admin_acls()),
+        REGIONAL_CN: (REGIONAL_CN, regional_acls(region)),
+        ALERT_DESK_CN: (ALERT_DESK_CN, desk_acls(region)),
+    }
+    for b in bridges:
+        out[bridge_cn(b.site)] = (bridge_cn(b.site), bridge_acls(region, b))
+    for tid in terminals:
+        out[tid] = (terminal_role(tid), terminal_acls(region, tid))
+    for cn, acls in (extra or {}).items():
+        role, have = out.get(cn, (cn, []))
+        out[cn] = (role, [*have, *acls])
+    return out
+
+
+def dynsec_state(
+    region: str,
+    terminals: Iterable[str],
+    bridges: Sequence[SiteBridge] = (),
+    extra: Mapping[str, list[dict[str, Any]]] | None = None,
+) -> dict[str, Any]:
+    """The dynamic-security plugin's file for the regional broker.
+
+    Clients are certificate CNs (``use_identity_as_username``) without a password, so none
+    can log in by password. Everything not granted is refused, SUBSCRIBE included:
+    Mosquitto's plain ``acl_file`` grants every SUBSCRIBE and filters only deliveries,
+    which let any certificate join the regional's shared group and drop its share of the
+    queries. A terminal not listed (revoked, unknown) may do nothing at all."""
+    clients = dynsec_clients(region, terminals, bridges, extra)
+    return {
+        "defaultACLAccess": {
+            "publishClientSend": False,
+            "publishClientReceive": False,
+            "subscribe": False,
+            "unsubscribe": True,
+        },
+        "clients": [
+            {"username": cn, "roles": [{"rolename": role}]} for cn, (role, _) in clients.items()
+        ],
+        "groups": [],
+        "roles": [{"rolename": role, "acls": acls} for role, acls in clients.values()],
+    }
+
+
+def grant_all(state_file: Path, rolename: str, acls: list[dict[str, Any]]) -> None:
+    """Add role ``rolename`` with ``acls`` to every client of a rendered dynamic-security
+    file, before the broker starts (the benchmarks' echo topics; never the product's)."""
+    state = json.loads(state_file.read_text())
+    state["roles"].append({"rolename": rolename, "acls": acls})
+    for c in state["clients"]:
+        c["roles"].append({"rolename": rolename})
+    state_file.write_text(json.dumps(state, indent=2) + "\n")
+
+
+def extra_acls(
+    publish: Sequence[str] = (), subscribe: Sequence[str] = (), patterns: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+    """ACL entries for :func:`grant_all`: publish to and receive from each of ``publish``
+    and ``patterns``, subscribe to exactly ``subscribe`` or within ``patterns``."""
+    out = [_acl("publishClientSend", t) for t in (*publish, *patterns)]
+    out += [_acl("subscribeLiteral", t) for t in subscribe]
+    out += [_acl("subscribePattern", t) for t in patterns]
+    return out + [_acl("publishClientReceive", t) for t in (*publish, *patterns)]
+
+
+def dynsec_json(
+    region: str,
+    terminals: Iterable[str],
+    bridges: Sequence[SiteBridge] = (),
+    extra: Mapping[str, list[dict[str, Any]]] | None = None,
+) -> str:
+    return json.dumps(dynsec_state(region, terminals, bridges, extra), indent=2) + "\n"
+
+
 @dataclass(frozen=True)
 class ListenerSpec:
     directory: Path
     port: int
     bind: str | None
     user: str
+    #: The regional broker's loopback listener for the regional service (several
+    #: processes share its identity, so their client ids cannot be bound to it).
+    service_port: int | None = None
+
+
+def dynsec_plugin() -> Path:
+    """The dynamic-security plugin Debian's mosquitto package ships (any architecture)."""
+    found = sorted(Path("/usr/lib").glob("*/mosquitto_dynamic_security.so"))
+    for cand in (DYNSEC_PLUGIN, *found, Path("/usr/lib/mosquitto_dynamic_security.so")):
+        if cand.exists():
+            return cand
+    raise SetupError(
+        "mosquitto's dynamic-security plugin (mosquitto_dynamic_security.so) is not "
+        "installed: the regional broker needs it to check subscriptions (apt-get install "
+        "mosquitto, 2.0 or later)"
+    )
+
+
+def _tls_lines(d: Path) -> list[str]:
+    return [
+        f"cafile {d / 'ca.crt'}",
+        f"certfile {d / 'broker.crt'}",
+        f"keyfile {d / 'broker.key'}",
+        f"crlfile {d / CRL_FILE}",
+        "require_certificate true",
+        "use_identity_as_username true",
+        "tls_version tlsv1.2",
+    ]
 
 
 def mosquitto_conf(spec: ListenerSpec, bridge: SiteBridge | None = None, region: str = "") -> str:
-    """mosquitto.conf with absolute paths, runnable as ``mosquitto -c DIR/mosquitto.conf``."""
+    """mosquitto.conf with absolute paths, runnable as ``mosquitto -c DIR/mosquitto.conf``.
+
+    The regional broker (no ``bridge``) checks every PUBLISH and SUBSCRIBE with the
+    dynamic-security plugin (:func:`dynsec_state`); a site broker, which has no shared
+    subscription to divert, keeps the ACL file. On the terminals' listener a client's id
+    is its certificate CN (``use_username_as_clientid``), so one kiosk cannot take over
+    another's session; the regional service's processes share one identity and connect
+    on the loopback service listener instead."""
     d = spec.directory.resolve()
     listener = f"listener {spec.port} {spec.bind}" if spec.bind else f"listener {spec.port}"
+    if bridge is None:
+        security = [
+            f"plugin {dynsec_plugin()}",
+            f"plugin_opt_config_file {d / DYNSEC_FILE}",
+        ]
+    else:
+        security = [f"acl_file {d / ACL_FILE}"]
     lines = [
         "# fieldterm broker: generated by 'fieldterm provision broker-config'.",
         "# Run: mosquitto -c " + str(d / "mosquitto.conf"),
@@ -142,7 +365,7 @@ def mosquitto_conf(spec: ListenerSpec, bridge: SiteBridge | None = None, region:
         f"user {spec.user}",
         "per_listener_settings false",
         "allow_anonymous false",
-        f"acl_file {d / ACL_FILE}",
+        *security,
         "persistence true",
         f"persistence_location {d / 'data'}/",
         "autosave_interval 60",
@@ -152,18 +375,17 @@ def mosquitto_conf(spec: ListenerSpec, bridge: SiteBridge | None = None, region:
         "log_type notice",
         "log_type information",
         "connection_messages true",
-        "max_queued_messages 10000",
+        f"max_packet_size {MAX_PACKET_SIZE}",
+        f"max_queued_messages {MAX_QUEUED_MESSAGES}",
+        f"max_queued_bytes {MAX_QUEUED_BYTES}",
         "",
         listener,
         "protocol mqtt",
-        f"cafile {d / 'ca.crt'}",
-        f"certfile {d / 'broker.crt'}",
-        f"keyfile {d / 'broker.key'}",
-        f"crlfile {d / CRL_FILE}",
-        "require_certificate true",
-        "use_identity_as_username true",
-        "tls_version tlsv1.2",
+        *_tls_lines(d),
+        "use_username_as_clientid true",
     ]
+    if bridge is None and spec.service_port is not None:
+        lines += ["", f"listener {spec.service_port} 127.0.0.1", "protocol mqtt", *_tls_lines(d)]
     if bridge is not None:
         lines += [
             "",
@@ -202,11 +424,11 @@ def regional_toml(region: str, host: str, port: int) -> str:
             "sltd_db": "sltd.sqlite",
             "index_key": "index.key",
             "audit_db": "regional-audit.sqlite",
-            "share_group": "regional",
+            "share_group": SHARE_GROUP,
             "health_file": "regional-health.json",
             "replay_window": 120,
             "alert_key": ALERT_DESK_PUB,
-            "alert_interval": 2.0,
+            "alert_interval": REGIONAL_ALERT_INTERVAL,
         },
         "broker": broker_table(host, port, "regional.crt", "regional.key"),
         "offline": dict(REGIONAL_OFFLINE),
@@ -225,6 +447,7 @@ def desk_toml(region: str, host: str, port: int) -> str:
             "region": region,
             "alert_key": "alert-desk.key",
             "sign_public": "regional-sign.pub",
+            "alert_interval": REGIONAL_ALERT_INTERVAL,
         },
         "broker": broker_table(host, port, "desk.crt", "desk.key"),
     }
@@ -385,4 +608,22 @@ def lane_acl_lines(
         out.append(f"user {p.panel_cn}")
         out += [f"topic read {topics.lane_topic(region, p.site, tid)}" for tid in p.lanes]
         out += [f"topic write {topics.lane_ack_topic(region, p.site, p.panel)}", ""]
+    return out
+
+
+def lane_dynsec(
+    region: str, site_kiosks: Iterable[tuple[str, str]], panels: Iterable[LaneAcl]
+) -> dict[str, list[dict[str, Any]]]:
+    """The same grants as :func:`lane_acl_lines`, for the regional broker's dynamic
+    security: by CN, to add to :func:`dynsec_json` (``extra``)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for tid, site in site_kiosks:
+        out.setdefault(tid, []).extend(
+            _pub(topics.lane_topic(region, site, tid)) + _sub(topics.lane_ack_filter(region, site))
+        )
+    for p in panels:
+        acls = [a for tid in p.lanes for a in _sub(topics.lane_topic(region, p.site, tid))]
+        out.setdefault(p.panel_cn, []).extend(
+            acls + _pub(topics.lane_ack_topic(region, p.site, p.panel))
+        )
     return out

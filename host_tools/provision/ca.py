@@ -124,6 +124,12 @@ class RegionCA:
         self._record(name, cert)
         return cert
 
+    def issue_client_cert(self, cn: str, key: pki.PrivateKey) -> x509.Certificate:
+        """A TLS client certificate for ``key``, recorded; the caller places the files."""
+        cert = pki.issue(self.issuer(), cn, key.public_key(), client=True, not_before=self.clock())
+        self._record(cn, cert)
+        return cert
+
     def issue_client_file(self, cn: str, rel: str) -> x509.Certificate:
         """A TLS client identity kept in the registry (regional service, site bridges)."""
         key = pki.new_key()

@@ -91,6 +91,12 @@ def register(subparsers: Any) -> None:
     s.add_argument("--region", required=True, help="region name, e.g. central")
     s.add_argument("--host", default="127.0.0.1", help="address terminals use to reach the broker")
     s.add_argument("--port", type=int, default=8883, help="broker TLS port (default 8883)")
+    s.add_argument(
+        "--no-passphrase",
+        action="store_true",
+        help="leave the CA and service keys unencrypted (test regions only); without it, "
+        "init needs --passphrase-file or asks on the terminal",
+    )
     s.set_defaults(func=_handler("init"))
 
     s = sub.add_parser("add-terminal", help="new terminal identity and its bundle")
@@ -108,6 +114,13 @@ def register(subparsers: Any) -> None:
     s.add_argument(
         "--bind",
         help="listen address (default: --host when it is an IP address, else all; use 0.0.0.0 to serve a network)",
+    )
+    s.add_argument(
+        "--service-port",
+        type=int,
+        metavar="PORT",
+        help="loopback port for the regional service and this tool's broker changes "
+        "(default: --port + 1); it listens on 127.0.0.1 only",
     )
     s.add_argument(
         "--user", default="mosquitto", help="user mosquitto drops to when started as root"

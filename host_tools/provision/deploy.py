@@ -19,7 +19,7 @@ from cryptography import x509
 from firmware.errors import SetupError
 
 from . import broker_config as bc
-from . import pki
+from . import dynsec, pki, protokeys
 from .atomic import write_file
 from .authority import RegionAuthority as Region
 from .bundle import MANIFEST, Bundle
@@ -50,8 +50,10 @@ def _active(region: Region, site: str | None = None) -> tuple[str, ...]:
     )
 
 
-def _lane_acl(region: Region, site: str | None = None) -> str:
-    """The annunciator's ACL lines (all sites, or one site's broker)."""
+def _lane_grants(
+    region: Region, site: str | None = None
+) -> tuple[list[tuple[str, str]], list[bc.LaneAcl]]:
+    """The annunciator's grants: (kiosk, site) pairs and panels (all sites, or one)."""
     from . import annunciator  # noqa: PLC0415 -- annunciator imports authority, as we do
 
     kiosks = [
@@ -64,6 +66,12 @@ def _lane_acl(region: Region, site: str | None = None) -> str:
         for p in annunciator.panels(region)
         if not p.revoked and (site is None or p.site == site)
     ]
+    return kiosks, grants
+
+
+def _lane_acl(region: Region, site: str | None = None) -> str:
+    """The annunciator's ACL lines (a site broker's ACL file)."""
+    kiosks, grants = _lane_grants(region, site)
     if not kiosks and not grants:
         return ""
     return "\n" + "\n".join(bc.lane_acl_lines(region.region, kiosks, grants))
@@ -78,9 +86,10 @@ def render(region: Region, d: Deployment) -> None:
         acl += _lane_acl(region, d.site)
         bc.write_broker_file(d.path / bc.ACL_FILE, acl, secret=True)
         return
-    acl = bc.acl_text(region.region, _active(region), _site_bridges(region))
-    acl += _lane_acl(region)
-    bc.write_broker_file(d.path / bc.ACL_FILE, acl, secret=True)
+    lanes = bc.lane_dynsec(region.region, *_lane_grants(region))
+    state = bc.dynsec_json(region.region, _active(region), _site_bridges(region), lanes)
+    bc.write_broker_file(d.path / bc.DYNSEC_FILE, state, secret=True)
+    (d.path / bc.ACL_FILE).unlink(missing_ok=True)  # from before dynamic security
     now = region.clock()
     rows = [(t.id, t.revoked, region.reg.keys(t.id)) for t in region.reg.terminals()]
     write_file(d.path / bc.TERMINALS_FILE, bc.terminals_json(region.region, rows, now), 0o644)
@@ -99,6 +108,61 @@ def refresh_all(region: Region) -> tuple[list[Path], list[Path]]:
         else:
             missing.append(d.path)
     return done, missing
+
+
+ADMIN_REL = f"region/{bc.BROKER_ADMIN_CN}"
+
+
+def _admin(region: Region, d: Deployment) -> dynsec.Admin | None:
+    """How to reach the control topic of the regional broker in ``d`` (None: a broker
+    directory written before dynamic security, or a site broker)."""
+    address = region.reg.get(f"admin:{d.path}")
+    if d.kind != "regional" or not address:
+        return None
+    host, _, port = address.rpartition(":")
+    region.load_key(ADMIN_REL + ".key")  # a wrong passphrase fails here, with its message
+    return dynsec.Admin(
+        host,
+        int(port),
+        d.path / "ca.crt",
+        region.reg.path(ADMIN_REL + ".crt"),
+        region.reg.path(ADMIN_REL + ".key"),
+        region.passphrase,
+    )
+
+
+def apply_live(region: Region, d: Deployment) -> dynsec.Outcome | None:
+    """Bring the running broker of ``d`` to the registry: revoked terminals lose their
+    rights and their open sessions now, new ones are admitted (see :mod:`.dynsec`)."""
+    admin = _admin(region, d)
+    if admin is None:
+        return None
+    bridges = _site_bridges(region)
+    lanes = bc.lane_dynsec(region.region, *_lane_grants(region))
+    clients = bc.dynsec_clients(region.region, _active(region), bridges, lanes)
+    revoked = [t.id for t in region.reg.terminals() if t.revoked]
+    cmds = dynsec.sync_commands(clients, revoked, [bc.bridge_cn(b.site) for b in bridges])
+    cmds += [  # revoked annunciator panels: their sessions closed, their rights gone
+        {"command": "deleteClient", "username": cn} for cn in _revoked_panels(region)
+    ]
+    return dynsec.send(admin, cmds)
+
+
+def _revoked_panels(region: Region) -> list[str]:
+    from . import annunciator  # noqa: PLC0415 -- annunciator imports authority, as we do
+
+    return [annunciator.panel_cn(p.id) for p in annunciator.panels(region) if p.revoked]
+
+
+def apply_all(region: Region) -> list[tuple[Path, dynsec.Outcome]]:
+    """:func:`apply_live` for every recorded regional broker directory."""
+    out = []
+    for d in region.reg.deployments():
+        if (d.path / "mosquitto.conf").exists():
+            outcome = apply_live(region, d)
+            if outcome is not None:
+                out.append((d.path, outcome))
+    return out
 
 
 def _sans(cert_file: Path) -> list[str]:
@@ -150,6 +214,7 @@ def broker_config(
     user: str = "mosquitto",
     site: str | None = None,
     upstream: tuple[str, int] | None = None,
+    service_port: int | None = None,
 ) -> BrokerResult:
     """Write a broker directory: the regional broker (with the regional service's files),
     or with ``site`` a site broker bridged to ``upstream``."""
@@ -231,13 +296,17 @@ def broker_config(
                 out / "bridge.key", pki.key_pem(region.load_key(rel + ".key")), secret=True
             )
         else:
-            _write_regional(region, out, _regional_host(host, bind), port)
+            service_port = service_port or port + 1
+            if not region.reg.path(ADMIN_REL + ".crt").exists():
+                region.issue_client_file(bc.BROKER_ADMIN_CN, ADMIN_REL)
+            region.reg.set(f"admin:{out}", f"127.0.0.1:{service_port}")
+            _write_regional(region, out, "127.0.0.1", service_port)
         bc.prepare_data_dir(out, user)
         bridge = None
         if site is not None:
             assert upstream is not None
             bridge = bc.SiteBridge(site, upstream[0], upstream[1], _active(region, site))
-        spec = bc.ListenerSpec(out, port, bind, user)
+        spec = bc.ListenerSpec(out, port, bind, user, service_port if site is None else None)
         write_file(out / "mosquitto.conf", bc.mosquitto_conf(spec, bridge, region.region), 0o644)
         d = Deployment(out, "site" if site else "regional", site)
         reg.add_deployment(d, region.clock())
@@ -260,19 +329,6 @@ def _ip_or_none(host: str) -> str | None:
         return str(ipaddress.ip_address(host))
     except ValueError:
         return None
-
-
-def _regional_host(host: str, bind: str | None) -> str:
-    """Where the regional service (which runs beside the broker) connects: over loopback
-    when the broker listens there (``--bind 127.0.0.1``, or on every address), else at
-    the address it is bound to. The broker certificate always names 127.0.0.1."""
-    if bind is None or bind in ("0.0.0.0", "::"):  # noqa: S104 - compared, not bound
-        return "127.0.0.1"
-    try:
-        loopback = ipaddress.ip_address(bind).is_loopback
-    except ValueError:  # a name: leave it to the resolver, as the terminals do
-        return host
-    return bind if loopback else host
 
 
 def _write_regional(region: Region, out: Path, host: str, port: int) -> None:
@@ -305,10 +361,17 @@ def alert_desk(
     the old certificate goes into the CRL. As after ``revoke``, :func:`refresh_all` then
     gives every recorded broker directory the new CRL and public key (the CLI does it; the
     regional service picks the key up within seconds; Mosquitto needs a reload for the CRL).
-    Batches sealed from then on open only with the new key."""
+    Batches sealed from then on open only with the new key.
+
+    Nothing is lost to a failure (a wrong passphrase, say): the passphrase and the CA are
+    checked before anything is written, the new keys are staged, and they replace the old
+    ones in the registry only after the registry's transaction has committed."""
     out = Path(out).absolute()
     if out.exists() and any(out.iterdir()):
         raise SetupError(f"{out} is not empty: give a new directory for the alert desk")
+    region.issuer()  # check first: a wrong passphrase or an expired CA fails here
+    if region.reg.path("region/alert-desk.key").exists():
+        region.protocol_key_pem("alert-desk.key")
     try:
         out.mkdir(mode=0o700, parents=True, exist_ok=True)
         out.chmod(0o700)  # an existing empty directory too: it will hold the desk's keys
@@ -316,28 +379,56 @@ def alert_desk(
         raise SetupError(f"cannot create {out}: {exc.strerror}: pick a writable --out") from exc
     b_host, b_port = region.broker_address
     reg = region.reg
+    rel = "region/alert-desk-tls"
+    staged: dict[str, tuple[bytes, int]] = {}
+    plain: dict[str, bytes] = {}
+    crl: bytes | None = None
     with reg.transaction():
-        rel = "region/alert-desk-tls"
         if rotate:
             now = region.clock()
             for c in reg.certs(bc.ALERT_DESK_CN):
                 if c.revoked_at is None:
                     reg.revoke_cert(c.serial, now)
-            for name in ("alert-desk.key", bc.ALERT_DESK_PUB, "alert-desk-tls.crt",
-                         "alert-desk-tls.key"):  # fmt: skip
-                reg.path("region", name).unlink(missing_ok=True)
-            region.sign_crl()
-        region.ensure_alert_desk_key()
-        if not reg.path(rel + ".crt").exists():
-            region.issue_client_file(bc.ALERT_DESK_CN, rel)
+            staged, plain = _new_desk_identity(region)
+            crl = region.sign_crl(write=False)
+            desk_crt = staged["alert-desk-tls.crt"][0]
+        else:
+            region.ensure_alert_desk_key()
+            if not reg.path(rel + ".crt").exists():
+                region.issue_client_file(bc.ALERT_DESK_CN, rel)
+            desk_crt = reg.path(rel + ".crt").read_bytes()
+            plain = {
+                "desk.key": pki.key_pem(region.load_key(rel + ".key")),
+                "alert-desk.key": region.protocol_key_pem("alert-desk.key"),
+            }
         write_file(out / "ca.crt", reg.path("ca/chain.crt").read_bytes(), 0o644)
-        write_file(out / "desk.crt", reg.path(rel + ".crt").read_bytes(), 0o644)
-        write_file(out / "desk.key", pki.key_pem(region.load_key(rel + ".key")), 0o600)
-        write_file(out / "alert-desk.key", region.protocol_key_pem("alert-desk.key"), 0o600)
+        write_file(out / "desk.crt", desk_crt, 0o644)
+        write_file(out / "desk.key", plain["desk.key"], 0o600)
+        write_file(out / "alert-desk.key", plain["alert-desk.key"], 0o600)
         write_file(
             out / "regional-sign.pub", reg.path("region/regional-sign.pub").read_bytes(), 0o644
         )
         write_file(
             out / "desk.toml", bc.desk_toml(region.region, host or b_host, port or b_port), 0o644
         )
+    # committed: only now do the new keys replace the old ones in the registry
+    for name, (data, mode) in staged.items():
+        write_file(reg.path("region", name), data, mode)
+    if crl is not None:
+        write_file(reg.path("ca/crl.pem"), crl)
     return out
+
+
+def _new_desk_identity(region: Region) -> tuple[dict[str, tuple[bytes, int]], dict[str, bytes]]:
+    """A new desk key pair and TLS identity (certificate recorded), not yet in place:
+    (registry file name -> (bytes, mode), desk directory file name -> decrypted key)."""
+    kem = protokeys.new_kem()
+    key = pki.new_key()
+    cert = region.issue_client_cert(bc.ALERT_DESK_CN, key)
+    staged = {
+        "alert-desk.key": (protokeys.private_pem(kem, region.passphrase), 0o600),
+        bc.ALERT_DESK_PUB: (protokeys.public_pem(kem.public_key()), 0o644),
+        "alert-desk-tls.crt": (pki.cert_pem(cert), 0o644),
+        "alert-desk-tls.key": (pki.key_pem(key, region.passphrase), 0o600),
+    }
+    return staged, {"desk.key": pki.key_pem(key), "alert-desk.key": protokeys.private_pem(kem)}

@@ -28,9 +28,23 @@ _READ_ONLY = ("list", "show")
 
 
 # -- opening the registry ------------------------------------------------------------------
+def _check_private(path: Path) -> None:
+    """Refuse a passphrase file others may read: the passphrase unlocks the region's CA."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError as exc:
+        raise SetupError(f"cannot read --passphrase-file {path}: {exc.strerror}") from exc
+    if mode & 0o077:
+        raise SetupError(
+            f"--passphrase-file {path} has mode {mode:04o}: group or others may read it, and "
+            f"it unlocks the region's CA keys: run 'chmod 600 {path}' (owner only)"
+        )
+
+
 def _passphrase(args: argparse.Namespace) -> bytes | None:
     f = getattr(args, "passphrase_file", None)
     if f:
+        _check_private(Path(f))
         try:
             text = Path(f).read_text().splitlines()
         except OSError as exc:
@@ -47,6 +61,28 @@ def _interactive_passphrase() -> bytes | None:
     if not sys.stdin.isatty():
         return None
     return getpass.getpass("registry passphrase: ").encode() or None
+
+
+def _new_passphrase(args: argparse.Namespace) -> bytes | None:
+    """``init``'s passphrase: from the file; else asked for twice on a terminal; else
+    none only with ``--no-passphrase``. Never silently unencrypted CA keys."""
+    phr = _passphrase(args)
+    if phr is not None:
+        return phr
+    if args.no_passphrase:
+        return None
+    if not sys.stdin.isatty():
+        raise SetupError(
+            "no passphrase for the region's CA keys: give --passphrase-file FILE (mode 0600), "
+            "run on a terminal to be asked for one, or pass --no-passphrase to leave the keys "
+            "unencrypted (a throwaway test region only)"
+        )
+    first = getpass.getpass("new registry passphrase: ")
+    if not first:
+        raise SetupError("empty passphrase: type one, or pass --no-passphrase")
+    if getpass.getpass("the same passphrase again: ") != first:
+        raise SetupError("the two passphrases differ: nothing was created; run init again")
+    return first.encode()
 
 
 def _registry(args: argparse.Namespace) -> Path:
@@ -93,13 +129,13 @@ def _print_listing(what: str, directory: Path) -> None:
 # -- handlers ----------------------------------------------------------------------------------
 def init(args: argparse.Namespace) -> int:
     """``init``: create the region's registry, CA and service identities."""
-    passphrase = _passphrase(args)
+    passphrase = _new_passphrase(args)
     with RegionAuthority.init(
         _registry(args), args.region, passphrase=passphrase, host=args.host, port=args.port
     ) as region:
         print(f"region {region.region} created in {region.reg.dir}")
         print(
-            f"  CA keys {'encrypted with the passphrase' if passphrase else 'NOT encrypted (no --passphrase-file)'}"
+            f"  CA keys {'encrypted with the passphrase' if passphrase else 'NOT encrypted (--no-passphrase)'}"
         )
         print(f"  broker address for terminals: {args.host}:{args.port}")
         print(
@@ -139,6 +175,28 @@ def _after_change(region: RegionAuthority) -> None:
         )
     for d in missing:
         print(f"note: broker directory {d} is gone; skipped")
+    _apply_live(region)
+
+
+def _apply_live(region: RegionAuthority) -> None:
+    """Tell each running regional broker now (see :func:`deploy.apply_live`)."""
+    for d, outcome in deploy.apply_all(region):
+        if not outcome.reached:
+            print(
+                f"note: broker of {d} not reached ({outcome.why}): its "
+                "dynamic-security.json takes effect when mosquitto starts; if it is running, "
+                "restart it now, or revoked terminals keep their open sessions",
+                file=sys.stderr,
+            )
+        elif outcome.errors:
+            raise SetupError(
+                f"the broker of {d} refused changes: {'; '.join(outcome.errors)}: restart "
+                "mosquitto to load dynamic-security.json"
+            )
+        else:
+            print(
+                f"applied to the running broker of {d} (open sessions of revoked terminals closed)"
+            )
 
 
 def add_terminal(args: argparse.Namespace) -> int:
@@ -218,7 +276,10 @@ def broker_config(args: argparse.Namespace) -> int:
             user=args.user,
             site=args.site_bridge,
             upstream=upstream,
+            service_port=args.service_port,
         )
+        if args.site_bridge is not None:  # the running regional broker must admit the bridge
+            _apply_live(region)
     _print_listing(f"broker directory {r.directory} for {r.host}:{r.port}:", r.directory)
     for n in r.notes:
         print(n)

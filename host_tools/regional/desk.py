@@ -9,6 +9,11 @@ alerts in a batch the desk never received are lost to the desk (they stay in the
 audit trail). A batch seen before (a redelivery, or a replay by the broker) is ignored, so
 no alert is shown twice.
 
+Since batches come every ``alert_interval`` seconds (desk.toml, the regional's rate), a
+desk that hears none for :data:`MISSED_INTERVALS` intervals raises an alarm: an error on
+stderr, and ``"alarm"`` in its health file (``--health-file``). Silence is never taken
+for "no hits": a broker, link or regional failure looks exactly like it.
+
     fieldterm alerts --config desk.toml                 # until Ctrl-C
     fieldterm alerts --config desk.toml --count 1 --timeout 60 --json
 """
@@ -34,6 +39,9 @@ from firmware.transport.mqtt import BrokerConfig, MqttLink
 
 log = logging.getLogger(__name__)
 
+#: Batches missed in a row (at the configured interval) before the desk raises an alarm.
+MISSED_INTERVALS = 3
+
 
 @dataclass(frozen=True)
 class DeskConfig:
@@ -41,6 +49,8 @@ class DeskConfig:
     alert_key: Path
     sign_public: Path
     broker: BrokerConfig
+    #: The regional's batch interval (regional.toml ``alert_interval``), seconds.
+    alert_interval: float = 2.0
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> DeskConfig:
@@ -51,6 +61,7 @@ class DeskConfig:
             alert_key=sec.path("alert_key", "alert-desk.key"),
             sign_public=sec.path("sign_public", "regional-sign.pub"),
             broker=BrokerConfig.from_section(doc.section("broker")),
+            alert_interval=sec.number("alert_interval", 2.0, lo=0.1, hi=3600.0),
         )
         doc.check_unknown()
         return cfg
@@ -69,8 +80,18 @@ def describe(body: dict[str, Any]) -> str:
 class Desk:
     """Opens batches as they arrive; ``received`` counts verified alerts."""
 
-    def __init__(self, cfg: DeskConfig, out: TextIO, *, as_json: bool = False):
+    def __init__(
+        self,
+        cfg: DeskConfig,
+        out: TextIO,
+        *,
+        as_json: bool = False,
+        clock: Any = time.monotonic,
+    ):
         self.cfg = cfg
+        self.clock = clock
+        self.last_batch_at = clock()  # a desk that never hears a batch alarms too
+        self.alarm = False
         self.out = out
         self.as_json = as_json
         self._key = keys.load_x25519_private(cfg.alert_key)
@@ -99,6 +120,10 @@ class Desk:
                 log.warning("alert batch %d of %s seen before: ignored", batch.seq, batch.src)
                 return
             self.batches += 1
+            self.last_batch_at = self.clock()
+            if self.alarm:
+                self.alarm = False
+                log.warning("alert batches arrive again (batch %d of %s)", batch.seq, batch.src)
             if last is None:  # a desk that prints nothing must be told it does hear the region
                 log.warning(
                     "receiving alert batches from regional process %s (batch %d); "
@@ -130,6 +155,44 @@ class Desk:
                 self.out.write(line + "\n")
                 self.out.flush()
 
+    def check_silence(self) -> bool:
+        """Raise the alarm (once, on stderr) after :data:`MISSED_INTERVALS` intervals
+        without a batch; True while it is raised."""
+        with self._lock:
+            silent = self.clock() - self.last_batch_at
+            limit = MISSED_INTERVALS * self.cfg.alert_interval
+            if silent >= limit and not self.alarm:
+                self.alarm = True
+                log.error(
+                    "ALARM: no alert batch for %.0f s (%d intervals of %g s): hit alerts are "
+                    "not reaching this desk; check the broker, this desk's link and the "
+                    "regional service",
+                    silent,
+                    MISSED_INTERVALS,
+                    self.cfg.alert_interval,
+                )
+            return self.alarm
+
+    def health(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "alarm": self.alarm,
+                "seconds_since_batch": round(self.clock() - self.last_batch_at, 1),
+                "alert_interval": self.cfg.alert_interval,
+                "batches": self.batches,
+                "received": self.received,
+                "refused": self.refused,
+                "missed": self.missed,
+            }
+
+
+def _write_health(path: Path | None, desk: Desk) -> None:
+    if path is None:
+        return
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps({**desk.health(), "t": time.time()}) + "\n")
+    tmp.replace(path)
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -149,6 +212,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="give up after S seconds (exit 1 if --count alerts did not come)",
     )
     p.add_argument("--json", action="store_true", help="one JSON alert body per line")
+    p.add_argument(
+        "--health-file",
+        type=Path,
+        metavar="FILE",
+        help="keep FILE current (JSON): alarm, seconds since the last batch, counters",
+    )
     p.set_defaults(func=_run)
 
 
@@ -174,7 +243,12 @@ def _run(args: argparse.Namespace) -> int:
                 cfg.broker.port,
             )
             return 1
+        next_health = 0.0
         while not stop.is_set():
+            desk.check_silence()
+            if time.monotonic() >= next_health:
+                _write_health(args.health_file, desk)
+                next_health = time.monotonic() + 1.0
             if args.count is not None and desk.received >= args.count:
                 return 0
             if deadline is not None and time.monotonic() > deadline:

@@ -104,6 +104,7 @@ def _vm_rss_kb(pid: int) -> int | None:
 def region(tmp_path):
     pw = tmp_path / "pass.txt"
     pw.write_text("process import test\n")
+    pw.chmod(0o600)  # provision refuses a passphrase file others may read
     reg = tmp_path / "registry"
     port = free_port()
     assert provision(reg, "init", "--region", "central", passphrase=pw) == 0

@@ -78,6 +78,10 @@ class Rig:
             p.stop()
 
 
+# Probes that act with a running panel's or kiosk's certificate connect on the broker's
+# loopback service listener: on the terminals' listener the client id is the certificate's
+# CN, so a second connection with the same certificate would take over the first one's
+# session. The rights are the same on both: dynamic security grants them by CN.
 def _pem_identity(rig: Rig, pid: str) -> tuple[Path, Path]:
     """The panel's DER identity as PEM files, for a paho client acting with its cert."""
     d = rig.panel_dir(pid)
@@ -209,10 +213,10 @@ def test_frames_on_the_broker_are_all_the_same_size_before_during_after_a_call(r
     lane = topics.lane_topic("central", SITE1, "kiosk-003")
     ack = topics.lane_ack_topic("central", SITE1, "panel-1")
     kb = rig.region.bundle("kiosk-003")
-    cap_lane = Capture(rig.client(cert, key, "cap-lane"), rig.region.port, [lane])
+    cap_lane = Capture(rig.client(cert, key, "cap-lane"), rig.region.service_port, [lane])
     cap_ack = Capture(
         rig.client(kb / "client.crt", kb / "client.key", "cap-ack"),
-        rig.region.port,
+        rig.region.service_port,
         [topics.lane_ack_filter("central", SITE1)],
     )
     try:
@@ -270,7 +274,7 @@ def test_replayed_and_forged_frames_change_nothing(rig):
         keys, int(time.time() * 1000) + 10**6, "kiosk-001", frames.CALL, 96
     )
     c = rig.client(kb / "client.crt", kb / "client.key", "forger")
-    c.connect("127.0.0.1", rig.region.port)
+    c.connect("127.0.0.1", rig.region.service_port)
     c.loop_start()
     mark = panel.mark()
     try:
@@ -302,8 +306,8 @@ def test_panel_certificate_cannot_read_another_site_or_publish_frames(rig):
     cert2, key2 = _pem_identity(rig, "panel-2")
     other = topics.lane_topic("central", SITE2, "kiosk-009")
     mine = topics.lane_topic("central", SITE1, "kiosk-002")
-    spy = Capture(rig.client(cert1, key1, "spy"), rig.region.port, [other, mine])
-    control = Capture(rig.client(cert2, key2, "control"), rig.region.port, [other])
+    spy = Capture(rig.client(cert1, key1, "spy"), rig.region.service_port, [other, mine])
+    control = Capture(rig.client(cert2, key2, "control"), rig.region.service_port, [other])
     mark = rig.panels["panel-1"].mark()
     try:
         # panel-2, whose lane it is, gets kiosk-009's frames; panel-1 gets none of them
@@ -379,7 +383,7 @@ def _connack(rig: Rig, cert: Path, key: Path, cid: str) -> str:
 
     c.on_connect = on_connect
     try:
-        c.connect("127.0.0.1", rig.region.port)
+        c.connect("127.0.0.1", rig.region.service_port)
     except (ssl.SSLError, OSError) as exc:
         return f"tls: {exc}"
     c.loop_start()

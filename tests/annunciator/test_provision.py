@@ -71,20 +71,31 @@ def test_sited_kiosk_config_loads_with_its_lane(region):
     assert load_agent_config(region.terminal_toml("kiosk-100")).lane is None
 
 
+def _grants(region) -> dict[str, set[tuple[str, str]]]:
+    """CN -> its (acltype, topic) grants in the regional broker's dynamic-security file."""
+    state = json.loads((region.broker_dir / "dynamic-security.json").read_text())
+    roles = {r["rolename"]: r["acls"] for r in state["roles"]}
+    return {
+        c["username"]: {
+            (a["acltype"], a["topic"]) for r in c["roles"] for a in roles[r["rolename"]]
+        }
+        for c in state["clients"]
+    }
+
+
 def test_acl_grants(region):
-    acl = (region.broker_dir / "mosquitto.acl").read_text()
-    block = acl[acl.index("user annunciator.panel-1") :].split("\n\n")[0].splitlines()
-    assert block == [
-        "user annunciator.panel-1",
-        "topic read ft/v1/central/lane/post-1/kiosk-001",
-        "topic read ft/v1/central/lane/post-1/kiosk-002",
-        "topic write ft/v1/central/lane-ack/post-1/panel-1",
-    ]
-    assert (
-        "user kiosk-002\ntopic write ft/v1/central/lane/post-1/kiosk-002\ntopic read ft/v1/central/lane-ack/post-1/+"
-        in acl
-    )
-    assert "lane/post-2/kiosk-009\ntopic read ft/v1/central/lane-ack/post-2/+" in acl
+    g = _grants(region)
+    assert g["annunciator.panel-1"] == {
+        ("subscribeLiteral", "ft/v1/central/lane/post-1/kiosk-001"),
+        ("publishClientReceive", "ft/v1/central/lane/post-1/kiosk-001"),
+        ("subscribeLiteral", "ft/v1/central/lane/post-1/kiosk-002"),
+        ("publishClientReceive", "ft/v1/central/lane/post-1/kiosk-002"),
+        ("publishClientSend", "ft/v1/central/lane-ack/post-1/panel-1"),
+    }
+    assert ("publishClientSend", "ft/v1/central/lane/post-1/kiosk-002") in g["kiosk-002"]
+    assert ("subscribeLiteral", "ft/v1/central/lane-ack/post-1/+") in g["kiosk-002"]
+    assert ("subscribeLiteral", "ft/v1/central/lane-ack/post-2/+") in g["kiosk-009"]
+    assert not any("lane" in t for _, t in g["kiosk-100"])  # no site, no lane
 
 
 @pytest.mark.parametrize(
@@ -127,13 +138,13 @@ def test_revoke_cuts_a_panel_off(region, capsys):
     serial = x509.load_der_x509_certificate(
         (region.dir / "panel-2" / "panel.der").read_bytes()
     ).serial_number
-    assert "user annunciator.panel-2" in (region.broker_dir / "mosquitto.acl").read_text()
+    assert "annunciator.panel-2" in _grants(region)
     assert region.cli("revoke", "panel-2") == 0
     assert "annunciator panel-2 revoked" in capsys.readouterr().out
-    assert "user annunciator.panel-2" not in (region.broker_dir / "mosquitto.acl").read_text()
+    assert "annunciator.panel-2" not in _grants(region)
     crl = x509.load_pem_x509_crl((region.broker_dir / "crl.pem").read_bytes())
     assert crl.get_revoked_certificate_by_serial_number(serial) is not None
-    assert "user annunciator.panel-1" in (region.broker_dir / "mosquitto.acl").read_text()
+    assert "annunciator.panel-1" in _grants(region)
 
 
 def test_discreet_kiosk_is_off_by_default_and_can_be_turned_on(region):

@@ -12,6 +12,7 @@ message; the tests compute from those records only.
 
 from __future__ import annotations
 
+import json
 import ssl
 import threading
 import time
@@ -24,6 +25,7 @@ import paho.mqtt.client as mqtt
 
 from firmware.mrz import parse
 from firmware.protocol.dockey import DocumentKey
+from host_tools.provision import broker_config as bc
 from tests.support.localregion import TestRegion
 
 REGION = "central"
@@ -51,8 +53,14 @@ def make_region(workdir: Path, terminals: tuple[str, ...], records: int = 2000) 
     and a running broker (the caller closes it)."""
     region = TestRegion(workdir, terminals=(*terminals, OBSERVER), records=records, seed=11)
     region.provision().generate_list()
-    acl = region.broker_dir / "mosquitto.acl"
-    acl.write_text(acl.read_text() + f"\nuser {OBSERVER}\ntopic read ft/v1/{REGION}/#\n")
+    state_file = region.broker_dir / bc.DYNSEC_FILE  # the tap may read the whole region
+    state = json.loads(state_file.read_text())
+    tap = f"ft/v1/{REGION}/#"
+    state["roles"].append({"rolename": "tap", "acls": bc.extra_acls(patterns=[tap])[1:]})
+    for c in state["clients"]:
+        if c["username"] == OBSERVER:
+            c["roles"].append({"rolename": "tap"})
+    state_file.write_text(json.dumps(state, indent=2) + "\n")
     region.start_broker()
     return region
 

@@ -71,6 +71,8 @@ class Peer:
         self._cond = threading.Condition()
         self._connack: ReasonCode | None = None
         self._closed = False
+        #: The reason the broker gave when it closed the connection (MQTT v5 DISCONNECT).
+        self.disconnect_reason: ReasonCode | None = None
         self._acks: dict[int, ReasonCode] = {}
         self._subacks: dict[int, list[ReasonCode]] = {}
         self.client.on_connect = self._on_connect
@@ -97,6 +99,7 @@ class Peer:
 
     def _on_disconnect(self, c, u, flags, rc, props=None):
         with self._cond:
+            self.disconnect_reason = rc
             self._closed = True
             self._cond.notify_all()
 
@@ -157,6 +160,15 @@ class Peer:
     def count(self, topic: str) -> int:
         with self._cond:
             return sum(1 for t, _ in self.received if t == topic)
+
+    @property
+    def closed(self) -> bool:
+        with self._cond:
+            return self._closed
+
+    def wait_closed(self) -> None:
+        """Until the broker has closed this connection (paho's on_disconnect)."""
+        self._wait(lambda: self._closed, "disconnect")
 
     def close(self) -> None:
         self.client.disconnect()

@@ -22,6 +22,7 @@ from .helpers import provision
 def reg(tmp_path):
     pw = tmp_path / "pw"
     pw.write_text("s3cret\n")
+    pw.chmod(0o600)
     r = tmp_path / "reg"
     assert provision(r, "init", "--region", "central", passphrase=pw) == 0
     return r, pw
@@ -72,6 +73,7 @@ def test_wrong_passphrase(reg, tmp_path, capsys):
     r, _ = reg
     wrong = tmp_path / "wrong"
     wrong.write_text("not it\n")
+    wrong.chmod(0o600)
     assert (
         provision(r, "add-terminal", "kiosk-001", "--out", str(tmp_path / "x"), passphrase=wrong)
         == 4
@@ -193,7 +195,7 @@ def test_real_entry_point_and_env_registry(tmp_path):
     run = lambda *a: subprocess.run(  # noqa: E731
         [exe, "provision", *a], env=env, capture_output=True, text=True, timeout=60, check=False
     )
-    assert run("init", "--region", "north").returncode == 0
+    assert run("init", "--region", "north", "--no-passphrase").returncode == 0
     r = run("add-terminal", "kiosk-9", "--out", str(tmp_path / "b"))
     assert r.returncode == 0, r.stderr
     r = run("list", "--json")

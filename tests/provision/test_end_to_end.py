@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from host_tools.provision import deploy
+from host_tools.provision.authority import RegionAuthority
 from tests.support.regional_audit import audit_db, audit_rows, wait_rows
 
 FIELDTERM = str(Path(sys.executable).with_name("fieldterm"))
@@ -64,11 +66,17 @@ def _rows(out: str) -> list[dict]:
 
 
 def test_revoked_terminal_is_refused_by_the_regional_service(region, broker, regional):
-    """The broker still admits kiosk-002 (no reload): only terminals.json cuts it off. The
+    """Defence in depth: with the broker not told (no dynamic-security command, no reload,
+    as when the technician cannot reach it) only terminals.json cuts kiosk-002 off. The
     refusal is the regional's own (counted and audited as ``unknown_terminal``, once per
-    query), not a timeout, and kiosk-001 is still answered."""
+    query), not a timeout, and kiosk-001 is still answered. (tests/attacks/ shows that the
+    CLI's revoke also closes the session at the broker.)"""
     db = audit_db(region.regional_toml)
-    assert region.cli("revoke", "kiosk-002") == 0
+    with RegionAuthority.open(
+        region.registry, region.passphrase.read_bytes().splitlines()[0]
+    ) as ra:
+        ra.revoke("kiosk-002")
+        deploy.refresh_all(ra)  # the files only: not deploy.apply_all
     regional.wait_health(lambda h: h.get("terminals") == 1, "the regional to drop kiosk-002")
     before = len(audit_rows(db, "kiosk-002"))
     out = _query(region.bundles["kiosk-002"], region.root / "unlisted.jsonl", timeout=3.0)

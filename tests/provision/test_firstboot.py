@@ -24,6 +24,7 @@ def card(tmp_path):
         need("root", "the first-boot step runs as root (chown)")
     pw = tmp_path / "pw"
     pw.write_text("pw\n")
+    pw.chmod(0o600)
     reg, boot = tmp_path / "reg", tmp_path / "boot"
     boot.mkdir()
     assert provision(reg, "init", "--region", "central", passphrase=pw) == 0

@@ -84,7 +84,15 @@ def test_terminal_toml_loads_with_the_shared_config_loader(region):
 
 def test_mosquitto_conf_paths_are_absolute_and_exist(region):
     conf = (region.broker_dir / "mosquitto.conf").read_text().splitlines()
-    keys = {"acl_file", "cafile", "certfile", "keyfile", "crlfile", "persistence_location"}
+    keys = {
+        "plugin",
+        "plugin_opt_config_file",
+        "cafile",
+        "certfile",
+        "keyfile",
+        "crlfile",
+        "persistence_location",
+    }
     seen = set()
     for line in conf:
         k, _, v = line.partition(" ")
@@ -94,12 +102,16 @@ def test_mosquitto_conf_paths_are_absolute_and_exist(region):
     assert seen == keys
     assert "require_certificate true" in conf and "use_identity_as_username true" in conf
     assert f"listener {region.port} 127.0.0.1" in conf
+    # the regional service's own loopback listener; client ids bound on the terminals' one
+    assert f"listener {region.service_port} 127.0.0.1" in conf
+    assert conf.count("use_username_as_clientid true") == 1
+    assert "acl_file" not in "\n".join(conf)  # it grants every SUBSCRIBE: not used here
 
 
 def test_regional_toml_and_terminals_json(region):
     doc = tomllib.loads((region.broker_dir / "regional.toml").read_text())
     assert doc["regional"]["region"] == "central"
-    assert doc["broker"]["cert"] == "regional.crt" and doc["broker"]["port"] == region.port
+    assert doc["broker"]["cert"] == "regional.crt" and doc["broker"]["port"] == region.service_port
     cert = x509.load_pem_x509_certificate((region.broker_dir / "regional.crt").read_bytes())
     assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "regional"
     tj = json.loads((region.broker_dir / "terminals.json").read_text())
@@ -221,3 +233,25 @@ def test_terminals_address_and_regional_loopback_can_differ(region, tmp_path):
     sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     names = {str(ip) for ip in sans.get_values_for_type(x509.IPAddress)}
     assert {"10.0.2.100", "127.0.0.1"} <= names
+
+
+def test_dynamic_security_file_grants_literal_rights_and_refuses_the_rest(region):
+    state = json.loads((region.broker_dir / "dynamic-security.json").read_text())
+    assert set(state["defaultACLAccess"].values()) == {False, True}
+    assert state["defaultACLAccess"]["subscribe"] is False
+    assert state["defaultACLAccess"]["publishClientReceive"] is False
+    users = {c["username"]: [r["rolename"] for r in c["roles"]] for c in state["clients"]}
+    assert users == {
+        "broker-admin": ["broker-admin"],
+        "regional": ["regional"],
+        "alert-desk": ["alert-desk"],
+        "kiosk-001": ["terminal.kiosk-001"],
+        "kiosk-002": ["terminal.kiosk-002"],
+    }
+    roles = {r["rolename"]: r["acls"] for r in state["roles"]}
+    subs = {a["topic"] for a in roles["terminal.kiosk-001"] if a["acltype"].startswith("sub")}
+    assert subs == {"ft/v1/central/r/kiosk-001", "ft/v1/central/list/#"}
+    regional_subs = {a["topic"] for a in roles["regional"] if a["acltype"] == "subscribeLiteral"}
+    assert "$share/regional/ft/v1/central/q/+" in regional_subs
+    assert "ft/v1/central/q/+" not in regional_subs  # only through its shared group
+    assert all(a["allow"] is True for acls in roles.values() for a in acls)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
 
 from tests.support.broker import Mosquitto, free_port
@@ -33,8 +34,8 @@ def test_site_bridge_carries_queries_and_responses(region, broker):
     )
     port_in_bundle = tomllib.loads((site_bundle / "terminal.toml").read_text())["broker"]["port"]
     assert port_in_bundle == site_port  # the site's bundles now point at the site broker
-    acl = (region.broker_dir / "mosquitto.acl").read_text()
-    assert "user bridge.post-7" in acl
+    dyn = json.loads((region.broker_dir / "dynamic-security.json").read_text())
+    assert "bridge.post-7" in {c["username"] for c in dyn["clients"]}
     site_acl = (site_dir / "mosquitto.acl").read_text()
     assert "user kiosk-101" in site_acl and "kiosk-001" not in site_acl
     broker.reload()  # the regional broker now admits the bridge

@@ -73,8 +73,12 @@ def desk(region: Region, broker):
 
 @pytest.fixture
 def sniffer(region: Region, desk):
-    """A subscriber on the alert topic with the desk's TLS identity: what the broker sees."""
-    peer = Peer(region.port, desk / "ca.crt", desk / "desk.crt", desk / "desk.key", "sniffer")
+    """A subscriber on the alert topic with the desk's TLS identity: what the broker sees.
+    It connects on the broker's loopback service listener: on the terminals' listener a
+    client id is its certificate's CN, and it would take the desk reader's session over."""
+    peer = Peer(
+        region.service_port, desk / "ca.crt", desk / "desk.crt", desk / "desk.key", "sniffer"
+    )
     peer.connect()
     assert not peer.subscribe(ALERT)[0].is_failure
     yield peer
