@@ -209,6 +209,14 @@ class TerminalSession:
     def open_response(self, payload: bytes) -> tuple[bytes, Response]:
         """Open a response: returns (query nonce it answers, response). EnvelopeError if the
         envelope is malformed, not for a pending query of this session, or fails AEAD."""
+        qnonce, query_id, body = self._open_reply_body(payload)
+        response = decode_response_body(query_id, body)
+        del self._pending[qnonce]
+        return qnonce, response
+
+    def _open_reply_body(self, payload: bytes) -> tuple[bytes, bytes, bytes]:
+        """``(query nonce, query id, plaintext body)`` of a reply to a pending query of this
+        session (a response or a time hint); EnvelopeError if malformed or unauthentic."""
         hl = 2 + NONCE_LEN + RNONCE_LEN
         if len(payload) < hl + 16 or payload[0] != VERSION or payload[1] != TYPE_RESPONSE:
             raise EnvelopeError("response: malformed or wrong version/type")
@@ -221,9 +229,7 @@ class TerminalSession:
             body = ChaCha20Poly1305(key).decrypt(nonce, payload[hl:], payload[:hl] + query_id)
         except InvalidTag:
             raise EnvelopeError("response: authentication failed") from None
-        response = decode_response_body(query_id, body)
-        del self._pending[qnonce]
-        return qnonce, response
+        return qnonce, query_id, body
 
     def open_reply(
         self, payload: bytes, regional_sign_public: Ed25519PublicKey | None
@@ -234,18 +240,7 @@ class TerminalSession:
         carries the regional's signature over both. A hint spends the nonce it answers:
         the caller reseals the same query id with corrected time. Without a pinned
         regional key a hint is refused (EnvelopeError), never trusted on the AEAD alone."""
-        hl = 2 + NONCE_LEN + RNONCE_LEN
-        if len(payload) < hl + 16 or payload[0] != VERSION or payload[1] != TYPE_RESPONSE:
-            raise EnvelopeError("response: malformed or wrong version/type")
-        qnonce, rnonce = payload[2 : 2 + NONCE_LEN], payload[2 + NONCE_LEN : hl]
-        query_id = self._pending.get(qnonce)
-        if query_id is None:
-            raise EnvelopeError("response: answers no pending query of this session")
-        key, nonce = _response_key(self._secret, self.session_id, qnonce, rnonce)
-        try:
-            body = ChaCha20Poly1305(key).decrypt(nonce, payload[hl:], payload[:hl] + query_id)
-        except InvalidTag:
-            raise EnvelopeError("response: authentication failed") from None
+        qnonce, query_id, body = self._open_reply_body(payload)
         if body[:1] != bytes([HINT_BODY]):
             response = decode_response_body(query_id, body)
             del self._pending[qnonce]
