@@ -102,22 +102,21 @@ def regional_kill(ctx: Ctx) -> Fault:
     ctx.note("regional restarted")
 
 
-def broker_restart(ctx: Ctx) -> Fault:
+def _broker_down(ctx: Ctx, *, kill: bool) -> Fault:
     assert ctx.region.broker is not None
-    ctx.region.broker.stop()
-    ctx.note("broker stopped (SIGTERM)")
+    ctx.region.broker.stop(kill=kill)
+    ctx.note("broker SIGKILLed" if kill else "broker stopped (SIGTERM)")
     yield ctx.rng.uniform(0.5, 5.0)
     ctx.region.start_broker()
     ctx.note("broker started")
+
+
+def broker_restart(ctx: Ctx) -> Fault:
+    return _broker_down(ctx, kill=False)
 
 
 def broker_kill(ctx: Ctx) -> Fault:
-    assert ctx.region.broker is not None
-    ctx.region.broker.stop(kill=True)
-    ctx.note("broker SIGKILLed")
-    yield ctx.rng.uniform(0.5, 5.0)
-    ctx.region.start_broker()
-    ctx.note("broker started")
+    return _broker_down(ctx, kill=True)
 
 
 def pg_restart(ctx: Ctx) -> Fault:
