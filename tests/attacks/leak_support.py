@@ -26,6 +26,7 @@ import paho.mqtt.client as mqtt
 from firmware.mrz import parse
 from firmware.protocol.dockey import DocumentKey
 from host_tools.provision import broker_config as bc
+from tests.e2e import rig
 from tests.support.localregion import TestRegion
 
 REGION = "central"
@@ -34,14 +35,8 @@ WAIT = 30.0  # upper bound of every wait (never a timing assertion)
 
 
 def wait_for(pred: Callable[[], Any], what: str, limit: float = WAIT) -> Any:
-    """Poll ``pred`` (bounded) until truthy; its value."""
-    end = time.monotonic() + limit
-    while time.monotonic() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.02)
-    raise AssertionError(f"gave up waiting for {what}")
+    """Poll ``pred`` (bounded) until truthy; its value (:func:`tests.e2e.rig.wait_for`)."""
+    return rig.wait_for(pred, limit, what)
 
 
 def dk_of(lines: list[str]) -> DocumentKey:

@@ -13,6 +13,7 @@ import time
 
 from host_tools.provision.broker_config import REGIONAL_ALERT_INTERVAL
 from host_tools.regional.desk import MISSED_INTERVALS
+from tests.e2e.rig import wait_for
 
 from .broker_rig import FIELDTERM, attack_region, expected, honest_queries
 
@@ -22,13 +23,7 @@ LIMIT = MISSED_INTERVALS * REGIONAL_ALERT_INTERVAL
 
 
 def _wait(pred, what: str, timeout: float):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = pred()
-        if got:
-            return got
-        time.sleep(0.05)
-    raise AssertionError(f"no {what} within {timeout} s")
+    return wait_for(pred, timeout, what)
 
 
 def _health(path) -> dict:
