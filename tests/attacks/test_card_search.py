@@ -27,6 +27,8 @@ from firmware.agent.outbox import Outbox
 from firmware.mrz import parse
 from firmware.protocol.dockey import DocumentKey
 from host_tools.localregion import AgentProcess
+from tests.e2e.rig import acknowledge as _ack
+from tests.e2e.rig import screen as _screen
 from tests.support.localregion import TestRegion
 
 pytestmark = pytest.mark.slow
@@ -95,24 +97,10 @@ def search(region: TestRegion, docs: list[list[str]], *, wal: bool = True) -> li
     return found
 
 
-def _screen(agent: AgentProcess, mark: int) -> dict:
-    return agent.wait_event(
-        lambda e: e["event"] == "state" and e["after"] not in ("reading", "querying", "idle"),
-        "the answer on screen",
-        mark,
-    )
-
-
 def _accepted(agent: AgentProcess, mark: int) -> dict:
     return agent.wait_event(
         lambda e: e["event"] == "document" and e.get("valid") is True, "the scan accepted", mark
     )
-
-
-def _ack(agent: AgentProcess) -> None:
-    mark = agent.events.mark()
-    agent.signal(signal.SIGUSR1)
-    agent.wait_event(lambda e: e.get("cause") == "acknowledged", "the acknowledge", mark)
 
 
 def _verdict(agent: AgentProcess, seq: int, mark: int) -> dict:

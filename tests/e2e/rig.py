@@ -4,6 +4,7 @@ Mosquitto, a pty scanner simulator, and recording LED/display backends."""
 from __future__ import annotations
 
 import json
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -82,3 +83,21 @@ class AgentThread:
         self.agent.request_stop()
         self.thread.join(10)
         self.agent.close()
+
+
+def screen(agent: Any, mark: int) -> dict[str, Any]:
+    """The agent's next ``state`` event after ``mark`` that puts an answer on screen."""
+    return dict(
+        agent.wait_event(
+            lambda e: e["event"] == "state" and e["after"] not in ("reading", "querying", "idle"),
+            "the answer on screen",
+            mark,
+        )
+    )
+
+
+def acknowledge(agent: Any) -> None:
+    """Press the acknowledge button (SIGUSR1) and wait for the agent to take it."""
+    mark = agent.events.mark()
+    agent.signal(signal.SIGUSR1)
+    agent.wait_event(lambda e: e.get("cause") == "acknowledged", "the acknowledge", mark)

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,6 +44,8 @@ from host_tools.offline.builder import Built, build_full
 from host_tools.offline.config import OfflineBuildConfig
 from host_tools.sltd.records import SltdRecord, Status
 from host_tools.sltd.store import open_store
+from tests.e2e.rig import acknowledge as _ack
+from tests.e2e.rig import screen as _screen
 from tests.offline.regionlist import RegionalLink, region_keys
 from tests.support.localregion import TestRegion
 
@@ -152,14 +153,6 @@ def _kiosk(region: TestRegion, tid: str) -> tuple[AgentProcess, int]:
     return agent, int(ev["list_version"])
 
 
-def _screen(agent: AgentProcess, mark: int) -> dict:
-    return agent.wait_event(
-        lambda e: e["event"] == "state" and e["after"] not in ("reading", "querying", "idle"),
-        "the answer on screen",
-        mark,
-    )
-
-
 def _offline_scan(agent: AgentProcess, lines: list[str]) -> tuple[dict, dict]:
     """Scan with the link down: (the state shown, the ``offline`` event)."""
     mark = agent.events.mark()
@@ -167,12 +160,6 @@ def _offline_scan(agent: AgentProcess, lines: list[str]) -> tuple[dict, dict]:
     shown = _screen(agent, mark)
     off = agent.wait_event(lambda e: e["event"] == "offline", "the offline answer", mark)
     return shown, off
-
-
-def _ack(agent: AgentProcess) -> None:
-    mark = agent.events.mark()
-    agent.signal(signal.SIGUSR1)
-    agent.wait_event(lambda e: e.get("cause") == "acknowledged", "the acknowledge", mark)
 
 
 def _link(agent: AgentProcess, up: bool, mark: int) -> None:

@@ -10,7 +10,6 @@ samples a 1-in-3000 event. Every wait is for the agent's or the regional's own e
 from __future__ import annotations
 
 import json
-import signal
 from collections.abc import Iterator
 
 import pytest
@@ -20,6 +19,8 @@ from firmware.mrz import parse
 from firmware.protocol.dockey import DocumentKey
 from host_tools.localregion import AgentProcess
 from host_tools.sltd.store import open_store
+from tests.e2e.rig import acknowledge as _ack
+from tests.e2e.rig import screen as _screen
 from tests.support.localregion import TestRegion
 
 pytestmark = pytest.mark.slow
@@ -51,14 +52,6 @@ def agent(region: TestRegion) -> AgentProcess:
     return a
 
 
-def _screen(agent: AgentProcess, mark: int) -> dict:
-    return agent.wait_event(
-        lambda e: e["event"] == "state" and e["after"] not in ("reading", "querying", "idle"),
-        "the answer on screen",
-        mark,
-    )
-
-
 def _scan(agent: AgentProcess, lines: list[str]) -> tuple[int, dict]:
     mark = agent.events.mark()
     agent.scanner.send(lines)
@@ -67,12 +60,6 @@ def _scan(agent: AgentProcess, lines: list[str]) -> tuple[int, dict]:
 
 def _offline_answer(agent: AgentProcess, mark: int) -> dict:
     return agent.wait_event(lambda e: e["event"] == "offline", "the offline answer", mark)
-
-
-def _ack(agent: AgentProcess) -> None:
-    mark = agent.events.mark()
-    agent.signal(signal.SIGUSR1)
-    agent.wait_event(lambda e: e.get("cause") == "acknowledged", "the acknowledge", mark)
 
 
 def _link(agent: AgentProcess, up: bool, mark: int) -> None:
