@@ -411,11 +411,8 @@ def settle(officer: Officer, start: int, limit: float = SETTLE_S) -> float:
         officer._step()
         events.poll()
         evs = events.events[start:]
-        if not check(evs, {}, {}).lost and not officer.faulting:
-            agent = officer.ctx.agent
-            if agent.running():
-                break
-        # a possible match latched on the screen blocks nothing, but acknowledge it
+        if not officer.faulting and officer.ctx.agent.running() and not check(evs, {}, {}).lost:
+            break
         time.sleep(0.1)
     return round(time.monotonic() - t0, 1)
 

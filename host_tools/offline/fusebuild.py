@@ -75,10 +75,6 @@ class CFilters:
         self._contain = getattr(lib, f"binary_fuse{bits}_contain")
         self._free = getattr(lib, f"binary_fuse{bits}_free")
 
-    def shard_of(self, key: int) -> Any:
-        """The C filter that holds ``key``'s shard."""
-        return self.filters[key >> self._shift]
-
     def contains(self, key: int) -> bool:
         """The C library's answer for one key (tests and benchmarks compare against it)."""
         return bool(self._contain(key, self.filters[key >> self._shift]))
