@@ -160,9 +160,7 @@ def open_frame(ring: Opener, data: bytes, kind: int) -> Opened:
     if not 1 <= n <= MAX_SENDER:
         raise FrameError("sender", "bad length")
     counter = int.from_bytes(header[3:10], "big")
-    return Opened(
-        kind, counter, plain[1 : 1 + n].decode("ascii", "replace"), plain[32:], keys.id
-    )
+    return Opened(kind, counter, plain[1 : 1 + n].decode("ascii", "replace"), plain[32:], keys.id)
 
 
 # -- lane frames ------------------------------------------------------------------------
