@@ -53,7 +53,7 @@ class Panel:
     def set_keys(self, keys):
         """A new key ring (the lane.key file changed during a site key rotation)."""
         self.send_keys, self.ring = keys
-        self.log("keys send=%d accept=%s" % (self.send_keys[0], _ids(self.ring)))
+        self.log(f"keys send={self.send_keys[0]} accept={_ids(self.ring)}")
 
     # -- input -----------------------------------------------------------------------------
     def on_message(self, topic, msg):
