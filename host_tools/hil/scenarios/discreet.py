@@ -13,6 +13,7 @@ match, so the single beep was not a clear in disguise.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import time
 from dataclasses import dataclass
@@ -76,10 +77,13 @@ class PollLog:
         self.times.append(time.monotonic() - self.t0)
         return value
 
-    def before(self, t: float) -> float:
-        """The last poll before the one that returned at ``t``."""
-        earlier = [x for x in self.times if x < t - 1e-9]
-        return earlier[-1] if earlier else t
+    def bracket(self, t: float) -> tuple[float, float]:
+        """(the poll before, the poll that saw it) for a change the recorder stamped ``t``
+        (just after that poll returned): the change happened between the two."""
+        k = bisect.bisect_right(self.times, t) - 1
+        if k < 1:
+            return t, t
+        return self.times[k - 1], self.times[k]
 
 
 @dataclass(frozen=True)
@@ -105,8 +109,8 @@ def beeps(timeline: PinTimeline, polls: PollLog, pin: int, t0: float) -> list[Be
             rise = t
         elif rise is not None:
             end = min(t, polls.times[-1])
-            r0, f0 = polls.before(rise), polls.before(end)
-            out.append(Beep(rise, end - rise, max(0.0, f0 - rise), end - r0))
+            (r0, r1), (f0, f1) = polls.bracket(rise), polls.bracket(end)
+            out.append(Beep(rise, end - rise, max(0.0, f0 - r1), f1 - r0))
             rise = None
     return out
 
