@@ -86,11 +86,21 @@ class DemoPanel:
     def pid(self) -> int:
         return self.proc.pid
 
+    def _shows(self, cond: str) -> bool:
+        if cond == "connected":
+            return self.connects > 0
+        if cond == "call":  # the light and its chime (printed just after the light)
+            return self.state(1) == cond and self._chiming()
+        return self.state(1) == cond
+
+    def _chiming(self) -> bool:
+        return time.monotonic() - self.last_buzz < CHIME_WINDOW
+
     def wait(self, cond: str, timeout: float) -> bool:
         """Until lane 1 shows ``cond`` (a state, or ``connected``); False on timeout."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while not (self.connects if cond == "connected" else self.state(1) == cond):
+            while not self._shows(cond):
                 left = deadline - time.monotonic()
                 if left <= 0 or self.proc.poll() is not None:
                     return False
@@ -104,7 +114,7 @@ class DemoPanel:
         """``lane 1 kiosk-001: CALL, fast blink, chiming``."""
         with self._cond:
             tid, state = self.lanes.get(n, ("?", "starting"))
-            chiming = time.monotonic() - self.last_buzz < CHIME_WINDOW and state == "call"
+            chiming = self._chiming() and state == "call"
         light = LIGHTS.get(state, "?")
         return f"lane {n} {tid}: {state.upper()}, {light}{', chiming' if chiming else ''}"
 
