@@ -77,6 +77,9 @@ class DemoConsole(cmd.Cmd):
         if self.player.panel is None:
             self._print("  =>  no annunciator panel in this demo (micropython not installed)")
             return False
+        if self.player.panel.state(1) != "call":
+            self._print(f"  =>  nothing to acknowledge: panel {self.player.panel.view()}")
+            return False
         self.player.panel.press()
         self._print("  =>  panel button pressed")
         self._panel("acked")
