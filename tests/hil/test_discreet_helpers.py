@@ -48,3 +48,30 @@ def test_a_beep_is_an_interval_between_polls():
 def test_leds_only_drops_the_buzzer():
     table = {"step": 0.02, "states": {"clear": {"levels": {"green": "1", "buzzer": "1"}}}}
     assert leds_only(table)["states"]["clear"]["levels"] == {"green": "1"}
+
+
+def _played(state: str, discreet: bool, seconds: float = 7.0, step: float = 0.05):
+    """The buzzer as the recorder would see ``state`` played by the firmware's patterns
+    (a loud or a discreet kiosk), polled every ``step`` s."""
+    from firmware.signals.patterns import DISCREET_SOUNDS, PATTERNS  # noqa: PLC0415
+
+    sound = PATTERNS[DISCREET_SOUNDS.get(state, state) if discreet else state]
+    polls = PollLog(client=None, t0=0.0)  # type: ignore[arg-type]
+    tl = PinTimeline({18: "buzzer"})
+    polls.times.append(0.9)
+    tl.record(0.901, 0)  # silent before the state starts at 1.0 s
+    for i in range(round(seconds / step)):
+        t = 1.0 + i * step
+        polls.times.append(t)
+        tl.record(t + 0.001, (1 << 18) if sound.level("buzzer", t - 1.0) else 0)
+    return beeps(tl, polls, 18, 0.0)
+
+
+def test_the_beep_check_tells_a_loud_possible_match_from_a_clear():
+    """What the scenario asserts, on the firmware's own patterns: a discreet possible match
+    gives one beep overlapping the clear's; a loud one would fail both checks."""
+    (clear,) = _played("clear", discreet=True)
+    (quiet,) = _played("possible_match", discreet=True)
+    assert quiet.overlaps(clear)
+    loud = _played("possible_match", discreet=False)
+    assert len(loud) > 1 and not loud[0].overlaps(clear)
