@@ -3,6 +3,7 @@ and the live rig (lane publishers, panels, paho probes with provisioned identiti
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -241,3 +243,36 @@ class Capture:
     def close(self) -> None:
         self.c.loop_stop()
         self.c.disconnect()
+
+
+@contextlib.contextmanager
+def live_region(
+    workdir: Path,
+    sites: Mapping[str, str],
+    panels: Sequence[tuple[str, str, Sequence[str]]],
+    running: Sequence[str] = ("panel-1",),
+) -> Iterator[LiveRig]:
+    """A provisioned region (kiosk id -> site; panels as (id, site, lanes)) with its
+    broker, every kiosk's lane publisher and the ``running`` panels started."""
+    exe = micropython()
+    region = TestRegion(
+        workdir, terminals=tuple(sites), terminal_args={t: ["--site", s] for t, s in sites.items()}
+    )
+    region.provision()
+    (region.dir / "panels").mkdir()
+    for pid, site, lanes in panels:
+        region.provision_cmd(
+            f"annunciator {pid}", "add-annunciator", pid, "--site", site,
+            "--lanes", ",".join(lanes), "--out", str(region.dir / "panels" / pid),
+        )  # fmt: skip
+    region.start_broker()
+    r = LiveRig(region, exe)
+    try:
+        for tid in sites:
+            r.start_publisher(tid)
+        for pid in running:
+            r.start_panel(pid)
+        yield r
+    finally:
+        r.close()
+        region.close()

@@ -18,9 +18,8 @@ import pytest
 
 from firmware.lane import frames
 from firmware.protocol import topics
-from tests.annunciator.rig import Capture, LiveRig, micropython
+from tests.annunciator.rig import Capture, LiveRig, live_region
 from tests.annunciator.rig import pem_identity as _pem_identity
-from tests.support.localregion import TestRegion
 
 SITE1, SITE2 = "post-1", "post-2"
 LANES1 = ("kiosk-001", "kiosk-002", "kiosk-003")
@@ -28,29 +27,10 @@ LANES1 = ("kiosk-001", "kiosk-002", "kiosk-003")
 
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory):
-    exe = micropython()
-    terminals = (*LANES1, "kiosk-009")
-    args = {t: ["--site", SITE1] for t in LANES1} | {"kiosk-009": ["--site", SITE2]}
-    region = TestRegion(
-        tmp_path_factory.mktemp("annunciator"), terminals=terminals, terminal_args=args
-    )
-    region.provision()
-    (region.dir / "panels").mkdir()
-    for pid, site, lanes in (("panel-1", SITE1, LANES1), ("panel-2", SITE2, ("kiosk-009",))):
-        region.provision_cmd(
-            f"annunciator {pid}", "add-annunciator", pid, "--site", site,
-            "--lanes", ",".join(lanes), "--out", str(region.dir / "panels" / pid),
-        )  # fmt: skip
-    region.start_broker()
-    r = LiveRig(region, exe)
-    try:
-        for tid in terminals:
-            r.start_publisher(tid)
-        r.start_panel("panel-1")
+    sites = dict.fromkeys(LANES1, SITE1) | {"kiosk-009": SITE2}
+    panels = [("panel-1", SITE1, LANES1), ("panel-2", SITE2, ("kiosk-009",))]
+    with live_region(tmp_path_factory.mktemp("annunciator"), sites, panels) as r:
         yield r
-    finally:
-        r.close()
-        region.close()
 
 
 def _lane_line(n: int, tid: str, state: str) -> str:

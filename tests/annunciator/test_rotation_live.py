@@ -22,11 +22,10 @@ from tests.annunciator.rig import (
     Capture,
     LineProc,
     LiveRig,
-    micropython,
+    live_region,
     pem_identity,
     run_micropython,
 )
-from tests.support.localregion import TestRegion
 
 SITE = "post-1"
 LANES = ("kiosk-001", "kiosk-002")
@@ -35,29 +34,9 @@ LANE2 = topics.lane_topic("central", SITE, "kiosk-002")
 
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory):
-    exe = micropython()
-    region = TestRegion(
-        tmp_path_factory.mktemp("rotation"),
-        terminals=LANES,
-        terminal_args={t: ["--site", SITE] for t in LANES},
-    )
-    region.provision()
-    (region.dir / "panels").mkdir()
-    for pid in ("panel-1", "panel-2"):
-        region.provision_cmd(
-            f"annunciator {pid}", "add-annunciator", pid, "--site", SITE,
-            "--lanes", ",".join(LANES), "--out", str(region.dir / "panels" / pid),
-        )  # fmt: skip
-    region.start_broker()
-    r = LiveRig(region, exe)
-    try:
-        for tid in LANES:
-            r.start_publisher(tid)
-        r.start_panel("panel-1")
+    panels = [(pid, SITE, LANES) for pid in ("panel-1", "panel-2")]
+    with live_region(tmp_path_factory.mktemp("rotation"), dict.fromkeys(LANES, SITE), panels) as r:
         yield r
-    finally:
-        r.close()
-        region.close()
 
 
 def wait_stats(kiosk: LineProc, want: str, timeout: float = 8.0) -> str:
