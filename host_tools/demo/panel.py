@@ -19,6 +19,8 @@ import threading
 import time
 from pathlib import Path
 
+from host_tools.proc import stop_process
+
 REPO = Path(__file__).resolve().parents[2]
 MP_LIB = Path(sys.prefix) / "lib" / "micropython"
 
@@ -125,12 +127,6 @@ class DemoPanel:
         self.proc.stdin.flush()
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        stop_process(self.proc, grace=5.0)
         self._reader.join(timeout=5)
         self.log.close()

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives import serialization
 
 from firmware.lane import frames
 from firmware.lane.keyring import KeyRing
+from host_tools.proc import stop_process
 from tests.support.localregion import TestRegion
 from tests.support.require import need
 
@@ -125,13 +126,7 @@ class LineProc:
                 self._cond.wait(min(left, 0.2))
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        stop_process(self.proc, grace=5.0)
 
     def kill(self) -> None:
         if self.proc.poll() is None:
