@@ -16,7 +16,7 @@ import struct
 
 import cryptolib
 
-VERSION = 0x01
+VERSION = 0x02
 KIND_LANE = 0x4C
 KIND_ACK = 0x4B
 HEADER_LEN = 26
@@ -25,6 +25,8 @@ TAG_LEN = 32
 FRAME_LEN = 122
 MAX_SENDER = 31
 MAX_ACK_CALLS = 7
+MAX_KEY_ID = 255
+MAX_KEYS = 2
 AES_CBC = 2  # cryptolib's MODE_CBC
 
 IDLE = 0
@@ -39,7 +41,7 @@ _PROBE_MAC = binascii.unhexlify("f7bc83f430538424b13298e6aa6fb143ef4d59a14946175
 
 
 class FrameError(ValueError):
-    """A frame refused; ``reason`` as on the CPython side (length, version, kind, mac,
+    """A frame refused; ``reason`` as on the CPython side (length, version, kind, key, mac,
     sender, state, body)."""
 
     def __init__(self, reason):
@@ -85,22 +87,47 @@ def equal(a, b):
     return r == 0
 
 
-def derive(site_key):
-    """(k_enc, k_mac) from the 32-byte site key."""
+def derive(site_key, key_id=1):
+    """(key id, k_enc, k_mac) from the 32-byte site key."""
     if len(site_key) != 32:
         raise ValueError("site key: must be 32 bytes")
     return (
+        key_id,
         hmac_sha256(site_key, b"fieldterm/v1 lane enc"),
         hmac_sha256(site_key, b"fieldterm/v1 lane mac"),
     )
 
 
-def keys_from_hex(text):
-    """The site key file's text (64 hex characters) -> (k_enc, k_mac)."""
-    raw = text.strip()
-    if len(raw) != 64:
-        raise ValueError("lane key: must hold 64 hex characters")
-    return derive(binascii.unhexlify(raw))
+def ring_from_text(text, source="lane.key"):
+    """The key ring file (firmware/lane/keyring.py documents it) -> (send keys,
+    {key id: keys}); ValueError naming the line otherwise."""
+    send = None
+    ring = {}
+    n = 0
+    for line in text.split("\n"):
+        n += 1
+        words = line.split()
+        if not words or words[0].startswith("#"):
+            continue
+        where = source + " line " + str(n)
+        if words[0] == "send" and len(words) == 2 and send is None:
+            send = _key_id(words[1], where)
+        elif words[0] == "key" and len(words) == 3 and len(words[2]) == 64:
+            kid = _key_id(words[1], where)
+            if kid in ring:
+                raise ValueError(where + ": key id listed twice")
+            ring[kid] = derive(binascii.unhexlify(words[2]), kid)
+        else:
+            raise ValueError(where + ": expected 'send ID' or 'key ID HEX'")
+    if not ring or len(ring) > MAX_KEYS or send not in ring:
+        raise ValueError(source + ": 1 or 2 keys, and 'send' naming one of them")
+    return ring[send], ring
+
+
+def _key_id(word, where):
+    if not word.isdigit() or not 1 <= int(word) <= MAX_KEY_ID:
+        raise ValueError(where + ": key id must be 1 to 255")
+    return int(word)
 
 
 def _pad(raw, n):
@@ -114,30 +141,34 @@ def seal(keys, kind, counter, sender, body, *, iv=None):
         raise ValueError("sender id or body too long")
     if iv is None:
         iv = os.urandom(16)
-    header = struct.pack(">BBQ", VERSION, kind, counter) + iv
+    header = bytes([VERSION, kind, keys[0]]) + counter.to_bytes(7, "big") + iv
     plain = bytes([len(raw)]) + _pad(raw, MAX_SENDER) + _pad(body, 32)
-    ct = cryptolib.aes(keys[0], AES_CBC, iv).encrypt(plain)
-    return header + ct + hmac_sha256(keys[1], header + ct)
+    ct = cryptolib.aes(keys[1], AES_CBC, iv).encrypt(plain)
+    return header + ct + hmac_sha256(keys[2], header + ct)
 
 
-def open_frame(keys, data, kind):
-    """(counter, sender, body) of a good frame of ``kind``; :class:`FrameError` otherwise.
-    The MAC is checked before anything is decrypted."""
+def open_frame(ring, data, kind):
+    """(counter, sender, body) of a good frame of ``kind``, opened with the key of
+    ``ring`` ({key id: keys}) that its header names; :class:`FrameError` otherwise. The
+    MAC is checked before anything is decrypted."""
     if len(data) != FRAME_LEN:
         raise FrameError("length")
     if data[0] != VERSION:
         raise FrameError("version")
     if data[1] != kind:
         raise FrameError("kind")
+    keys = ring.get(data[2])
+    if keys is None:
+        raise FrameError("key")
     header = data[:HEADER_LEN]
     ct = data[HEADER_LEN : HEADER_LEN + PLAIN_LEN]
-    if not equal(hmac_sha256(keys[1], header + ct), data[HEADER_LEN + PLAIN_LEN :]):
+    if not equal(hmac_sha256(keys[2], header + ct), data[HEADER_LEN + PLAIN_LEN :]):
         raise FrameError("mac")
-    plain = cryptolib.aes(keys[0], AES_CBC, bytes(header[10:26])).decrypt(ct)
+    plain = cryptolib.aes(keys[1], AES_CBC, bytes(header[10:26])).decrypt(ct)
     n = plain[0]
     if not 1 <= n <= MAX_SENDER:
         raise FrameError("sender")
-    counter = struct.unpack(">Q", header[2:10])[0]
+    counter = int.from_bytes(bytes(header[3:10]), "big")
     return counter, bytes(plain[1 : 1 + n]).decode(), bytes(plain[32:])
 
 

@@ -3,8 +3,10 @@
     run(config_dir, hw)   # hw: a port from hw.py; never returns
 
 The directory is what ``fieldterm provision add-annunciator`` wrote: annunciator.json,
-the DER certificate, key and CA, and the site's lane key. Every ``ack_interval_ms`` the
-panel publishes one ack frame, with or without acknowledgements in it.
+the DER certificate, key and CA, and the site's key ring (lane.key). Every
+``ack_interval_ms`` the panel publishes one ack frame, with or without acknowledgements
+in it. The key ring is read again every ``KEYS_EVERY_MS``: during a site key rotation a
+new lane.key copied onto the board takes effect without a reset.
 """
 
 import gc
@@ -20,10 +22,11 @@ CONFIG = "annunciator.json"
 _mem_alloc = gc.mem_alloc  # type: ignore[attr-defined]  # MicroPython's gc
 _mem_free = gc.mem_free  # type: ignore[attr-defined]
 STEP_MS = 20
+KEYS_EVERY_MS = 2000
 
 
 def load(config_dir):
-    """(config dict, read(name) -> bytes, site keys)."""
+    """(config dict, read(name) -> bytes, key ring text)."""
 
     def read(name):
         with open(config_dir + "/" + name, "rb") as f:
@@ -32,17 +35,19 @@ def load(config_dir):
     cfg = json.loads(read(CONFIG))
     if cfg.get("version") != 1:
         raise ValueError(CONFIG + ": version must be 1")
-    keys = frames.keys_from_hex(read(cfg["lane_key"]).decode())
-    return cfg, read, keys
+    return cfg, read, read(cfg["lane_key"]).decode()
 
 
 class Loop:
     def __init__(self, config_dir, hw, log=print, memory_every_ms=10000):
-        cfg, read, keys = load(config_dir)
+        cfg, read, ring_text = load(config_dir)
         self.cfg = cfg
+        self.read = read
         self.hw = hw
         self.log = log
-        self.panel = Panel(cfg, keys, hw, time, log=log)
+        self.ring_text = ring_text
+        self.panel = Panel(cfg, frames.ring_from_text(ring_text), hw, time, log=log)
+        self.next_keys = time.ticks_ms()
         self.client = PanelClient(cfg, read, self.panel.on_message, self.idle, log)
         self.interval = cfg.get("ack_interval_ms", 2000)
         self.memory_every = memory_every_ms
@@ -56,10 +61,29 @@ class Loop:
         self.panel.tick()
         self.peak = max(self.peak, _mem_alloc())
         now = time.ticks_ms()
+        if time.ticks_diff(now, self.next_keys) >= 0:
+            self.next_keys = time.ticks_add(now, KEYS_EVERY_MS)
+            self.reload_keys()
         if self.memory_every and time.ticks_diff(now, self.next_mem) >= 0:
             self.next_mem = time.ticks_add(now, self.memory_every)
             gc.collect()
             self.log(f"mem alloc={_mem_alloc()} peak={self.peak} free={_mem_free()}")
+
+    def reload_keys(self):
+        """Take a changed lane.key; a bad one (half copied) keeps the ring in force."""
+        try:
+            text = self.read(self.cfg["lane_key"]).decode()
+        except OSError as e:
+            text = "unreadable: " + str(e)
+        if text == self.ring_text:
+            return
+        self.ring_text = text  # logged once per change, good or bad
+        try:
+            keys = frames.ring_from_text(text)
+        except ValueError as e:
+            self.log("keys kept: " + str(e))
+            return
+        self.panel.set_keys(keys)
 
     def idle(self, ms):
         """Keep the panel running for ``ms`` (the reconnect backoff waits here)."""

@@ -32,11 +32,12 @@ class Lane:
 
 class Panel:
     def __init__(self, cfg, keys, hw, clock, *, log=print, epoch=None):
+        """``keys``: (send keys, {key id: keys}) from ``frames.ring_from_text``."""
         self.id = cfg["id"]
         self.hw = hw
         self.clock = clock  # .ticks_ms(), .ticks_diff(a, b)
         self.log = log
-        self.keys = keys
+        self.set_keys(keys)
         self.down_after = cfg.get("down_after_ms", 5500)
         self.lanes = [Lane(i, ln["id"], ln["topic"]) for i, ln in enumerate(cfg["lanes"])]
         self.by_topic = {ln.topic: ln for ln in self.lanes}
@@ -44,9 +45,15 @@ class Panel:
         self.acked = []  # call ids acknowledged here, newest last (at most 7 are sent)
         self.refused = {}  # reason -> count
         self.accepted = 0
-        self.epoch = epoch if epoch is not None else struct.unpack(">I", _urandom(4))[0]
+        # 24 bits: the counter is epoch u24 ‖ seq u32 in the frame's 56-bit counter field
+        self.epoch = epoch if epoch is not None else struct.unpack(">I", _urandom(4))[0] >> 8
         self.seq = 0
         self.buzzing = None
+
+    def set_keys(self, keys):
+        """A new key ring (the lane.key file changed during a site key rotation)."""
+        self.send_keys, self.ring = keys
+        self.log(f"keys send={self.send_keys[0]} accept={_ids(self.ring)}")
 
     # -- input -----------------------------------------------------------------------------
     def on_message(self, topic, msg):
@@ -57,7 +64,7 @@ class Panel:
         if lane is None:
             return self._refuse("topic", topic)
         try:
-            counter, sender, body = frames.open_frame(self.keys, bytes(msg), frames.KIND_LANE)
+            counter, sender, body = frames.open_frame(self.ring, bytes(msg), frames.KIND_LANE)
             if sender != lane.id:
                 raise frames.FrameError("sender")
             state, call = frames.parse_lane_body(body)
@@ -116,12 +123,16 @@ class Panel:
         live = [c for c in self.acked if any(ln.call == c for ln in self.lanes)]
         self.acked = live
         return frames.seal(
-            self.keys,
+            self.send_keys,
             frames.KIND_ACK,
             counter,
             self.id,
             frames.ack_body(live[-frames.MAX_ACK_CALLS :]),
         )
+
+
+def _ids(ring):
+    return ",".join(str(k) for k in sorted(ring))
 
 
 def _urandom(n):

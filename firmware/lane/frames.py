@@ -3,12 +3,17 @@
 Both directions use one fixed-size format under the site key that provisioning gives to
 the site's kiosks and panels (docs/annunciator.md, "Frames")::
 
-    header = 0x01 ‖ kind ('L' lane, 'K' ack) ‖ counter u64 ‖ iv(16)        26 bytes
+    header = 0x02 ‖ kind ('L' lane, 'K' ack) ‖ key id u8 ‖ counter u56 ‖ iv(16)   26 bytes
     plain  = len(sender) u8 ‖ sender, zero-padded to 31 ‖ body(32)          64 bytes
       lane body = state u8 ‖ call u32 ‖ zeros
       ack body  = n u8 ‖ n x call u32 (n <= 7) ‖ zeros
     frame  = header ‖ AES-256-CBC(k_enc, iv, plain) ‖ HMAC-SHA256(k_mac, header ‖ ct)
     k_enc = HMAC-SHA256(site key, "fieldterm/v1 lane enc"), k_mac likewise with "mac"
+
+The key id names which of the site's keys sealed the frame, so that during a site key
+rotation a receiver holding the previous and the current key (firmware/lane/keyring.py)
+picks the right one instead of trying both; it is covered by the MAC like the rest of the
+header.
 
 Encrypt-then-MAC with AES-CBC and HMAC-SHA256 because that is what MicroPython's
 ``cryptolib`` and ``hashlib`` offer on the rp2 and esp32 ports (no CTR, no AEAD). The
@@ -23,6 +28,7 @@ import hmac
 import os
 import struct
 from dataclasses import dataclass
+from typing import Protocol
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import hmac as chmac
@@ -30,7 +36,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from firmware.errors import EnvelopeError
 
-VERSION = 0x01
+VERSION = 0x02  # 0x01 had no key id (a u64 counter in its place)
 KIND_LANE = 0x4C  # "L"
 KIND_ACK = 0x4B  # "K"
 HEADER_LEN = 26
@@ -39,14 +45,16 @@ TAG_LEN = 32
 FRAME_LEN = HEADER_LEN + PLAIN_LEN + TAG_LEN  # 122
 MAX_SENDER = 31
 MAX_ACK_CALLS = 7
+COUNTER_BITS = 56
+MAX_KEY_ID = 255  # key ids run 1..255 and wrap; 0 is never used
 
 IDLE, CALL, ACKED, OUT_OF_SERVICE = 0, 1, 2, 3
 STATE_NAMES = {IDLE: "idle", CALL: "call", ACKED: "acked", OUT_OF_SERVICE: "out_of_service"}
 
 
 class FrameError(EnvelopeError):
-    """A frame refused; ``reason`` is one of length, version, kind, mac, counter, sender,
-    state, body."""
+    """A frame refused; ``reason`` is one of length, version, kind, key, mac, counter,
+    sender, state, body."""
 
     def __init__(self, reason: str, detail: str = ""):
         super().__init__(f"lane frame refused: {reason}" + (f" ({detail})" if detail else ""))
@@ -61,40 +69,51 @@ def _hmac(key: bytes, data: bytes) -> bytes:
 
 @dataclass(frozen=True)
 class SiteKeys:
-    """The two subkeys of a site key (32 bytes)."""
+    """The two subkeys of one site key (32 bytes) and that key's id (1..255)."""
 
+    id: int
     enc: bytes
     mac: bytes
 
     @classmethod
-    def derive(cls, site_key: bytes) -> SiteKeys:
+    def derive(cls, site_key: bytes, key_id: int = 1) -> SiteKeys:
         if len(site_key) != 32:
             raise ValueError("site key: must be 32 bytes")
+        if not 1 <= key_id <= MAX_KEY_ID:
+            raise ValueError(f"site key id: 1 to {MAX_KEY_ID}, not {key_id}")
         return cls(
-            _hmac(site_key, b"fieldterm/v1 lane enc"), _hmac(site_key, b"fieldterm/v1 lane mac")
+            key_id,
+            _hmac(site_key, b"fieldterm/v1 lane enc"),
+            _hmac(site_key, b"fieldterm/v1 lane mac"),
         )
 
-    @classmethod
-    def from_file_text(cls, text: str, source: str = "lane key") -> SiteKeys:
-        """From the site key file: 64 hex characters (whitespace around them ignored)."""
-        raw = text.strip()
-        try:
-            key = bytes.fromhex(raw)
-        except ValueError:
-            key = b""
-        if len(key) != 32:
-            raise ValueError(f"{source}: must hold 64 hex characters (the site key)")
-        return cls.derive(key)
+
+class Opener(Protocol):
+    """What opens frames: a key ring (:class:`~firmware.lane.keyring.KeyRing`) or one key."""
+
+    def get(self, key_id: int) -> SiteKeys | None: ...
+
+
+@dataclass(frozen=True)
+class OneKey:
+    """A single key as an :class:`Opener` (tests, tools)."""
+
+    keys: SiteKeys
+
+    def get(self, key_id: int) -> SiteKeys | None:
+        return self.keys if key_id == self.keys.id else None
 
 
 @dataclass(frozen=True)
 class Opened:
-    """A frame that passed its MAC: its kind, counter, sender id and 32-byte body."""
+    """A frame that passed its MAC: its kind, counter, sender id, 32-byte body and the id
+    of the key that sealed it."""
 
     kind: int
     counter: int
     sender: str
     body: bytes
+    key_id: int
 
 
 def _plain(sender: str, body: bytes) -> bytes:
@@ -108,26 +127,30 @@ def seal(
     keys: SiteKeys, kind: int, counter: int, sender: str, body: bytes, *, iv: bytes | None = None
 ) -> bytes:
     """One frame of ``kind`` (``iv`` fixed only for golden vectors)."""
-    if not 0 <= counter < 1 << 64:
-        raise ValueError("counter: must fit in 64 bits")
+    if not 0 <= counter < 1 << COUNTER_BITS:
+        raise ValueError(f"counter: must fit in {COUNTER_BITS} bits")
     if len(body) > 32:
         raise ValueError("body: at most 32 bytes")
     iv = os.urandom(16) if iv is None else iv
-    header = struct.pack(">BBQ", VERSION, kind, counter) + iv
+    header = bytes([VERSION, kind, keys.id]) + counter.to_bytes(7, "big") + iv
     enc = Cipher(algorithms.AES(keys.enc), modes.CBC(iv)).encryptor()
     ct = enc.update(_plain(sender, body)) + enc.finalize()
     return header + ct + _hmac(keys.mac, header + ct)
 
 
-def open_frame(keys: SiteKeys, data: bytes, kind: int) -> Opened:
-    """Check and decrypt a frame of ``kind``; :class:`FrameError` says why it is refused.
-    The counter is *not* judged here: see :class:`LaneCounter` and :class:`AckCounter`."""
+def open_frame(ring: Opener, data: bytes, kind: int) -> Opened:
+    """Check and decrypt a frame of ``kind`` with the key its header names (one ``ring``
+    holds); :class:`FrameError` says why it is refused. The counter is *not* judged here:
+    see :class:`LaneCounter` and :class:`AckCounter`."""
     if len(data) != FRAME_LEN:
         raise FrameError("length", f"{len(data)} bytes, not {FRAME_LEN}")
     if data[0] != VERSION:
         raise FrameError("version", f"byte 0 is {data[0]:#04x}")
     if data[1] != kind:
         raise FrameError("kind", f"byte 1 is {data[1]:#04x}, not {kind:#04x}")
+    keys = ring.get(data[2])
+    if keys is None:
+        raise FrameError("key", f"byte 2: key id {data[2]} is not one this device holds")
     header, ct, tag = data[:HEADER_LEN], data[HEADER_LEN:-TAG_LEN], data[-TAG_LEN:]
     if not hmac.compare_digest(_hmac(keys.mac, header + ct), tag):
         raise FrameError("mac")
@@ -136,8 +159,8 @@ def open_frame(keys: SiteKeys, data: bytes, kind: int) -> Opened:
     n = plain[0]
     if not 1 <= n <= MAX_SENDER:
         raise FrameError("sender", "bad length")
-    (counter,) = struct.unpack(">Q", header[2:10])
-    return Opened(kind, counter, plain[1 : 1 + n].decode("ascii", "replace"), plain[32:])
+    counter = int.from_bytes(header[3:10], "big")
+    return Opened(kind, counter, plain[1 : 1 + n].decode("ascii", "replace"), plain[32:], keys.id)
 
 
 # -- lane frames ------------------------------------------------------------------------
@@ -197,7 +220,7 @@ class LaneCounter:
 
 
 class AckCounter:
-    """Per-panel ack counters ``epoch u32 ‖ seq u32``: a panel has no clock, so it draws a
+    """Per-panel ack counters ``epoch u24 ‖ seq u32``: a panel has no clock, so it draws a
     random epoch at boot and counts from there. A frame of the current epoch must have a
     higher seq; a frame of another epoch starts a new one. A replayed frame of an old
     epoch is accepted but can only name calls that are over: a call id is drawn at random

@@ -14,6 +14,7 @@ from typing import Any
 from firmware.agent.states import LATCHED
 
 from . import frames
+from .keyring import KeyFile
 from .publisher import LanePublisher
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ def open_lane(cfg: Any, client: Any, core: Any) -> LanePublisher | None:
     if lane is None or link is None or core is None:
         return None
     try:
-        keys = frames.SiteKeys.from_file_text(lane.key.read_text(), str(lane.key))
+        keys = KeyFile(lane.key)
     except (OSError, ValueError) as exc:
         log.warning("no lane frames for the annunciator: %s", exc)
         return None
@@ -45,7 +46,7 @@ def open_lane(cfg: Any, client: Any, core: Any) -> LanePublisher | None:
         region=cfg.region,
         site=lane.site,
         terminal=cfg.terminal_id,
-        keys=keys,
+        keys=keys.current,
         state=lambda: lane_state(core.machine),
         call_key=lambda: _current_seq(core.machine),
         interval=lane.interval,

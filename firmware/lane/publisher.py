@@ -6,7 +6,10 @@ The frame goes out on a fixed schedule (never *because* something happened) and 
 has the same size, so the broker cannot tell a call from a quiet lane. A call gets a
 random 32-bit call id; a panel's ack counts only if it names the current call. Acks that
 do not open under the site key, name another panel than their topic, or carry an old
-counter are refused and counted by reason.
+counter are refused and counted by reason. The site key ring comes from ``keys()`` for
+every frame (the agent and the standalone publisher pass :meth:`KeyFile.current`), so a
+new ``lane.key`` copied onto the kiosk during a site key rotation takes effect within one
+interval, without a restart.
 
 Over an existing :class:`~firmware.transport.mqtt.MqttLink` (the agent's) or standalone,
 for tests and the demo::
@@ -31,6 +34,7 @@ from firmware.config import ConfigDoc
 from firmware.protocol import topics
 
 from . import frames
+from .keyring import KeyFile, KeyRing
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +73,7 @@ class LanePublisher:
         region: str,
         site: str,
         terminal: str,
-        keys: frames.SiteKeys,
+        keys: Callable[[], KeyRing],
         state: Callable[[], int],
         interval: float = 2.0,
         on_ack: Callable[[str], None] | None = None,
@@ -90,6 +94,7 @@ class LanePublisher:
         self.wall = wall
         self.call_key = call_key
         self._key: Any = None
+        self.ring: KeyRing | None = None  # the ring the last frame was sealed under
         self.call = 0
         self.acked_by: str | None = None
         self.counter = 0
@@ -105,7 +110,9 @@ class LanePublisher:
     def next_frame(self) -> bytes:
         """The frame for now: the lane's state, its call id and a rising counter."""
         base = self.state()
+        ring = self.keys()
         with self._lock:
+            self.ring = ring
             if base == frames.CALL:
                 key = self.call_key()
                 if self.call == 0 or key != self._key:
@@ -116,13 +123,13 @@ class LanePublisher:
             else:
                 self.call, self.acked_by, shown = 0, None, base
             self.counter = max(self.counter + 1, int(self.wall() * 1000))
-            return frames.seal_lane(self.keys, self.counter, self.terminal, shown, self.call)
+            return frames.seal_lane(ring.send, self.counter, self.terminal, shown, self.call)
 
     def on_ack_message(self, topic: str, payload: bytes) -> None:
         """A panel's ack frame (network thread)."""
         panel = topic[len(self.ack_prefix) :] if topic.startswith(self.ack_prefix) else ""
         try:
-            opened = frames.open_frame(self.keys, payload, frames.KIND_ACK)
+            opened = frames.open_frame(self.keys(), payload, frames.KIND_ACK)
             if opened.sender != panel:
                 raise frames.FrameError("sender", f"{opened.sender!r} on {panel!r}'s topic")
             calls = frames.parse_ack_body(opened.body)
@@ -174,8 +181,9 @@ class LanePublisher:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Standalone publisher: stdin lines ``call``, ``idle``, ``oos`` set the lane state;
-    prints ``ready``, then ``ack <panel>`` for each acknowledged call."""
+    """Standalone publisher: stdin lines ``call``, ``idle``, ``oos`` set the lane state,
+    ``stats`` prints counters and the key ring in use; prints ``ready``, then
+    ``ack <panel>`` for each acknowledged call."""
     from firmware.transport.mqtt import BrokerConfig, MqttLink  # noqa: PLC0415
 
     p = argparse.ArgumentParser(prog="python -m firmware.lane.publisher")
@@ -188,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     if lane is None:
         print(f"{args.config}: no [lane] section (the kiosk has no site)", file=sys.stderr)
         return 2
-    keys = frames.SiteKeys.from_file_text(lane.key.read_text(), str(lane.key))
+    keys = KeyFile(lane.key)
     current = [frames.IDLE]
     link = MqttLink(
         BrokerConfig.from_section(doc.section("broker")),
@@ -200,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         region=region,
         site=lane.site,
         terminal=tid,
-        keys=keys,
+        keys=keys.current,
         state=lambda: current[0],
         interval=lane.interval,
         on_ack=lambda panel: print(f"ack {panel}", flush=True),
@@ -219,8 +227,10 @@ def main(argv: list[str] | None = None) -> int:
                 current[0] = names[word]
                 print(f"state {word}", flush=True)
             elif word == "stats":
+                ring = pub.ring.describe() if pub.ring else "-"
                 print(
-                    f"stats published={pub.published} acks={pub.acks} refused={pub.refused}",
+                    f"stats published={pub.published} acks={pub.acks} refused={pub.refused} "
+                    f"keys {ring}",
                     flush=True,
                 )
     finally:

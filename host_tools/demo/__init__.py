@@ -15,7 +15,10 @@ What runs (all on 127.0.0.1, all in a throwaway directory), through
    signed offline list the kiosk downloads; and the alert desk's reader of sealed hit
    alerts (``fieldterm alerts``), and the operator's web console (``fieldterm console``,
    its address and a one-time login printed);
-6. the online scans, then a broker outage in which a listed and an unlisted passport are
+6. the supervisor's annunciator panel for the kiosk's lane (``fieldterm provision
+   add-annunciator``; the MicroPython code under the unix port, when ``make setup``
+   installed it), whose lane light and chime are printed next to the kiosk's screen;
+7. the online scans, then a broker outage in which a listed and an unlisted passport are
    answered from the kiosk's offline list and re-checked online when the broker is back.
 
 The script (``host_tools.demo.script``) is a list of steps; the player
@@ -35,6 +38,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from host_tools.demo.console import DemoConsole
+from host_tools.demo.panel import DemoPanel, micropython
 from host_tools.demo.player import Player
 from host_tools.demo.script import EXPECTED, Script, build_script
 from host_tools.localregion import LocalRegion, LocalRegionError
@@ -42,6 +46,8 @@ from host_tools.localregion.runner import fieldterm_argv
 
 REGION = "demo"
 TERMINAL = "kiosk-001"
+SITE = "post-1"
+PANEL = "panel-1"
 RSS_GOAL_MB = 40.0
 
 
@@ -138,7 +144,12 @@ def _start_console(region: LocalRegion) -> None:
     from host_tools.console.process import provision_console, start_console  # noqa: PLC0415
 
     password = provision_console(region, {"demo": "supervisor"})["demo"]
-    console = start_console(region)
+    # The console's MQTT link uses the desk's certificate (desk.toml), and the terminals'
+    # listener makes the certificate's CN the client id: there the console and the desk
+    # reader would take each other's session over, and alerts queued for the desk would
+    # go to the console. Until the console has an identity of its own, the demo connects
+    # it on the loopback service listener, where the client id is its own.
+    console = start_console(region, env={"FIELDTERM_BROKER__PORT": str(region.service_port)})
     say(
         f"  ok  operator console {console.url}/ (log in as demo, password {password}; "
         f"its certificate is from the demo CA {console.ca})"
@@ -177,15 +188,47 @@ def _play(region: LocalRegion, player: Player, script: Script) -> None:
     for ev, step in answered:
         expect = "POSSIBLE_MATCH" if step.expect == "possible_match_offline" else "NO_MATCH"
         player.resolve_late(int(ev["seq"]), mark, expect)
+    # the panel reconnects with backoff (up to 8 s) and shows the lane again
+    player.show_panel_state("idle", timeout=30.0)
+
+
+def _start_panel(region: LocalRegion) -> DemoPanel | None:
+    """The annunciator for the kiosk's lane, or None (said why) without MicroPython."""
+    exe = micropython()
+    if exe is None:
+        say("  --  no annunciator panel: the micropython command is not in the venv (make setup)")
+        return None
+    out = region.dir / "panels" / PANEL
+    region.provision_cmd(
+        "annunciator panel", "add-annunciator", PANEL, "--site", SITE,
+        "--lanes", TERMINAL, "--out", str(out),
+    )  # fmt: skip
+    return DemoPanel(exe, out, region.dir / f"{PANEL}.log")
 
 
 def run(region: LocalRegion, *, interactive: bool, seed: int) -> int:
     say("== setting up (throwaway PKI, synthetic list) in " + str(region.dir))
     region.provision(desk=True).generate_list()
     script = build_script(region, random.Random(seed))
+    panel = _start_panel(region)  # provisioned before the broker reads its ACL
+    try:
+        return _run(region, script, panel, interactive=interactive)
+    finally:
+        if panel is not None:
+            panel.close()
+
+
+def _run(region: LocalRegion, script: Script, panel: DemoPanel | None, *, interactive: bool) -> int:
     say("== starting the broker and the kiosk")
     broker = region.start_broker()
     say(f"  ok  Mosquitto, mutual TLS on 127.0.0.1:{broker.port}")
+    if panel is not None:
+        if not panel.wait("connected", 30):
+            raise LocalRegionError(f"the annunciator panel did not connect: see {panel.log.name}")
+        say(
+            f"  ok  annunciator {PANEL} (MicroPython unix port, pid {panel.pid}) for site "
+            f"{SITE}: lane 1 = {TERMINAL}, over mutual TLS"
+        )
     agent = region.start_agent(TERMINAL)
     follower = LogFollower(agent.log).start()
     say(
@@ -193,7 +236,7 @@ def run(region: LocalRegion, *, interactive: bool, seed: int) -> int:
         f"{agent.ready_event.get('process_age_s')} s after its process started, broker link up"
     )
     rss_before = agent.rss_mb()  # a kiosk without its list yet: the 40 MB goal
-    player = Player(region, agent, say, before_say=follower.catch_up)
+    player = Player(region, agent, say, before_say=follower.catch_up, panel=panel)
     tally = player.tally
     try:
         _play(region, player, script)
@@ -244,6 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         records=args.records,
         seed=args.seed,
         sample_size=50,
+        terminal_args={TERMINAL: ["--site", SITE]},  # its lane for the annunciator
         on_step=lambda desc, secs: say(f"  ok  {desc} ({secs:.1f} s)"),
     )
     code = 1

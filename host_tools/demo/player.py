@@ -12,10 +12,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from host_tools.demo.panel import DemoPanel
 from host_tools.demo.script import OFFLINE_OUTCOMES, OUTCOMES, Step
-from host_tools.localregion import AgentProcess, LocalRegion
+from host_tools.localregion import AgentProcess, LocalRegion, LocalRegionError
 
 STEP_TIMEOUT = 30.0
+#: How long the panel may take to follow the kiosk: a lane frame every 2 s, "down" after
+#: 5.5 s without one.
+PANEL_TIMEOUT = 8.0
+CALLS = ("possible_match", "possible_match_offline")
 
 Say = Callable[[str], None]
 
@@ -49,11 +54,14 @@ class Player:
         agent: AgentProcess,
         say: Say,
         before_say: Callable[[], None] | None = None,
+        panel: DemoPanel | None = None,
     ):
         self.region = region
         self.agent = agent
         self._say = say
         self._before_say = before_say
+        self.panel = panel
+        self.broker_is_down = False
         self.tally = Tally()
 
     def say(self, text: str) -> None:
@@ -101,6 +109,47 @@ class Player:
             timeout,
         )
 
+    # -- the supervisor's panel ------------------------------------------------------------
+    def show_panel(self, shown: str, timeout: float = PANEL_TIMEOUT) -> None:
+        """Wait until the panel's lane follows what the kiosk shows (a call for a latched
+        possible match, idle otherwise, down while the broker is), and print it."""
+        self.show_panel_state(self.lane_for(shown), timeout)
+
+    def lane_for(self, shown: str) -> str:
+        """What the panel's lane must show for the kiosk's screen ``shown``."""
+        return "down" if self.broker_is_down else "call" if shown in CALLS else "idle"
+
+    def supervisor_acknowledges(self) -> None:
+        """The supervisor presses the panel's button: the lane shows acked and the kiosk
+        gets the acknowledgement ("supervisor on the way")."""
+        assert self.panel is not None
+        mark = self.agent.events.mark()
+        self.say("      panel | the supervisor presses acknowledge on the panel")
+        self.panel.press()
+        try:
+            ev = self.agent.wait_event(
+                lambda e: e["event"] == "supervisor", "the panel's acknowledgement", mark, 10
+            )
+            self.say(f"  =>  the kiosk adds: supervisor on the way ({ev.get('panel')})")
+        except LocalRegionError as exc:
+            self.tally.failures.append(str(exc))
+        self.show_panel_state("acked")
+
+    def show_panel_state(self, want: str, timeout: float = PANEL_TIMEOUT) -> None:
+        """Wait (bounded) until the panel's lane shows ``want``, then print its lights; a
+        panel that does not follow is a failure of the demo."""
+        line = self.panel_line(want, timeout)
+        if line is not None:
+            self.say(line)
+
+    def panel_line(self, want: str, timeout: float = PANEL_TIMEOUT) -> str | None:
+        """The panel's lane once it shows ``want`` (bounded wait), or None without a panel."""
+        if self.panel is None:
+            return None
+        if not self.panel.wait(want, timeout):
+            self.tally.failures.append(f"panel showed {self.panel.state(1)}, not {want}")
+        return f"      panel | {self.panel.view()}"
+
     # -- playing -------------------------------------------------------------------------
     def play_step(self, step: Step, number: str) -> dict[str, Any]:
         """One scan: returns the screen's answer event (its ``seq`` is the scan's number)."""
@@ -128,8 +177,12 @@ class Player:
         )
         if not ok:
             t.failures.append(f"{number}: showed {shown}, expected {step.expect}")
-        if step.ack and shown in ("possible_match", "possible_match_offline"):
+        self.show_panel(shown)
+        if step.ack and shown in CALLS:
+            if self.panel is not None and not self.broker_is_down:
+                self.supervisor_acknowledges()
             self.acknowledge()
+            self.show_panel("idle")
         return ev
 
     def _offline_event(self, mark: int) -> dict[str, Any] | None:
@@ -158,12 +211,14 @@ class Player:
         assert self.region.broker is not None
         mark = self.agent.events.mark()
         self.region.broker.stop()
+        self.broker_is_down = True
         self.say("      event | broker stopped")
         self.agent.wait_event(lambda e: e["event"] == "link" and not e["up"], "link down", mark)
         self.say("      event | the kiosk noticed: link down; it answers from its offline list")
 
     def broker_up(self) -> None:
         self.region.start_broker()
+        self.broker_is_down = False
         self.say("      event | broker back")
 
     def lost(self) -> int:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cryptography import x509
@@ -46,12 +46,14 @@ class Panel:
     site: str
     lanes: tuple[str, ...]
     revoked: bool = False
+    dir: str | None = None  # where add-annunciator wrote it (rotate-site-key rewrites it)
 
 
 def panels(region: RegionAuthority) -> list[Panel]:
     raw = json.loads(region.reg.get(REGISTRY_KEY) or "{}")
     return [
-        Panel(pid, p["site"], tuple(p["lanes"]), bool(p.get("revoked"))) for pid, p in raw.items()
+        Panel(pid, p["site"], tuple(p["lanes"]), bool(p.get("revoked")), p.get("dir"))
+        for pid, p in raw.items()
     ]
 
 
@@ -60,7 +62,10 @@ def find(region: RegionAuthority, panel: str) -> Panel | None:
 
 
 def _save(region: RegionAuthority, items: Sequence[Panel]) -> None:
-    doc = {p.id: {"site": p.site, "lanes": list(p.lanes), "revoked": p.revoked} for p in items}
+    doc = {
+        p.id: {"site": p.site, "lanes": list(p.lanes), "revoked": p.revoked, "dir": p.dir}
+        for p in items
+    }
     region.reg.set(REGISTRY_KEY, json.dumps(doc, sort_keys=True))
 
 
@@ -147,8 +152,8 @@ def add_annunciator(
     b.add(CONFIG_FILE, config_json(region, p, host, port))
     with region.reg.transaction():
         region._record(panel_cn(panel), cert)
-        _save(region, [*panels(region), p])
         final = write_bundle(b, out=out)
+        _save(region, [*panels(region), replace(p, dir=str(final))])
     return final
 
 
@@ -164,6 +169,6 @@ def revoke(region: RegionAuthority, panel: str) -> None:
             region.reg.revoke_cert(c.serial, now)
         _save(
             region,
-            [q if q.id != panel else Panel(q.id, q.site, q.lanes, True) for q in panels(region)],
+            [q if q.id != panel else replace(q, revoked=True) for q in panels(region)],
         )
         region.sign_crl()

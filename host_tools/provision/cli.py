@@ -170,6 +170,23 @@ def register(subparsers: Any) -> None:
     s.add_argument("--out", required=True, type=Path, metavar="DIR", help="a new directory")
     s.set_defaults(func=_handler("add_annunciator"))
 
+    s = sub.add_parser(
+        "rotate-site-key",
+        help="a new lane key for a site's kiosks and panels, in three steps",
+        description="Rotate a site's lane key (docs/annunciator.md) without leaving a lane "
+        "dark. Step 1 (no flag) adds a new key that every device accepts; step 2 "
+        "(--switch) makes them send under it; step 3 (--finish) drops the old key, whose "
+        "frames are then refused. Each step rewrites lane.key in the site's kiosk bundles "
+        "and panel directories; copy it onto every device of the site before the next "
+        "step. Rotate after a lost kiosk or a revoked panel.",
+    )
+    _common(s, top=False)
+    s.add_argument("--site", required=True, help="the post whose key is rotated")
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--switch", action="store_true", help="step 2: send under the new key")
+    g.add_argument("--finish", action="store_true", help="step 3: refuse the old key")
+    s.set_defaults(func=_handler("rotate_site_key"))
+
     s = sub.add_parser("revoke", help="cut a terminal off (CRL, ACL, terminals.json)")
     _common(s, top=False)
     s.add_argument("id")

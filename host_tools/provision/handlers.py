@@ -19,7 +19,7 @@ from typing import Any
 
 from firmware.errors import SetupError
 
-from . import annunciator, deploy, protokeys
+from . import annunciator, deploy, protokeys, sitekey_rotation
 from .authority import BundleTarget, RegionAuthority, TerminalOptions
 from .registry import iso
 
@@ -236,18 +236,39 @@ def add_annunciator(args: argparse.Namespace) -> int:
     return 0
 
 
+def rotate_site_key(args: argparse.Namespace) -> int:
+    """``rotate-site-key``: one step of a site's lane key rotation."""
+    step = "finish" if args.finish else "switch" if args.switch else "start"
+    with _open(args) as region:
+        for line in sitekey_rotation.rotate_site_key(region, args.site, step).report():
+            print(line)
+    return 0
+
+
+def _site_key_note(site: str) -> None:
+    print(
+        f"  it holds site {site}'s lane key: run 'rotate-site-key --site {site}' (three "
+        "steps) so that it cannot read or forge the site's lane frames"
+    )
+
+
 def revoke(args: argparse.Namespace) -> int:
     """``revoke``: cut a terminal (or an annunciator panel) off (CRL, ACL, terminals.json)."""
     with _open(args) as region:
-        if region.reg.terminal(args.id) is None and annunciator.find(region, args.id):
+        panel = annunciator.find(region, args.id)
+        if region.reg.terminal(args.id) is None and panel:
             annunciator.revoke(region, args.id)
             print(f"annunciator {args.id} revoked: certificate in the CRL, removed from the ACL")
+            _site_key_note(panel.site)
             _after_change(region)
             return 0
         region.revoke(args.id)
         print(
             f"terminal {args.id} revoked: certificate in the CRL, removed from the ACL, revoked in terminals.json"
         )
+        t = region.reg.terminal(args.id)
+        if t is not None and t.site:
+            _site_key_note(t.site)
         _after_change(region)
     return 0
 

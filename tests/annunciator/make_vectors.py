@@ -1,4 +1,4 @@
-"""Regenerate vectors/lane_v1.json (only when the frame format changes on purpose):
+"""Regenerate vectors/lane_v2.json (only when the frame format changes on purpose):
 
 .venv/bin/python -m tests.annunciator.make_vectors
 """
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from firmware.lane import frames
 
-OUT = Path(__file__).with_name("vectors") / "lane_v1.json"
+OUT = Path(__file__).with_name("vectors") / "lane_v2.json"
 
 
 def _iv(n: int) -> bytes:
@@ -20,7 +20,7 @@ def _iv(n: int) -> bytes:
 
 def build() -> dict:
     site_key = hashlib.sha256(b"fieldterm lane vector site key").digest()
-    keys = frames.SiteKeys.derive(site_key)
+    keys = frames.SiteKeys.derive(site_key, 7)
     cases = []
     lanes = [
         ("kiosk-002", frames.IDLE, 0),
@@ -36,7 +36,7 @@ def build() -> dict:
              "iv": _iv(i).hex(), "frame": frame.hex()}
         )  # fmt: skip
     for j, calls in enumerate([(), (0x1A2B3C4D,), (1, 2, 3, 4, 5, 6, 0xFFFFFFFF)]):
-        counter = (0xCAFEF00D << 32) | (j + 1)
+        counter = (0xCAFEF0 << 32) | (j + 1)  # a panel: epoch u24, seq u32
         frame = frames.seal_ack(keys, counter, "panel-1", calls, iv=_iv(10 + j))
         cases.append(
             {"kind": "ack", "counter": counter, "sender": "panel-1", "calls": list(calls),
@@ -44,6 +44,7 @@ def build() -> dict:
         )  # fmt: skip
     return {
         "site_key": site_key.hex(),
+        "key_id": keys.id,
         "k_enc": keys.enc.hex(),
         "k_mac": keys.mac.hex(),
         "frame_len": frames.FRAME_LEN,

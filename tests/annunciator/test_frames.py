@@ -11,11 +11,13 @@ import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from firmware.lane import frames
+from firmware.lane.keyring import KeyRing, RawRing, parse_ring, render_ring
 from tests.annunciator.make_vectors import build
 from tests.annunciator.rig import run_micropython
 
-VECTORS = json.loads((Path(__file__).with_name("vectors") / "lane_v1.json").read_text())
-KEYS = frames.SiteKeys.derive(bytes.fromhex(VECTORS["site_key"]))
+VECTORS = json.loads((Path(__file__).with_name("vectors") / "lane_v2.json").read_text())
+KEYS = frames.SiteKeys.derive(bytes.fromhex(VECTORS["site_key"]), VECTORS["key_id"])
+RING = KeyRing.single(KEYS)
 
 # RFC 4231 section 4: HMAC-SHA256 test cases 1, 2, 3, 4, 6, 7 (case 5 is truncated output)
 RFC4231 = [
@@ -38,8 +40,8 @@ def test_cpython_golden_vectors_open_and_match():
         raw = bytes.fromhex(case["frame"])
         assert len(raw) == 122
         kind = frames.KIND_LANE if case["kind"] == "lane" else frames.KIND_ACK
-        o = frames.open_frame(KEYS, raw, kind)
-        assert (o.counter, o.sender) == (case["counter"], case["sender"])
+        o = frames.open_frame(RING, raw, kind)
+        assert (o.counter, o.sender, o.key_id) == (case["counter"], case["sender"], 7)
         if kind == frames.KIND_LANE:
             assert frames.parse_lane_body(o.body) == (case["state"], case["call"])
         else:
@@ -50,6 +52,7 @@ def test_ciphertext_is_plain_aes_cbc_of_the_documented_layout():
     """Independent of seal(): decrypt a vector with AES-CBC and read the layout by hand."""
     case = VECTORS["cases"][1]
     raw = bytes.fromhex(case["frame"])
+    assert raw[:3] == b"\x02L\x07" and int.from_bytes(raw[3:10], "big") == case["counter"]
     dec = Cipher(algorithms.AES(KEYS.enc), modes.CBC(raw[10:26])).decryptor()
     plain = dec.update(raw[26:90]) + dec.finalize()
     assert plain[0] == len("kiosk-002") and plain[1:10] == b"kiosk-002"
@@ -67,8 +70,9 @@ def test_every_state_and_ack_has_the_same_size():
     ("mutate", "reason"),
     [
         (lambda f: f[:-1], "length"),
-        (lambda f: b"\x02" + f[1:], "version"),
+        (lambda f: b"\x01" + f[1:], "version"),
         (lambda f: f[:1] + b"K" + f[2:], "kind"),
+        (lambda f: f[:2] + b"\x08" + f[3:], "key"),  # a key id this ring does not hold
         (lambda f: f[:40] + bytes([f[40] ^ 1]) + f[41:], "mac"),  # ciphertext byte
         (lambda f: f[:5] + bytes([f[5] ^ 1]) + f[6:], "mac"),  # counter byte
         (lambda f: f[:-1] + bytes([f[-1] ^ 0x80]), "mac"),  # tag byte
@@ -77,17 +81,48 @@ def test_every_state_and_ack_has_the_same_size():
 def test_tampered_frames_are_refused_with_the_reason(mutate, reason):
     good = frames.seal_lane(KEYS, 10, "kiosk-002", frames.CALL, 5)
     with pytest.raises(frames.FrameError) as e:
-        frames.open_frame(KEYS, mutate(good), frames.KIND_LANE)
+        frames.open_frame(RING, mutate(good), frames.KIND_LANE)
     assert e.value.reason == reason
 
 
 def test_wrong_site_key_is_refused():
-    other = frames.SiteKeys.derive(bytes(32))
+    other = frames.SiteKeys.derive(bytes(32), KEYS.id)  # the right id, the wrong key
     with pytest.raises(frames.FrameError) as e:
         frames.open_frame(
-            KEYS, frames.seal_lane(other, 1, "kiosk-002", frames.CALL, 5), frames.KIND_LANE
+            RING, frames.seal_lane(other, 1, "kiosk-002", frames.CALL, 5), frames.KIND_LANE
         )
     assert e.value.reason == "mac"
+
+
+def test_a_ring_opens_frames_of_either_key_by_the_id_in_the_header():
+    old, new = KEYS, frames.SiteKeys.derive(bytes(range(32)), 8)
+    ring = KeyRing(new, (old, new))
+    for k in (old, new):
+        f = frames.seal_lane(k, 5, "kiosk-001", frames.IDLE, 0)
+        assert frames.open_frame(ring, f, frames.KIND_LANE).key_id == k.id
+    retired = KeyRing.single(new)
+    with pytest.raises(frames.FrameError) as e:
+        frames.open_frame(retired, frames.seal_lane(old, 6, "kiosk-001", 0, 0), frames.KIND_LANE)
+    assert e.value.reason == "key"
+
+
+def test_key_ring_file_round_trips_and_bad_lines_are_named():
+    raw = RawRing(2, ((1, bytes(32)), (2, bytes(range(32)))))
+    text = render_ring(raw, "post-1")
+    assert parse_ring(text) == raw
+    assert KeyRing.from_text(text).describe() == "send=2 accept=1,2"
+    bad = {
+        "send 3\nkey 1 " + "00" * 32: "'send ID' must name one of the listed keys",
+        "send 1\nkey 1 abc": "line 2: the key must be 64 hex characters",
+        "send 1\nkey 0 " + "00" * 32: "line 2: key id '0' must be a number from 1 to 255",
+        "send 1\nkey 1 " + "00" * 32 + "\nkey 1 " + "11" * 32: "line 3: key id 1 listed twice",
+        "send 1\n" + "".join(f"key {i} {'00' * 32}\n" for i in (1, 2, 3)): "1 to 2 keys",
+        "send 1\nsend 1\nkey 1 " + "00" * 32: "line 2: expected 'send ID' (once)",
+        "00" * 32: "line 1: expected",
+    }
+    for text, message in bad.items():
+        with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            parse_ring(text, "lane.key")
 
 
 def test_lane_counter_refuses_replay_and_reorder():
@@ -99,6 +134,7 @@ def test_lane_counter_refuses_replay_and_reorder():
 
 
 def test_ack_counter_epochs():
+    """A panel's counter is epoch u24 ‖ seq u32 (the frame's counter has 56 bits)."""
     c = frames.AckCounter()
     assert c.accept("p", (7 << 32) | 1) and c.accept("p", (7 << 32) | 2)
     assert not c.accept("p", (7 << 32) | 2) and not c.accept("p", (7 << 32) | 1)
@@ -111,8 +147,9 @@ import json, binascii
 from annunciator import frames as f
 h = binascii.hexlify
 V = json.loads(open(%(vectors)r).read())
-keys = f.derive(binascii.unhexlify(V["site_key"]))
-out = {"hmac_source": f.HMAC_SOURCE, "k_enc": h(keys[0]).decode(), "k_mac": h(keys[1]).decode()}
+keys = f.derive(binascii.unhexlify(V["site_key"]), V["key_id"])
+ring = {keys[0]: keys}
+out = {"hmac_source": f.HMAC_SOURCE, "k_enc": h(keys[1]).decode(), "k_mac": h(keys[2]).decode()}
 out["rfc4231"] = [h(f.hmac_sha256(binascii.unhexlify(k), binascii.unhexlify(m))).decode()
                   for k, m in %(rfc)r]
 sealed, opened = [], []
@@ -123,34 +160,53 @@ for c in V["cases"]:
     else:
         kind, body = f.KIND_ACK, f.ack_body(c["calls"])
     sealed.append(h(f.seal(keys, kind, c["counter"], c["sender"], body, iv=iv)).decode())
-    counter, sender, b = f.open_frame(keys, binascii.unhexlify(c["frame"]), kind)
+    counter, sender, b = f.open_frame(ring, binascii.unhexlify(c["frame"]), kind)
     parsed = list(f.parse_lane_body(b)) if kind == f.KIND_LANE else list(f.parse_ack_body(b))
     opened.append([counter, sender, parsed])
 out["sealed"], out["opened"] = sealed, opened
 good = binascii.unhexlify(V["cases"][1]["frame"])
 bad = []
 for mutated in (good[:-1], good[:40] + bytes([good[40] ^ 1]) + good[41:],
-                good[:-1] + bytes([good[-1] ^ 0x80]), b"\x02" + good[1:]):
+                good[:-1] + bytes([good[-1] ^ 0x80]), b"\x01" + good[1:],
+                good[:2] + b"\x08" + good[3:]):
     try:
-        f.open_frame(keys, mutated, f.KIND_LANE); bad.append("accepted")
+        f.open_frame(ring, mutated, f.KIND_LANE); bad.append("accepted")
     except f.FrameError as e:
         bad.append(e.reason)
 try:
-    f.open_frame(f.derive(bytes(32)), good, f.KIND_LANE); bad.append("accepted")
+    f.open_frame({7: f.derive(bytes(32), 7)}, good, f.KIND_LANE); bad.append("accepted")
 except f.FrameError as e:
     bad.append(e.reason)
 out["bad"] = bad
+rings = []
+for text in %(rings)r:
+    try:
+        send, r = f.ring_from_text(text)
+        rings.append([send[0], sorted(r), h(r[send[0]][1]).decode()])
+    except ValueError as e:
+        rings.append(str(e))
+out["rings"] = rings
 lc = f.LaneCounter()
 out["counter"] = [lc.accept("a", 5), lc.accept("a", 5), lc.accept("a", 4), lc.accept("a", 6)]
 print(json.dumps(out))
 """
 
 
+SITE_KEY = bytes.fromhex(VECTORS["site_key"])
+MP_RINGS = [
+    render_ring(RawRing(7, ((6, bytes(32)), (7, SITE_KEY))), "post-1"),
+    render_ring(RawRing(7, ((7, SITE_KEY),)), "post-1"),
+    "send 2\nkey 1 " + "00" * 32,
+    "send 1\nkey 1 abc",
+]
+
+
 @pytest.fixture(scope="module")
 def mp_results():
     code = MP_CHECK % {
-        "vectors": str(Path(__file__).with_name("vectors") / "lane_v1.json"),
+        "vectors": str(Path(__file__).with_name("vectors") / "lane_v2.json"),
         "rfc": [(k, m) for k, m, _ in RFC4231],
+        "rings": MP_RINGS,
     }
     return run_micropython(code)
 
@@ -178,5 +234,12 @@ def test_micropython_opens_the_golden_frames(mp_results):
 
 
 def test_micropython_refuses_tampered_and_wrong_key(mp_results):
-    assert mp_results["bad"] == ["length", "mac", "mac", "version", "mac"]
+    assert mp_results["bad"] == ["length", "mac", "mac", "version", "key", "mac"]
     assert mp_results["counter"] == [True, False, False, True]
+
+
+def test_micropython_reads_the_key_rings_provisioning_writes(mp_results):
+    ring_a, ring_b, bad_send, bad_key = mp_results["rings"]
+    assert ring_a == [7, [6, 7], VECTORS["k_enc"]] and ring_b == [7, [7], VECTORS["k_enc"]]
+    assert "'send' naming one of them" in bad_send
+    assert bad_key.startswith("lane.key line 2: expected")

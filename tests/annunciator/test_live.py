@@ -10,151 +10,27 @@ from __future__ import annotations
 
 import itertools
 import ssl
-import sys
 import threading
 import time
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
 from firmware.lane import frames
 from firmware.protocol import topics
-from tests.annunciator.rig import LineProc, micropython, mp_env
-from tests.support.localregion import TestRegion
+from tests.annunciator.rig import Capture, LiveRig, live_region
+from tests.annunciator.rig import pem_identity as _pem_identity
 
 SITE1, SITE2 = "post-1", "post-2"
 LANES1 = ("kiosk-001", "kiosk-002", "kiosk-003")
 
 
-class Rig:
-    def __init__(self, region: TestRegion, exe: str):
-        self.region = region
-        self.exe = exe
-        self.publishers: dict[str, LineProc] = {}
-        self.panels: dict[str, LineProc] = {}
-
-    def panel_dir(self, pid: str) -> Path:
-        return self.region.dir / "panels" / pid
-
-    def start_publisher(self, tid: str) -> LineProc:
-        p = LineProc(
-            [
-                sys.executable,
-                "-m",
-                "firmware.lane.publisher",
-                "--config",
-                str(self.region.terminal_toml(tid)),
-            ]
-        )
-        p.wait_for(r"^ready$", 30)
-        self.publishers[tid] = p
-        return p
-
-    def start_panel(self, pid: str) -> LineProc:
-        p = LineProc(
-            [self.exe, "-m", "annunciator.unix", str(self.panel_dir(pid)), "2000"], env=mp_env()
-        )
-        p.wait_for(r"^mqtt connected 1$", 30)
-        self.panels[pid] = p
-        return p
-
-    def keys(self, site: str = SITE1) -> frames.SiteKeys:
-        path = self.region.registry / "site" / site / "lane.key"
-        return frames.SiteKeys.from_file_text(path.read_text())
-
-    def client(self, cert: Path, key: Path, cid: str) -> mqtt.Client:
-        """A paho client with one of the provisioned identities (PEM from the bundles)."""
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cid, protocol=mqtt.MQTTv311)
-        ctx = ssl.create_default_context(cafile=str(self.region.bundle("kiosk-001") / "ca.crt"))
-        ctx.load_cert_chain(str(cert), str(key))
-        c.tls_set_context(ctx)
-        return c
-
-    def close(self) -> None:
-        for p in [*self.publishers.values(), *self.panels.values()]:
-            p.stop()
-
-
-# Probes that act with a running panel's or kiosk's certificate connect on the broker's
-# loopback service listener: on the terminals' listener the client id is the certificate's
-# CN, so a second connection with the same certificate would take over the first one's
-# session. The rights are the same on both: dynamic security grants them by CN.
-def _pem_identity(rig: Rig, pid: str) -> tuple[Path, Path]:
-    """The panel's DER identity as PEM files, for a paho client acting with its cert."""
-    d = rig.panel_dir(pid)
-    cert = x509.load_der_x509_certificate((d / "panel.der").read_bytes())
-    key = serialization.load_der_private_key((d / "panel.key.der").read_bytes(), None)
-    out = rig.region.dir / f"{pid}-pem"
-    out.mkdir(exist_ok=True)
-    (out / "c.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (out / "k.pem").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return out / "c.pem", out / "k.pem"
-
-
-class Capture:
-    """A subscriber that records (time, topic, payload) of every message it gets."""
-
-    def __init__(self, client: mqtt.Client, port: int, filters: list[str]):
-        self.msgs: list[tuple[float, str, bytes]] = []
-        self.granted = threading.Event()
-        self.c = client
-        self.c.on_message = lambda _c, _u, m: self.msgs.append(
-            (time.monotonic(), m.topic, m.payload)
-        )
-        self.c.on_connect = lambda c, _u, _f, rc, _p=None: c.subscribe([(f, 0) for f in filters])
-        self.c.on_subscribe = lambda *_a: self.granted.set()
-        self.c.connect("127.0.0.1", port)
-        self.c.loop_start()
-        assert self.granted.wait(15), "no SUBACK"
-
-    def wait_count(self, topic: str, n: int, timeout: float) -> list[bytes]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            got = [p for _, t, p in self.msgs if t == topic]
-            if len(got) >= n:
-                return got
-            time.sleep(0.05)
-        raise AssertionError(f"{topic}: {len([1 for _, t, _ in self.msgs if t == topic])} < {n}")
-
-    def close(self) -> None:
-        self.c.loop_stop()
-        self.c.disconnect()
-
-
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory):
-    exe = micropython()
-    terminals = (*LANES1, "kiosk-009")
-    args = {t: ["--site", SITE1] for t in LANES1} | {"kiosk-009": ["--site", SITE2]}
-    region = TestRegion(
-        tmp_path_factory.mktemp("annunciator"), terminals=terminals, terminal_args=args
-    )
-    region.provision()
-    (region.dir / "panels").mkdir()
-    for pid, site, lanes in (("panel-1", SITE1, LANES1), ("panel-2", SITE2, ("kiosk-009",))):
-        region.provision_cmd(
-            f"annunciator {pid}", "add-annunciator", pid, "--site", site,
-            "--lanes", ",".join(lanes), "--out", str(region.dir / "panels" / pid),
-        )  # fmt: skip
-    region.start_broker()
-    r = Rig(region, exe)
-    try:
-        for tid in terminals:
-            r.start_publisher(tid)
-        r.start_panel("panel-1")
+    sites = dict.fromkeys(LANES1, SITE1) | {"kiosk-009": SITE2}
+    panels = [("panel-1", SITE1, LANES1), ("panel-2", SITE2, ("kiosk-009",))]
+    with live_region(tmp_path_factory.mktemp("annunciator"), sites, panels) as r:
         yield r
-    finally:
-        r.close()
-        region.close()
 
 
 def _lane_line(n: int, tid: str, state: str) -> str:
@@ -251,7 +127,7 @@ def test_frames_on_the_broker_are_all_the_same_size_before_during_after_a_call(r
         gaps = [b[0] - a[0] for a, b in itertools.pairwise(lane_msgs)]
         assert all(1.5 < g < 2.5 for g in gaps), gaps
         states = [
-            frames.parse_lane_body(frames.open_frame(rig.keys(), p, frames.KIND_LANE).body)[0]
+            frames.parse_lane_body(frames.open_frame(rig.ring(), p, frames.KIND_LANE).body)[0]
             for _, p in lane_msgs
         ]
         assert (
@@ -378,7 +254,7 @@ def test_ram_used_under_the_unix_port(rig):
     assert int(fields["alloc"]) < 100_000 and int(fields["peak"]) < 150_000
 
 
-def _connack(rig: Rig, cert: Path, key: Path, cid: str) -> str:
+def _connack(rig: LiveRig, cert: Path, key: Path, cid: str) -> str:
     """Connect with this identity: "connected" on CONNACK 0, else what failed."""
     c = rig.client(cert, key, cid)
     done = threading.Event()

@@ -27,7 +27,7 @@ keys = frames.derive(bytes(32))
 cfg = {"id": "panel-1", "lanes": [{"id": "k1", "topic": "t/1"}, {"id": "k2", "topic": "t/2"}]}
 hw = Hw()
 logs = []
-p = Panel(cfg, keys, hw, clock, log=logs.append, epoch=1)
+p = Panel(cfg, (keys, {1: keys}), hw, clock, log=logs.append, epoch=1)
 n = [0]
 def frame(lane, state, call):
     n[0] += 1
@@ -43,7 +43,7 @@ def run(until):
 run(4000)
 p.press()
 run(20000)
-ack = frames.open_frame(keys, p.ack_frame(), frames.KIND_ACK)
+ack = frames.open_frame({1: keys}, p.ack_frame(), frames.KIND_ACK)
 out = {"ev": hw.ev, "logs": logs, "ack": [ack[0], ack[1], list(frames.parse_ack_body(ack[2]))]}
 out["distinct"] = [[patterns.light(s, t) for t in range(0, 2000, 10)] for s in patterns.DISPLAY_STATES]
 print(json.dumps(out))

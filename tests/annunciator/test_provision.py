@@ -3,6 +3,7 @@ with the site's kiosks, the broker ACL lines, revoke."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -12,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from firmware.agent.config import load_agent_config
+from firmware.lane.keyring import parse_ring
 from tests.support.localregion import TestRegion
 
 LANES = ("kiosk-001", "kiosk-002")
@@ -57,7 +59,8 @@ def test_panel_directory_is_der_and_config(region):
 
 def test_site_key_is_shared_with_the_sites_kiosks_only(region):
     panel_key = (region.dir / "panel-1" / "lane.key").read_text()
-    assert len(panel_key.strip()) == 64
+    ring = parse_ring(panel_key)
+    assert ring.send == 1 and ring.ids() == (1,) and len(ring.keys[0][1]) == 32
     for tid in LANES:
         assert (region.bundle(tid) / "lane.key").read_text() == panel_key
     assert (region.bundle("kiosk-009") / "lane.key").read_text() != panel_key
@@ -170,3 +173,81 @@ def test_panel_at_a_site_with_its_own_broker_connects_there(region, tmp_path):
     assert (cfg["host"], cfg["port"], cfg["server_hostname"]) == ("10.1.2.3", 8884, "10.1.2.3")
     acl = (site_dir / "mosquitto.acl").read_text()
     assert "user annunciator.panel-3" in acl and "user annunciator.panel-1" not in acl
+
+
+def _rotate(region, capsys, *flags):
+    rc = region.cli("rotate-site-key", "--site", "post-1", *flags)
+    out = capsys.readouterr()
+    return rc, out.out + out.err
+
+
+def _manifest_ok(directory):
+    lines = (directory / "MANIFEST.sha256").read_text().splitlines()
+    want = {n: h for h, n in (line.split("  ") for line in lines)}
+    return want["lane.key"] == hashlib.sha256((directory / "lane.key").read_bytes()).hexdigest()
+
+
+def test_rotate_site_key_in_three_steps_rewrites_the_sites_devices_only(region, capsys):
+    devices = [region.bundle(t) for t in LANES] + [region.dir / "panel-1"]
+    other = (region.bundle("kiosk-009") / "lane.key").read_text()
+    old = parse_ring((region.dir / "panel-1" / "lane.key").read_text())
+    # out of order: nothing to switch to or finish yet
+    rc, text = _rotate(region, capsys, "--switch")
+    assert rc != 0 and "the site is steady (keys 1, sending under 1)" in text
+    assert "run it without --switch/--finish" in text
+
+    rc, text = _rotate(region, capsys)  # 1: stage a new key
+    assert rc == 0 and "new key 2 staged: devices accept 1,2, still send under 1" in text
+    assert "then run rotate-site-key --site post-1 --switch" in text
+    for d in devices:
+        ring = parse_ring((d / "lane.key").read_text())
+        assert (ring.send, ring.ids(), ring.keys[0]) == (1, (1, 2), old.keys[0])
+        assert _manifest_ok(d) and (d / "lane.key").stat().st_mode & 0o077 == 0
+        assert str(d / "lane.key") in text
+    rc, text = _rotate(region, capsys, "--finish")
+    assert rc != 0 and "is staged" in text and "with --switch next" in text
+
+    assert _rotate(region, capsys, "--switch")[0] == 0  # 2: send under the new key
+    staged = parse_ring((devices[0] / "lane.key").read_text())
+    assert (staged.send, staged.ids()) == (2, (1, 2))
+    rc, text = _rotate(region, capsys, "--finish")  # 3: the old key goes
+    assert rc == 0 and "only key 2 is accepted" in text
+    for d in devices:
+        ring = parse_ring((d / "lane.key").read_text())
+        assert (ring.send, ring.ids()) == (2, (2,)) and ring.keys[0] == staged.keys[1]
+        assert ring.keys[0][1] != old.keys[0][1] and _manifest_ok(d)
+    assert (region.bundle("kiosk-009") / "lane.key").read_text() == other  # another site
+    # a device added now gets the ring in force
+    region.provision_cmd(
+        "panel", "add-annunciator", "panel-4", "--site", "post-1",
+        "--lanes", "kiosk-001", "--out", str(region.dir / "panel-4"),
+    )  # fmt: skip
+    assert (region.dir / "panel-4" / "lane.key").read_text() == (
+        devices[0] / "lane.key"
+    ).read_text()
+
+
+def test_rotate_site_key_skips_revoked_panels_and_names_gone_directories(region, capsys):
+    region.provision_cmd(
+        "panel", "add-annunciator", "panel-5", "--site", "post-1",
+        "--lanes", "kiosk-002", "--out", str(region.dir / "panel-5"),
+    )  # fmt: skip
+    assert region.cli("revoke", "panel-5") == 0
+    assert "run 'rotate-site-key --site post-1'" in capsys.readouterr().out
+    before = (region.dir / "panel-5" / "lane.key").read_text()
+    gone = region.dir / "panel-4"
+    for f in gone.iterdir():
+        f.unlink()
+    gone.rmdir()
+    rc, text = _rotate(region, capsys)
+    assert rc == 0 and f"not written (directory gone): panel panel-4 ({gone})" in text
+    assert (region.dir / "panel-5" / "lane.key").read_text() == before
+    for step in ("--switch", "--finish"):
+        assert _rotate(region, capsys, step)[0] == 0
+    assert parse_ring(before).ids() == (2,)
+    assert parse_ring((region.bundle("kiosk-001") / "lane.key").read_text()).ids() == (3,)
+
+
+def test_rotate_site_key_of_an_unknown_site_is_refused(region, capsys):
+    rc = region.cli("rotate-site-key", "--site", "post-77")
+    assert rc != 0 and "--site post-77: no kiosk or panel" in capsys.readouterr().err

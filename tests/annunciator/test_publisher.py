@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from firmware.lane import frames
+from firmware.lane.keyring import KeyRing
 from firmware.lane.publisher import LanePublisher
 
 KEYS = frames.SiteKeys.derive(bytes(range(32)))
+RING = KeyRing.single(KEYS)
 OTHER = frames.SiteKeys.derive(bytes(32))
 ACK_TOPIC = "ft/v1/central/lane-ack/post-1/panel-1"
 
@@ -22,18 +24,18 @@ class FakeLink:
         self.sent.append((topic, payload, qos))
 
 
-def _pub(state):
+def _pub(state, ring=lambda: RING):
     acks = []
     clock = iter(range(1_000, 10**9, 1)).__next__
     p = LanePublisher(
-        FakeLink(), region="central", site="post-1", terminal="kiosk-002", keys=KEYS,
+        FakeLink(), region="central", site="post-1", terminal="kiosk-002", keys=ring,
         state=lambda: state[0], on_ack=acks.append, wall=lambda: clock() / 1000,
     )  # fmt: skip
     return p, acks
 
 
 def _lane(p):
-    o = frames.open_frame(KEYS, p.next_frame(), frames.KIND_LANE)
+    o = frames.open_frame(RING, p.next_frame(), frames.KIND_LANE)
     return (o.counter, *frames.parse_lane_body(o.body))
 
 
@@ -99,3 +101,25 @@ def test_a_new_match_right_after_another_is_a_new_call():
     key[0] = 2  # the officer acknowledged scan 1 and scan 2 latched within one interval
     _, s, call2 = _lane(p)
     assert s == frames.CALL and call2 not in (0, call1)
+
+
+def test_a_rotation_switches_the_sealing_key_and_retires_the_old_one():
+    """The ring is read for every frame: staged (send 1, accept 1+2), switched (send 2),
+    finished (only 2). Acks under either key count while both are held; after the
+    rollover an ack under key 1 is refused as 'key'."""
+    new = frames.SiteKeys.derive(bytes(range(1, 33)), 2)
+    ring = [KeyRing(KEYS, (KEYS, new))]
+    p, acks = _pub([frames.CALL], lambda: ring[0])
+    assert frames.open_frame(ring[0], p.next_frame(), frames.KIND_LANE).key_id == 1
+    epoch = 0x51 << 32
+    p.on_ack_message(ACK_TOPIC, frames.seal_ack(new, epoch | 1, "panel-1", ()))  # a switched panel
+    assert p.refused == {}
+    ring[0] = KeyRing(new, (KEYS, new))
+    opened = frames.open_frame(ring[0], p.next_frame(), frames.KIND_LANE)
+    assert opened.key_id == 2
+    ring[0] = KeyRing.single(new)
+    p.on_ack_message(ACK_TOPIC, frames.seal_ack(KEYS, epoch | 2, "panel-1", ()))
+    assert p.refused == {"key": 1}
+    call = frames.parse_lane_body(opened.body)[1]
+    p.on_ack_message(ACK_TOPIC, frames.seal_ack(new, epoch | 3, "panel-1", (call,)))
+    assert acks == ["panel-1"]

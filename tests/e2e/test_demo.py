@@ -1,6 +1,6 @@
 """`make demo` end to end (a smaller list): exit 0, the expected summary line (offline answers
-during the outage included), nothing lost; then its interactive shell, driven through stdin
-as a person would type."""
+during the outage included), nothing lost; the supervisor's panel (MicroPython) following
+the kiosk; then its interactive shell, driven through stdin as a person would type."""
 
 from __future__ import annotations
 
@@ -11,11 +11,26 @@ import sys
 import pytest
 
 from firmware.mrz import make_td3
+from host_tools.demo.panel import micropython
+from tests.support.require import need
 
 pytestmark = pytest.mark.slow
+PANEL = "      panel | lane 1 kiosk-001: "
+
+
+def _panel_after(lines: list[str], i: int) -> str:
+    """The first panel line after line ``i`` (before the next step or shown answer)."""
+    for line in lines[i + 1 :]:
+        if line.startswith(PANEL):
+            return line[len(PANEL) :]
+        if line.startswith(("== [", "  =>  shown: ")):
+            break
+    return "(none)"
 
 
 def test_demo_script_passes(tmp_path):
+    if micropython() is None:
+        need("micropython", "no micropython in the venv (make setup): the demo has no panel")
     # A document made here, not from the demo's list: "ZZ" numbers are not generated.
     typed = make_td3(document_number="ZZ1234567")
     r = subprocess.run(
@@ -29,7 +44,7 @@ def test_demo_script_passes(tmp_path):
             str(tmp_path / "demo"),
             "--interactive",
         ],
-        input="\n".join([*typed, "", "status", "ack", "quit"]) + "\n",
+        input="\n".join([*typed, "", "status", "press", "ack", "quit"]) + "\n",
         capture_output=True,
         text=True,
         timeout=240,
@@ -57,3 +72,32 @@ def test_demo_script_passes(tmp_path):
         r"kiosk screen: \w+; regional \(last report\) answered \d+, refused 0, ready True", after
     )
     assert "acknowledge sent" in after
+    # the panel's lane follows the kiosk's screen at every step
+    lines = out.splitlines()
+    assert "  ok  annunciator panel-1 (MicroPython unix port" in out
+    shown = [(i, x.split("shown: ")[1]) for i, x in enumerate(lines) if "=>  shown: " in x]
+    follows = [(what, _panel_after(lines, i)) for i, what in shown]
+    assert follows[:7] == [
+        ("UNKNOWN", "IDLE, steady on"),  # the first scan, before the service is up
+        ("CLEAR", "IDLE, steady on"),
+        ("POSSIBLE MATCH", "CALL, fast blink, chiming"),
+        ("CLEAR", "IDLE, steady on"),
+        ("RESCAN", "IDLE, steady on"),
+        ("CLEAR", "IDLE, steady on"),
+        ("POSSIBLE MATCH (offline list) (list 0.0 h old)", "DOWN, double flash"),  # outage
+    ], follows
+    assert follows[-1] == ("CLEAR", "IDLE, steady on")  # the one typed in the shell
+    # the supervisor acknowledges on the panel: acked there, "on the way" on the kiosk;
+    # the officer's acknowledge then ends the call
+    call = next(i for i, x in enumerate(lines) if x.endswith("CALL, fast blink, chiming"))
+    story = [x.strip() for x in lines[call:] if x.startswith(("  =>  ", PANEL, "      panel"))]
+    assert story[:5] == [
+        "panel | lane 1 kiosk-001: CALL, fast blink, chiming",
+        "panel | the supervisor presses acknowledge on the panel",
+        "=>  the kiosk adds: supervisor on the way (panel-1)",
+        "panel | lane 1 kiosk-001: ACKED, slow blink",
+        "=>  acknowledged",
+    ]
+    assert story[5] == "panel | lane 1 kiosk-001: IDLE, steady on"
+    assert "  panel: lane 1 kiosk-001: IDLE, steady on" in after  # status
+    assert "nothing to acknowledge: panel lane 1 kiosk-001: IDLE" in after  # press, no call

@@ -53,7 +53,7 @@ def test_default_scenarios_are_known_and_missing_parts_named():
     for missing in unavailable.values():
         assert missing and all(not (REPO / p).exists() for p in missing)
     # this tree has the agent's parts: the real agent runs on both machines
-    assert names == ["agent-virt", "agent-raspi3b"]
+    assert names == ["agent-virt", "agent-raspi3b", "discreet-raspi3b"]
 
 
 def _hil_prerequisites() -> str | None:

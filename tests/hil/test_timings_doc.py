@@ -12,7 +12,7 @@ def _measured() -> dict[str, float]:
     """Seconds, from docs/hil.md's "Times on this machine" list."""
     text = (ROOT / "docs" / "hil.md").read_text()
     times = text[text.index("## Times on this machine") :]
-    cold = re.search(r"image (\d+) s,\s+both scenarios (\d+) s", times)
+    cold = re.search(r"image (\d+) s,\s+(?:both|the three) scenarios (\d+) s", times)
     warm = re.search(r"warm `make hil` after a source change .*?: (\d+)-(\d+) s", times, re.S)
     assert cold and warm, "docs/hil.md no longer states the image, scenario and warm figures"
     image, scenarios = float(cold[1]), float(cold[2])
@@ -28,7 +28,7 @@ def _readme() -> dict[str, float]:
     """Seconds, from README's `make hil` sentence."""
     text = " ".join((ROOT / "README.md").read_text().split())
     m = re.search(
-        r"the image builds in about ([\d.]+) minutes.*?the two scenarios take about ([\d.]+) "
+        r"the image builds in about ([\d.]+) minutes.*?the (?:two|three) scenarios take about ([\d.]+) "
         r"minutes, so about ([\d.]+) minutes cold and ([\d.]+) minutes warm",
         text,
     )

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from host_tools.hil.scenarios import agent, probe
+from host_tools.hil.scenarios import agent, discreet, probe
 from host_tools.hil.scenarios.common import Context
 
 REPO = Path(__file__).resolve().parents[3]
@@ -40,6 +40,11 @@ SCENARIOS: dict[str, Scenario] = {
         "raspi3b: agent under systemd, PL011 scanner, usb-net MQTT, LED/buzzer/button via qtest",
         AGENT_PARTS,
     ),
+    "discreet-raspi3b": Scenario(
+        discreet.run_raspi3b,
+        "raspi3b: discreet kiosk: a possible match beeps as a clear, red LED shows it",
+        AGENT_PARTS,
+    ),
     "probe-raspi3b": Scenario(probe.run_raspi3b, "raspi3b plumbing: PL011 in, GPIO out/in (qtest)"),
     "probe-raspi3b-usbnet": Scenario(
         probe.run_raspi3b_usbnet, "raspi3b plumbing: usb-net (dwc2) to the host's 127.0.0.1"
@@ -56,7 +61,9 @@ def default_scenarios() -> tuple[list[str], dict[str, list[str]]]:
     and stay available with ``-s`` for narrowing a failure down.
     """
     unavailable = {n: s.missing() for n, s in SCENARIOS.items() if s.missing()}
-    agents = [n for n in ("agent-virt", "agent-raspi3b") if n not in unavailable]
-    if len(agents) == 2:
+    agents = [
+        n for n in ("agent-virt", "agent-raspi3b", "discreet-raspi3b") if n not in unavailable
+    ]
+    if len(agents) == 3:
         return agents, unavailable
     return [*agents, "probe-virt", "probe-raspi3b", "probe-raspi3b-usbnet"], unavailable
