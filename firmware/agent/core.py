@@ -366,6 +366,7 @@ class AgentCore:
             log.warning("storage: writes work again; accepting scans")
             self.events.write("storage_ok", free_bytes=self.storage.free())
             self._note(self.machine.storage_ok())
+            self.ledger.finish_deletes()
             if self.machine.link_up:
                 self.dispatcher.retry(self._on_screen, force=True)
 

@@ -121,6 +121,7 @@ class QueryLedger:
         """Record a final verdict (audit, then outbox delete); None if it is a duplicate."""
         entry = self.outbox.get(query_id)
         if entry is None or query_id in self._settled:
+            self.finish_deletes()
             return None
         self.audit.append("verdict", query_id=query_id, outcome=outcome, list_version=list_version)
         self._settled.add(query_id)
@@ -134,6 +135,16 @@ class QueryLedger:
             return entry
         self._settled.discard(query_id)
         return entry
+
+    def finish_deletes(self) -> None:
+        """Remove the outbox rows of verdicts already audited whose delete failed (a
+        full card); those still failing wait for the next try or the next start."""
+        for qid in sorted(self._settled):
+            try:
+                self.outbox.resolve(qid)
+            except StorageError:
+                return
+            self._settled.discard(qid)
 
     def unknown(self, query_id: bytes, reason: str | None) -> bool:
         """Audit ``unknown`` for a query, once; whether a line was written."""
