@@ -33,6 +33,11 @@ class OperationError(FieldtermError):
     """A failure while running: the link dropped, a device vanished."""
 
 
+class StorageError(OperationError):
+    """A write to the card failed (full, read-only, I/O error): nothing new is accepted
+    until it works again, and the officer is told (issue 14)."""
+
+
 class FieldtermTimeout(OperationError, TimeoutError):
     """An operation did not complete in time. Never to be shown as "clear"."""
 

@@ -38,8 +38,11 @@ from firmware.agent.core import AgentCore
 from firmware.agent.events import EventLog
 from firmware.agent.officer import OfficerSignals
 from firmware.agent.outbox import Outbox
+from firmware.agent.refusal import hold_fault, show_refusal
+from firmware.agent.startcheck import start_alarms
 from firmware.agent.states import TerminalStateMachine
 from firmware.agent.status import StatusPublisher, offline_payload, status_topic
+from firmware.agent.storage import StorageGuard
 from firmware.errors import SetupError
 from firmware.systemd import SystemdNotifier
 
@@ -143,10 +146,15 @@ class Agent:
         audit_key = load_audit_key(a.audit_key)
         sealer = self._key_sealer or self._sealer()
         a.state_dir.mkdir(parents=True, exist_ok=True)
-        self.outbox = Outbox(
-            a.outbox_path, migrate=lambda qid, key: sealer.seal(qid, DocumentKey(*key))
-        )
+        # The audit log first: its head bounds the scan numbers of a re-created outbox.
         self.audit = AuditLog(a.audit_path, audit_key, wall=self.wall)
+        self.outbox = Outbox(
+            a.outbox_path,
+            migrate=lambda qid, key: sealer.seal(qid, DocumentKey(*key)),
+            seq_floor=self.audit.head.seq,
+            wall=self.wall,
+        )
+        alarms = start_alarms(self.outbox, self.audit)
         self.events = EventLog(a.events_file, self.wall)
         if self._signals is None:
             self._signals = open_signals(self.cfg, self.clock)
@@ -177,10 +185,13 @@ class Agent:
             retry_interval=a.retry_interval,
             status_interval=a.status_interval,
             offline=self.offline,
+            storage=StorageGuard(a.state_dir, clock=self.clock),
         )
         if hasattr(self.client, "on_clock"):  # the regional's time hints: the clock notice
             self.client.on_clock = self.core.on_clock
-        self.core.restore()
+        self.core.restore(
+            alarms + list(getattr(getattr(self.offline, "store", None), "alarms", ()))
+        )
         self.list_sync = self._open_list_sync()
         from firmware.lane.hook import open_lane  # noqa: PLC0415
 
@@ -224,6 +235,17 @@ class Agent:
         self._stop.set()
         if self.core is not None:
             self.core.stop()
+
+    def refuse(self, exc: BaseException, hold: float) -> None:
+        """The start failed: show FAULT with the reason for ``hold`` s (or until
+        stopped), so the kiosk is never dark (:mod:`firmware.agent.refusal`)."""
+        shown = show_refusal(
+            self._signals, lambda: open_signals(self.cfg, self.clock), str(exc), self.clock
+        )
+        if shown is not None:
+            self._signals = shown
+            self.notifier.status(f"refused to start: {exc}")
+            hold_fault(shown, hold, self._stop, self.clock)
 
     def acknowledge(self) -> None:
         """An acknowledgement from outside the button (SIGUSR1)."""

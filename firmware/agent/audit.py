@@ -40,6 +40,7 @@ version; the query's later online result is its ``verdict`` line).
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import hashlib
 import hmac
 import json
@@ -51,7 +52,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from firmware.errors import OperationError, SetupError
+from firmware.errors import SetupError, StorageError
+from firmware.quarantine import put_aside
 
 GENESIS = "0" * 64
 KINDS = ("start", "accepted", "unknown", "verdict", "rescan", "recovered", "offline")
@@ -160,6 +162,14 @@ def _last_entry(path: Path) -> dict[str, Any] | None:
             want *= 2
 
 
+def _is_hex(text: str) -> bool:
+    try:
+        bytes.fromhex(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _parse(raw: bytes) -> dict[str, Any] | None:
     try:
         entry = json.loads(raw)
@@ -191,14 +201,22 @@ class AuditLog:
         self._fsync = fsync
         self._size = 0
         self._fd = -1
+        #: What was found wrong at open (issue 14): a head that does not verify.
+        self.alarms: list[str] = []
+        #: Where a damaged active segment was moved (``audit.log.bad-<UTC>``).
+        self.put_aside: list[Path] = []
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._open_active()
+            torn, last = self._recover()
+            if last is not None and not self._verifies(last):
+                self._set_aside(wall)
         except OSError as exc:
             raise SetupError(f"audit log {self.path}: {exc.strerror or exc}") from exc
-        torn = self._recover()
         if torn:
             self.append("recovered", outcome=f"torn_bytes={torn}")
+        if self.put_aside:
+            self.append("recovered", outcome=f"put_aside={self.put_aside[0].name}")
 
     @property
     def head(self) -> AuditHead:
@@ -229,11 +247,13 @@ class AuditLog:
             entry["mac"] = _mac(self._ckey, entry)
             line = (json.dumps(entry, separators=(",", ":")) + "\n").encode()
             try:
-                os.write(self._fd, line)
+                if os.write(self._fd, line) != len(line):
+                    raise OSError(errno.ENOSPC, "short write (no space left)")
                 if self._fsync:
                     os.fsync(self._fd)
             except OSError as exc:
-                raise OperationError(f"audit log {self.path}: {exc.strerror or exc}") from exc
+                self._undo_write()
+                raise StorageError(f"audit log {self.path}: {exc.strerror or exc}") from exc
             self._seq, self._prev = entry["seq"], entry["mac"]
             self._size += len(line)
             if self._size >= self._segment_bytes:
@@ -241,6 +261,23 @@ class AuditLog:
             return entry
 
     # -- reading ------------------------------------------------------------------------------
+    def unanswered(self) -> set[bytes]:
+        """Query ids with an ``accepted`` line and no ``verdict`` line (streams every
+        segment: only after the outbox was found missing or damaged)."""
+        accepted: set[str] = set()
+        for p in segments(self.path):
+            with open(p, "rb") as fh:
+                for raw in fh:
+                    entry = _parse(raw)
+                    qid = entry.get("qid") if entry else None
+                    if not isinstance(qid, str) or entry is None:
+                        continue
+                    if entry.get("kind") == "accepted":
+                        accepted.add(qid)
+                    elif entry.get("kind") == "verdict":
+                        accepted.discard(qid)
+        return {bytes.fromhex(q) for q in accepted if _is_hex(q)}
+
     def verdicts_among(self, wanted: Mapping[bytes, int | None]) -> set[bytes]:
         """The query ids of ``wanted`` that have a ``verdict`` line. Each id maps to a seq
         its verdict can only come after (None: anywhere); only the segments that can hold
@@ -312,11 +349,11 @@ class AuditLog:
             finally:
                 os.close(dfd)
         except OSError as exc:
-            raise OperationError(f"audit log {self.path}: rotation: {exc.strerror or exc}") from exc
+            raise StorageError(f"audit log {self.path}: rotation: {exc.strerror or exc}") from exc
 
-    def _recover(self) -> int:
+    def _recover(self) -> tuple[int, dict[str, Any] | None]:
         """Find the chain head from the end of the newest segment; cut a torn last line.
-        Returns the torn byte count."""
+        Returns the torn byte count and the head's line (None: an empty log)."""
         self._seq, self._prev = 0, GENESIS
         torn = 0
         if self._size:
@@ -338,8 +375,37 @@ class AuditLog:
             if entry is not None:
                 self._seq = int(entry.get("seq", 0)) if isinstance(entry.get("seq"), int) else 0
                 self._prev = str(entry.get("mac", GENESIS))
-                break
-        return torn
+                return torn, entry
+        return torn, None
+
+    def _undo_write(self) -> None:
+        """A failed append leaves no partial or unsynced line behind: the next append
+        must follow the last line that is known durable, or the chain would fork."""
+        try:
+            os.ftruncate(self._fd, self._size)
+        except OSError:
+            pass  # the torn tail is cut at the next start, with a ``recovered`` line
+
+    def _verifies(self, entry: dict[str, Any]) -> bool:
+        """Whether a line's MAC is right under this key (a log replaced by one written
+        with another key, or a garbled last line, fails)."""
+        mac = entry.get("mac")
+        return isinstance(mac, str) and hmac.compare_digest(mac, _mac(self._ckey, entry))
+
+    def _set_aside(self, wall: Callable[[], float]) -> None:
+        """The active segment's head does not verify: move it aside and start a new chain
+        (its first line is a ``recovered`` line naming the file put aside)."""
+        os.close(self._fd)
+        self._fd = -1
+        moved = put_aside(self.path, wall)
+        self._open_active()
+        if moved is not None:
+            self.put_aside.append(moved)
+            self.alarms.append(
+                f"audit log {self.path.name}: its last line (seq {self._seq}) does not verify "
+                f"(replaced, or written with another key); put aside as {moved.name}"
+            )
+        self._seq, self._prev = 0, GENESIS
 
     def _find_line_end(self) -> int:
         """The offset of the active segment's last line end (-1 if none): a slow path for

@@ -7,6 +7,7 @@ import logging
 import sys
 from typing import Any
 
+from firmware.agent.refusal import HOLD
 from firmware.signals.backends import DISPLAYS, PANELS
 
 CONFIG_HELP = (
@@ -40,6 +41,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--state-dir", help="override [agent] state_dir")
     p.add_argument("--events-file", help="override [agent] events_file (JSON lines of outcomes)")
     p.add_argument("--language", help="override [terminal] language")
+    p.add_argument(
+        "--fault-hold",
+        type=float,
+        default=HOLD,
+        metavar="SECONDS",
+        help=f"on a refusal at start, show FAULT this long before exiting (default {HOLD:g})",
+    )
     p.set_defaults(func=_run)
 
 
@@ -98,7 +106,11 @@ def _run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, lambda *_: agent.request_stop())
     signal.signal(signal.SIGUSR1, lambda *_: agent.acknowledge())
     try:
-        agent.start()
+        try:
+            agent.start()
+        except Exception as exc:
+            agent.refuse(exc, args.fault_hold)  # FAULT on the LEDs and display, not dark
+            raise
         return agent.run()
     finally:
         agent.close()

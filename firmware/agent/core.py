@@ -67,10 +67,13 @@ from firmware.agent.states import (
     OFFLINE_STATES,
     QUERYING,
     READING,
+    STORAGE_FULL,
     UNKNOWN,
     TerminalStateMachine,
     Transition,
 )
+from firmware.agent.storage import StorageGuard
+from firmware.errors import StorageError
 
 __all__ = [
     "FINAL_OUTCOMES",
@@ -112,10 +115,12 @@ class AgentCore:
         status_interval: float = 60.0,
         new_query_id: Callable[[], bytes] = lambda: os.urandom(16),
         offline: OfflinePort | None = None,
+        storage: StorageGuard | None = None,
     ):
         """``offline`` is the offline list's answerer (None: no offline-list key, so no
         offline answers: UNKNOWN as before). ``sealer`` seals each accepted document key
-        to the regional for the outbox (:class:`~firmware.agent.ledger.KeySealer`)."""
+        to the regional for the outbox (:class:`~firmware.agent.ledger.KeySealer`).
+        ``storage`` watches the state directory's free space (None: no checks)."""
         self.machine = machine
         self.outbox = outbox
         self.audit = audit
@@ -147,6 +152,10 @@ class AgentCore:
         self._list_shown_at = float("-inf")
         self.counts["offline"] = 0
         self.supervisor_seq: int | None = None  # the match a supervisor's panel acknowledged
+        self.storage = storage or StorageGuard(None, clock=clock)
+        #: Alarms raised at start (damaged files put aside, lost scans, a cut audit log):
+        #: shown as FAULT, written as ``alarm`` events, and in the status.
+        self.alarms: list[str] = []
 
     @property
     def retry_interval(self) -> float:
@@ -186,8 +195,10 @@ class AgentCore:
         self.post("list_refused", (reason, message))
 
     # -- lifecycle --------------------------------------------------------------------------
-    def restore(self) -> list[int]:
-        """After a (re)start: settle half-done work and list pending scans for the officer."""
+    def restore(self, alarms: list[str] = ()) -> list[int]:  # type: ignore[assignment]
+        """After a (re)start: settle half-done work and list pending scans for the officer.
+        ``alarms`` (what the stores found wrong at open, and the start-up cross-check)
+        put the screen on FAULT until acknowledged (:meth:`raise_alarms`)."""
         restored = self.ledger.restore()
         self.machine.restored(restored)
         pending = {qid for qid, _ in restored}
@@ -200,15 +211,38 @@ class AgentCore:
         self.events.write("start", pending=seqs, answered_offline=offline_seqs)
         if seqs:
             log.warning("verdicts still pending for scans %s: re-sending", seqs)
+        self.raise_alarms(list(alarms))
         self._render(force=True)
         return seqs
 
+    def raise_alarms(self, alarms: list[str]) -> None:
+        """Each alarm: an error in the log, an ``alarm`` event, the status; the screen
+        shows FAULT ("check manually and call a technician") with the first one."""
+        for text in alarms:
+            log.error("ALARM: %s", text)
+            self.events.write("alarm", message=text)
+        self.alarms.extend(alarms)
+        if alarms:
+            self._note(self.machine.fault(alarms[0]))
+
     def run_once(self, timeout: float = 0.05) -> bool:
         """Handle queued events (waiting up to ``timeout``), then time. False after stop."""
-        if not self.inbox.drain(self._handle, timeout):
+        if not self.inbox.drain(self._guarded(self._handle), timeout):
             return False
-        self._timers()
+        self._guarded(self._timers)()
         return True
+
+    def _guarded(self, fn: Callable[..., None]) -> Callable[..., None]:
+        """``fn``, with a failed write to the card shown as STORAGE_FULL instead of
+        ending the loop (a probe saw 8 crashes in 21 s on a full card)."""
+
+        def run(*args: Any) -> None:
+            try:
+                fn(*args)
+            except StorageError as exc:
+                self._storage_failed(str(exc))
+
+        return run
 
     def stop(self) -> None:
         self.post("stop")
@@ -246,6 +280,9 @@ class AgentCore:
             return
         self.counts["documents"] += 1
         self._render()
+        short = self.storage.shortage()
+        if short is not None:
+            raise StorageError(f"storage full: {short}")
         scan = check_scan(mrz, self._from_mrz)
         if not scan.usable:
             reason = str(scan.reason)
@@ -254,7 +291,13 @@ class AgentCore:
             self.events.write("document", seq=seq, valid=False, reason=scan.reason)
             return
         qid = self._new_qid()
-        entry = self.ledger.accept(qid, scan.key)  # durable before anything leaves
+        try:
+            entry = self.ledger.accept(qid, scan.key)  # durable before anything leaves
+        except StorageError:
+            kept = self.ledger.outbox.get(qid)
+            if kept is not None:  # the row could not be taken back: it stays pending
+                self.machine.restored([(qid, kept.seq)])
+            raise
         repaired = bool(getattr(mrz, "repaired", ()))
         self.events.write("document", seq=entry.seq, valid=True, qid=qid.hex(), repaired=repaired)
         self._note_fallback(self.machine.query_sent(qid))
@@ -304,9 +347,33 @@ class AgentCore:
             self.dispatcher.reconnected(self._on_screen)
             self.heartbeat.beat(self.machine.link_up, force=True)
 
+    def _storage_failed(self, reason: str) -> None:
+        """A write failed: STORAGE_FULL on screen (never CLEAR), the scan in hand (if
+        any) not accepted, a ``storage_full`` event; queries already pending stay so."""
+        self.counts["storage_refused"] = self.counts.get("storage_refused", 0) + 1
+        log.error("storage: %s: new scans are refused until it works again", reason)
+        if self.machine.state == READING:  # the scan in hand: not accepted, and it says so
+            self.events.write("refused", reason="storage full", detail=reason)
+        self.events.write("storage_full", reason=reason, seq=self.machine.view().seq)
+        self._note(self.machine.storage_full(reason))
+        self._render()
+
+    def _storage_back(self) -> None:
+        """While STORAGE_FULL is shown: back to READY once the card takes writes again."""
+        if self.machine.state != STORAGE_FULL or not self.storage.due():
+            return
+        if self.storage.writable():
+            log.warning("storage: writes work again; accepting scans")
+            self.events.write("storage_ok", free_bytes=self.storage.free())
+            self._note(self.machine.storage_ok())
+            self.ledger.finish_deletes()
+            if self.machine.link_up:
+                self.dispatcher.retry(self._on_screen, force=True)
+
     # -- time -------------------------------------------------------------------------------
     def _timers(self) -> None:
         now = self._clock()
+        self._storage_back()
         self._note_fallback(self.machine.tick())
         if self.machine.link_up and self.dispatcher.due(now):
             self.dispatcher.retry(self._on_screen)
@@ -370,4 +437,6 @@ class AgentCore:
             "audit_head": {"seq": head.seq, "mac": head.mac},
             "documents": self.counts["documents"],
             "offline_list": self.offline.status(),
+            "alarms": list(self.alarms),
+            "storage_full": self.machine.state == STORAGE_FULL,
         }

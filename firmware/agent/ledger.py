@@ -24,12 +24,16 @@ dropped with its verdict; after a restart a pending query is re-sent as its seal
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from firmware.agent.audit import AuditHead, AuditLog
 from firmware.agent.outbox import OfflineMark, Outbox, OutboxEntry
+from firmware.errors import StorageError
+
+log = logging.getLogger(__name__)
 
 
 class KeySealer(Protocol):
@@ -95,11 +99,21 @@ class QueryLedger:
         return seq
 
     def accept(self, query_id: bytes, dk: Any) -> OutboxEntry:
-        """Store the query durably, then audit ``accepted``; only then may it be sent."""
+        """Store the query durably, then audit ``accepted``; only then may it be sent.
+        A :class:`~firmware.errors.StorageError` means the scan was not accepted."""
         sealed = self._sealer.seal(query_id, dk)
         entry = self.outbox.add(query_id, sealed, self._wall(), audit_seq=self.audit.head.seq)
+        try:
+            self.audit.append("accepted", query_id=query_id)
+        except StorageError:
+            # Not accepted after all (the officer is told): take the row back if we can;
+            # if even that fails, the row stays pending and is answered like any other.
+            try:
+                self.outbox.resolve(query_id)
+            except StorageError:
+                self._keys[query_id] = dk
+            raise
         self._keys[query_id] = dk
-        self.audit.append("accepted", query_id=query_id)
         return entry
 
     # -- verdicts ---------------------------------------------------------------------------
@@ -107,13 +121,30 @@ class QueryLedger:
         """Record a final verdict (audit, then outbox delete); None if it is a duplicate."""
         entry = self.outbox.get(query_id)
         if entry is None or query_id in self._settled:
+            self.finish_deletes()
             return None
         self.audit.append("verdict", query_id=query_id, outcome=outcome, list_version=list_version)
         self._settled.add(query_id)
         self._keys.pop(query_id, None)
-        self.outbox.resolve(query_id)
+        try:
+            self.outbox.resolve(query_id)
+        except StorageError as exc:
+            # The verdict is durable in the audit log; the next start finishes the delete
+            # (restore), and until then a second copy of the verdict writes nothing.
+            log.warning("verdict recorded, outbox row kept until the next start: %s", exc)
+            return entry
         self._settled.discard(query_id)
         return entry
+
+    def finish_deletes(self) -> None:
+        """Remove the outbox rows of verdicts already audited whose delete failed (a
+        full card); those still failing wait for the next try or the next start."""
+        for qid in sorted(self._settled):
+            try:
+                self.outbox.resolve(qid)
+            except StorageError:
+                return
+            self._settled.discard(qid)
 
     def unknown(self, query_id: bytes, reason: str | None) -> bool:
         """Audit ``unknown`` for a query, once; whether a line was written."""

@@ -36,11 +36,13 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from firmware.errors import OperationError, SetupError
+from firmware.agent.outbox_file import Salvage, check_wal, connect, open_or_salvage
+from firmware.errors import SetupError, StorageError
 
 _PENDING = """
 CREATE TABLE IF NOT EXISTS pending (
@@ -96,28 +98,76 @@ class OutboxEntry:
 class Outbox:
     """A durable queue of pending queries (thread-safe: one connection, one lock)."""
 
-    def __init__(self, path: str | os.PathLike[str], *, migrate: Migrate | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        migrate: Migrate | None = None,
+        seq_floor: int = 0,
+        wall: Callable[[], float] = time.time,
+    ):
+        """``seq_floor`` is the audit log's head: a lower bound for the scan numbers
+        already used (every scan writes at least one audit line). It is used only when the
+        outbox was missing, empty or damaged, so scan numbers never restart at 1; each
+        such case is in :attr:`alarms` (:mod:`firmware.agent.outbox_file`)."""
         self.path = Path(path)
+        #: What was found wrong at open (empty when the file was sound).
+        self.alarms: list[str] = []
+        #: Where damaged files were moved (``<name>.bad-<UTC>``).
+        self.put_aside: list[Path] = []
+        #: Pending rows may have been lost: compare with the audit log's accepted lines.
+        self.needs_cross_check = False
+        self._lock = threading.Lock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            if not self.path.exists():
-                fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
-                os.close(fd)
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise SetupError(f"outbox {self.path}: WAL mode refused (got {mode})")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA secure_delete=ON")
-            self._db.execute("PRAGMA busy_timeout=5000")
+            size = self.path.stat().st_size if self.path.exists() else None
+            check_wal(self, wall)
+            db, salvage = open_or_salvage(self, wall) if size else (None, None)
+            if db is None:
+                self._create(salvage)
+            else:
+                self._db = db
             if "number" in self._columns():
                 self._migrate(migrate)
             self._db.execute(_PENDING)
             self._db.execute(_META)
             self._add_offline_columns()
+            if not size and seq_floor > 0:
+                what = "missing" if size is None else "empty"
+                self.needs_cross_check = True
+                self.alarms.append(
+                    f"outbox {self.path.name} was {what} although the audit log has "
+                    f"{seq_floor} lines: pending scans may be lost"
+                )
+            if self.needs_cross_check and seq_floor > self.next_seq() - 1:
+                with self._lock:
+                    self._set_meta("seq", seq_floor)  # never restart scan numbers at 1
         except sqlite3.Error as exc:
             raise SetupError(f"outbox {self.path}: {exc}") from exc
-        self._lock = threading.Lock()
+
+    def _create(self, salvage: Salvage | None) -> None:
+        """A new outbox file (mode 0600): first start, or after a missing, empty or
+        damaged one; the rows salvaged from a damaged one go back in."""
+        if not self.path.exists():
+            fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
+            os.close(fd)
+        self._db = connect(self.path)
+        self._db.execute(_PENDING)
+        self._db.execute(_META)
+        self._add_offline_columns()
+        if salvage is None:
+            return
+        seq = max([salvage.seq, *(int(r[1]) for r in salvage.rows)])
+        self._db.execute("BEGIN IMMEDIATE")
+        for row in salvage.rows:
+            self._db.execute(
+                "INSERT OR IGNORE INTO pending(query_id, seq, scanned_at, sealed, audit_seq, "
+                "attempts) VALUES(?, ?, ?, ?, ?, ?)",
+                row,
+            )
+        if seq:
+            self._set_meta("seq", seq)
+        self._db.execute("COMMIT")
 
     # -- writing --------------------------------------------------------------------------
     def add(
@@ -129,13 +179,9 @@ class Outbox:
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
-                row = self._db.execute("SELECT value FROM meta WHERE name='seq'").fetchone()
-                seq = (row[0] if row else 0) + 1
-                self._db.execute(
-                    "INSERT INTO meta(name, value) VALUES('seq', ?) "
-                    "ON CONFLICT(name) DO UPDATE SET value=excluded.value",
-                    (seq,),
-                )
+                seq = self._next_seq_locked()
+                if audit_seq is not None:
+                    self._set_meta("audit_seq", audit_seq)
                 self._db.execute(
                     "INSERT INTO pending(query_id, seq, scanned_at, sealed, audit_seq) "
                     "VALUES(?, ?, ?, ?, ?)",
@@ -144,7 +190,7 @@ class Outbox:
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._rollback()
-                raise OperationError(f"outbox: cannot store a scan: {exc}") from exc
+                raise StorageError(f"outbox: cannot store a scan: {exc}") from exc
         return OutboxEntry(query_id, seq, scanned_at, sealed, 0, audit_seq)
 
     def next_seq(self) -> int:
@@ -156,23 +202,44 @@ class Outbox:
     def bump_seq(self) -> int:
         """Consume a scan number without a query (a RESCAN document); durable."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            row = self._db.execute("SELECT value FROM meta WHERE name='seq'").fetchone()
-            seq = (row[0] if row else 0) + 1
-            self._db.execute(
-                "INSERT INTO meta(name, value) VALUES('seq', ?) "
-                "ON CONFLICT(name) DO UPDATE SET value=excluded.value",
-                (seq,),
-            )
-            self._db.execute("COMMIT")
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                seq = self._next_seq_locked()
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise StorageError(f"outbox: cannot use up a scan number: {exc}") from exc
             return int(seq)
 
     def attempted(self, query_id: bytes) -> None:
         """Count one more send of a pending query."""
         with self._lock:
-            self._db.execute(
-                "UPDATE pending SET attempts = attempts + 1 WHERE query_id=?", (query_id,)
-            )
+            try:
+                self._db.execute(
+                    "UPDATE pending SET attempts = attempts + 1 WHERE query_id=?", (query_id,)
+                )
+            except sqlite3.Error as exc:
+                raise StorageError(f"outbox: cannot count a send: {exc}") from exc
+
+    def audit_seen(self) -> int:
+        """The highest audit seq recorded with a scan: the audit log's head can never be
+        below it (a lower head means the log was cut, deleted or replaced)."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE name='audit_seq'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _next_seq_locked(self) -> int:
+        row = self._db.execute("SELECT value FROM meta WHERE name='seq'").fetchone()
+        seq = int(row[0] if row else 0) + 1
+        self._set_meta("seq", seq)
+        return seq
+
+    def _set_meta(self, name: str, value: int) -> None:
+        self._db.execute(
+            "INSERT INTO meta(name, value) VALUES(?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET value=excluded.value",
+            (name, value),
+        )
 
     def mark_offline(
         self, query_id: bytes, listed: bool, list_version: int, list_age_s: float
@@ -187,7 +254,7 @@ class Outbox:
                     (int(listed), int(list_version), float(list_age_s), query_id),
                 )
             except sqlite3.Error as exc:
-                raise OperationError(f"outbox: cannot record an offline answer: {exc}") from exc
+                raise StorageError(f"outbox: cannot record an offline answer: {exc}") from exc
         return cur.rowcount > 0
 
     def offline_marks(self) -> dict[bytes, OfflineMark]:
@@ -220,7 +287,7 @@ class Outbox:
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._rollback()
-                raise OperationError(f"outbox: cannot resolve a query: {exc}") from exc
+                raise StorageError(f"outbox: cannot resolve a query: {exc}") from exc
         return _entry(row) if row is not None else None
 
     # -- reading --------------------------------------------------------------------------

@@ -37,6 +37,11 @@ Rules, in the order they protect the officer:
    wins: a POSSIBLE_MATCH replaces the offline screen or becomes a sticky notice (rule 3);
    a NO_MATCH after an offline hit is "cleared online" (``View.cleared`` on screen, a
    ``cleared`` notice otherwise).
+6. **Storage faults are shown, never hidden** (issue 14). STORAGE_FULL ("storage full,
+   check manually") when a scan or a verdict could not be made durable; it leaves by
+   itself (:meth:`storage_ok`) when space returns. FAULT when a damaged file was put aside
+   at start; the officer acknowledges it. Neither latches new documents out, and a late
+   POSSIBLE_MATCH arriving on either screen latches at once.
 
 The machine knows nothing of MQTT, SQLite or LEDs: the agent feeds it events and renders
 :meth:`view`. Every change is returned as a :class:`Transition` for logging and events.
@@ -58,6 +63,10 @@ OFFLINE_MATCH = "possible_match_offline"
 NOT_LISTED = "not_listed"
 #: A notice's state for an online NO_MATCH after an offline hit.
 CLEARED = "cleared"
+#: The state directory is full: a scan that cannot be made durable is not accepted.
+STORAGE_FULL = "storage_full"
+#: A stored file was found damaged at start (put aside, alarm raised): check manually.
+FAULT = "fault"
 STATES = (
     IDLE,
     READING,
@@ -68,6 +77,8 @@ STATES = (
     RESCAN,
     OFFLINE_MATCH,
     NOT_LISTED,
+    STORAGE_FULL,
+    FAULT,
 )
 #: Screens that refuse new documents until acknowledged.
 LATCHED = (POSSIBLE_MATCH, OFFLINE_MATCH)
@@ -211,6 +222,23 @@ class TerminalStateMachine:
             return self._fallback("offline", "offline", cur.seq, query_id)
         return self._go(QUERYING, "sent", seq=cur.seq, qid=query_id)
 
+    def storage_full(self, reason: str) -> Transition:
+        """A scan or verdict could not be made durable (disk full, I/O error): the officer
+        checks manually. Nothing on screen says CLEAR; a scan in hand was not accepted."""
+        return self._go(STORAGE_FULL, "storage", reason=reason, seq=self._seq())
+
+    def storage_ok(self) -> Transition | None:
+        """Space is back: leave the storage-full screen (nothing else changes)."""
+        if self.state != STORAGE_FULL:
+            return None
+        self.current = None
+        return self._go(IDLE, "storage ok")
+
+    def fault(self, reason: str) -> Transition:
+        """An alarm at start (a damaged file put aside): FAULT until acknowledged."""
+        self.current = None
+        return self._go(FAULT, "alarm", reason=reason)
+
     def restored(self, entries: Iterable[tuple[bytes, int]]) -> None:
         """Queries found pending in the outbox after a restart: (query id, scan number)."""
         for qid, seq in entries:
@@ -238,7 +266,7 @@ class TerminalStateMachine:
         cause = "cleared online" if cleared else "late verdict"
         if is_current and self.state in (UNKNOWN, *OFFLINE_STATES):
             return self._go(target, cause, seq=seq, qid=query_id, late=True, cleared=cleared)
-        if self.state == IDLE and target == POSSIBLE_MATCH:
+        if self.state in (IDLE, STORAGE_FULL, FAULT) and target == POSSIBLE_MATCH:
             self.current = _Open(seq, query_id)
             return self._go(target, "late verdict", seq=seq, qid=query_id, late=True)
         state = CLEARED if cleared else target
@@ -260,6 +288,8 @@ class TerminalStateMachine:
         On any other screen it clears the sticky notices shown there.
         """
         sticky = [n for n in self.notices if n.sticky]
+        if self.state == FAULT:
+            return self._go(IDLE, "acknowledged")
         if self.state in LATCHED:
             if sticky:
                 nxt = sticky[0]

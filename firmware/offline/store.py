@@ -39,10 +39,12 @@ from firmware.offline.errors import (
 )
 from firmware.offline.listdir import OfflineList, open_list
 from firmware.offline.manifest import Manifest, verify_manifest
+from firmware.quarantine import bad_name
 
 log = logging.getLogger(__name__)
 
 CURRENT = "CURRENT"
+FLOOR = "FLOOR"
 
 
 def fsync_dir(path: Path) -> None:
@@ -85,6 +87,9 @@ class OfflineStore:
         self.key_id = key_id
         self.lists = self.root / "lists"
         self.incoming = self.root / "incoming"
+        #: What :meth:`recover` found wrong (an installed list that fails verification).
+        self.alarms: list[str] = []
+        self._checked: tuple[str, OfflineList] | None = None
 
     # -- reading -------------------------------------------------------------------------
     def current_name(self) -> str | None:
@@ -100,6 +105,11 @@ class OfflineStore:
         name = self.current_name()
         if name is None:
             raise ListIncompleteError("no offline list installed", reason="none")
+        checked, self._checked = self._checked, None
+        if checked is not None and checked[0] == name:
+            return checked[1]  # verified by recover() a moment ago: not twice per start
+        if checked is not None:
+            checked[1].close()
         return open_list(self.lists / name, self.sign_public, self.region, self.key_id)
 
     def current_manifests(self) -> tuple[Manifest, Manifest] | None:
@@ -129,6 +139,7 @@ class OfflineStore:
         cut short) and downloads no newer than the installed list."""
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / f".{CURRENT}.tmp").unlink(missing_ok=True)
+        self._quarantine_current()
         keep = self.current_name()
         if self.lists.is_dir():
             for p in self.lists.iterdir():
@@ -152,7 +163,7 @@ class OfflineStore:
             # an installed list whose manifest no longer verifies must not block a new one
             log.warning("installed offline list unreadable (%s); accepting a new one", exc.reason)
             held = None
-        held_version = 0 if held is None else held[1].version
+        held_version = max(0 if held is None else held[1].version, self._floor())
         if m.version <= held_version:
             raise ListRollbackError(
                 f"list {m.version} is not newer than the installed list {held_version}"
@@ -164,6 +175,43 @@ class OfflineStore:
                     f"delta {m.version} applies to full list {m.base_version}; installed: {have}"
                 )
         return Download(self, m, manifest_bytes)
+
+    def _quarantine_current(self) -> None:
+        """An installed list that fails verification (issue 14: cut, corrupted) is moved
+        aside to ``<root>/<name>.bad-<UTC>`` and ``CURRENT`` removed, with an alarm; a new
+        list is then accepted, but never one older than the version it held (``FLOOR``,
+        from its manifest when that still verifies), so the damage opens no rollback."""
+        name = self.current_name()
+        if name is None:
+            return
+        try:
+            self._checked = (name, self.current())
+            return
+        except OfflineListError as exc:
+            problem = f"{exc.reason}: {exc}"
+        try:
+            held = self.current_manifests()
+        except OfflineListError:
+            held = None
+        if held is not None and held[1].version > self._floor():
+            write_durable(self.root / FLOOR, f"{held[1].version}\n".encode())
+        target = bad_name(self.root / name)
+        if (self.lists / name).exists():
+            os.rename(self.lists / name, target)
+        (self.root / CURRENT).unlink(missing_ok=True)
+        fsync_dir(self.root)
+        self.alarms.append(
+            f"offline list {name} fails verification ({problem}); put aside as "
+            f"{target.name}: offline answers are UNKNOWN until a new list arrives"
+        )
+        log.error("%s", self.alarms[-1])
+
+    def _floor(self) -> int:
+        """The version of a list put aside: no list at or below it is accepted."""
+        try:
+            return int((self.root / FLOOR).read_text(encoding="ascii").strip() or 0)
+        except (OSError, ValueError):
+            return 0
 
     def _swap(self, name: str) -> None:
         tmp = self.root / f".{CURRENT}.tmp"

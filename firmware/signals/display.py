@@ -102,8 +102,11 @@ def render_screen(
         "rescan",
         "offline",
         "fault",
+        "storage_full",
     }:
         lines.append(text(f"line.{key}", lang))
+    if key == "storage_full":
+        lines.append(text("line.storage_call", lang))
     if key == "clear" and cleared:
         lines.append(text("line.cleared", lang))
     if key == "possible_match_offline":
@@ -137,7 +140,7 @@ def render_screen(
                 )
             )
         lines.append(text("line.ack", lang))
-    if reason and key in {"rescan", "unknown", "fault"}:
+    if reason and key in {"rescan", "unknown", "fault", "storage_full"}:
         lines.append(text("line.reason", lang, reason=reason))
     for nseq, nstate in notices:
         result = text(_RESULT_KEYS.get(nstate, "title.unknown"), lang)
@@ -224,6 +227,7 @@ _ANSI = {
     "unknown": "\x1b[1;30;43m",
     "rescan": "\x1b[1;30;43m",
     "fault": "\x1b[1;37;41m",
+    "storage_full": "\x1b[1;37;41m",
 }
 _RESET = "\x1b[0m"
 

@@ -17,6 +17,7 @@ as colour, so an officer who cannot tell red from green still cannot confuse the
 | offline        | amber blip every 3 s         | none                                   |
 | pending        | green and amber blips        | none                                   |
 | fault          | red slow blink               | one long beep                          |
+| storage_full   | red steady, amber blip       | two long beeps, repeated every 10 s    |
 
 How long a state lasts (a latched possible match, results falling back to idle) is the
 state machine's business (:mod:`firmware.agent.states`); a pattern only says what a state
@@ -124,6 +125,10 @@ PATTERNS: dict[str, Pattern] = {
         Pattern("offline", (("amber", BLIP),)),
         Pattern("pending", (("green", BLIP), ("amber", Wave(0.1, 0.0, 1, 3.0, "blip every 3 s")))),
         Pattern("fault", (("red", SLOW_BLINK), ("buzzer", beeps(1, 1.0, 0.0)))),
+        Pattern(
+            "storage_full",
+            (("red", STEADY), ("amber", BLIP), ("buzzer", beeps(2, 1.0, 0.4, every=10.0))),
+        ),
     )
 }
 
