@@ -110,9 +110,9 @@ def _opened_query(cfg: ClientConfig, dk: DocumentKey, now: float) -> bytes:
 
 def test_the_reply_goes_out_before_any_work_for_a_hit(region, tmp_path):
     """The mechanism, in the real service (its link replaced by a recorder): a hit and a
-    miss run the same steps on the MQTT thread (a store read, the reply, the audit row); the
-    hit's alert is signed by the batch timer, never before or beside the reply (paho writes
-    the reply to the socket only once the message callback returns)."""
+    miss run the same steps (a store read, the audit row, then the reply once the row is
+    committed: issue 14); the hit's alert is signed by the batch timer, never before or
+    beside the reply."""
     env = {
         "FIELDTERM_REGIONAL__HEALTH_FILE": str(tmp_path / "h.json"),
         "FIELDTERM_REGIONAL__AUDIT_DB": str(tmp_path / "audit.sqlite"),
@@ -123,9 +123,9 @@ def test_the_reply_goes_out_before_any_work_for_a_hit(region, tmp_path):
     svc.link.publish = lambda topic, payload, *a, **k: calls.append(f"publish {topic}")  # type: ignore[method-assign]
     real_audit, real_alert = svc.audit.record, svc.alerts.add
 
-    def audit(*a: Any) -> None:
+    def audit(*a: Any, **k: Any) -> None:
         calls.append("audit")
-        real_audit(*a)
+        real_audit(*a, **k)
 
     def alert(a: Any) -> None:
         calls.append("alert")
@@ -146,9 +146,12 @@ def test_the_reply_goes_out_before_any_work_for_a_hit(region, tmp_path):
     qtopic = topics.query_topic(REGION, "kiosk-002")
     try:
         now = svc._clock()
+        published = f"publish {rtopic}"
         svc.on_query(qtopic, _opened_query(cfg, dk_of(region.unlisted[0]), now))
+        wait_for(lambda: published in calls, "the miss's reply after its audit commit", 5)
         miss, calls[:] = list(calls), []
         svc.on_query(qtopic, _opened_query(cfg, dk_of(region.listed[0]), now))
+        wait_for(lambda: published in calls, "the hit's reply after its audit commit", 5)
         hit, calls[:] = list(calls), []
         assert svc.health()["alerts_queued"] == 1  # the hit waits for the batch timer
         svc.flush_alerts()  # what the timer thread calls every alert_interval
@@ -157,7 +160,7 @@ def test_the_reply_goes_out_before_any_work_for_a_hit(region, tmp_path):
         svc.stop()
     # a miss reads the store too (a decoy read: the index alone answers a miss), so both
     # reach the reply by the same steps
-    assert miss == hit == ["store", f"publish {rtopic}", "audit"]
+    assert miss == hit == ["store", "audit", published]
     assert timer == ["alert"]
     assert svc.counts["NO_MATCH"] == 1 and svc.counts["POSSIBLE_MATCH"] == 1
 
