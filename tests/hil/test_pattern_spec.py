@@ -87,6 +87,11 @@ SPEC = {
     "offline": {"amber": Blip(3.0)},
     "pending": {"green": Blip(3.0), "amber": Blip(3.0)},
     "fault": {"red": Blink(1.0), "buzzer": Pulses(1, short=False)},
+    "storage_full": {
+        "red": Steady(),
+        "amber": Blip(3.0),
+        "buzzer": Pulses(2, short=False, every=10.0),
+    },
 }
 VERDICTS = ("clear", "possible_match", "unknown", "rescan")
 
@@ -148,7 +153,7 @@ def drift(channel: str, want: object, levels: str, step: float, seconds: float) 
             return f"flashes not in groups of {want.count}: {on[:6]}"
         return None
     assert isinstance(want, Pulses)
-    period = want.every or seconds
+    period = want.every if want.every and want.every <= seconds else seconds  # one group seen
     groups: dict[int, list[tuple[float, float]]] = {}
     for s, length in on:
         groups.setdefault(int(s // period), []).append((s, length))
