@@ -44,3 +44,41 @@ def fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def sqlite_damage(path: Path) -> str | None:
+    """What is wrong with the SQLite file at ``path`` (not a database, or a failed
+    ``PRAGMA quick_check``); None when it is sound, empty or absent."""
+    import sqlite3  # noqa: PLC0415 -- only the stores that use SQLite need it
+
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        return str(exc)
+    try:
+        rows = db.execute("PRAGMA quick_check").fetchall()
+    except sqlite3.Error as exc:
+        return str(exc)
+    finally:
+        db.close()
+    return None if rows == [("ok",)] else "; ".join(str(r[0]) for r in rows[:3])
+
+
+def put_sqlite_aside(path: Path, wall: Callable[[], float] = time.time) -> list[Path]:
+    """Move a damaged SQLite file aside with its ``-wal`` and ``-shm`` files."""
+    moved = [put_aside(path, wall)]
+    for suffix in ("-wal", "-shm"):
+        moved.append(put_aside(path.with_name(path.name + suffix), wall))
+    return [p for p in moved if p is not None]
+
+
+def reopen_if_damaged(path: Path, what: str, wall: Callable[[], float] = time.time) -> str | None:
+    """Put a damaged SQLite file aside so the store starts a new one; the alarm to raise
+    (naming the file it was moved to), or None when the file was sound."""
+    problem = sqlite_damage(path)
+    if problem is None:
+        return None
+    moved = put_sqlite_aside(path, wall)
+    return f"{what} {path.name} is damaged ({problem}); put aside as {moved[0].name}"

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from firmware.errors import SetupError
-from firmware.quarantine import put_aside
+from firmware.quarantine import put_aside, put_sqlite_aside
 
 #: The two valid WAL magic numbers (the low bit names the checksum's byte order).
 _WAL_MAGIC = (0x377F0682, 0x377F0683)
@@ -148,13 +148,12 @@ def _readable(db: sqlite3.Connection) -> Salvage:
 
 def _aside(outbox: DamageReport, problem: str, salvage: Salvage, wall: Callable[[], float]):
     path = outbox.path
-    moved = put_aside(path, wall)
-    extra = [put_aside(path.with_name(path.name + "-wal"), wall), _shm_aside(path, wall)]
-    outbox.put_aside.extend(p for p in (moved, *extra) if p)
+    moved = put_sqlite_aside(path, wall)
+    outbox.put_aside.extend(moved)
     outbox.needs_cross_check = True
     outbox.alarms.append(
         f"outbox {path.name} is damaged ({problem}); put aside as "
-        f"{moved.name if moved else '?'}; {len(salvage.rows)} pending scans kept"
+        f"{moved[0].name if moved else '?'}; {len(salvage.rows)} pending scans kept"
     )
     return salvage
 

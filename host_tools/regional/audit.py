@@ -12,6 +12,16 @@ Retention (issue 13): rows older than ``retention`` seconds (``[regional]
 audit_retention_days``, default 365) are deleted by the same writer thread, at start and
 then every ``prune_every`` seconds, so the trail holds a bounded window of history and
 never grows without end. ``pruned`` counts the rows removed.
+
+Durable before the answer (issue 14: a probe lost 3 of 1067 rows to a SIGKILL, because
+the answer was published before its row was written): :meth:`AuditTrail.record` takes
+``then``, the publication of the answer, and the writer thread calls it only after the
+batch holding the row is committed (``synchronous=FULL``: fsynced). A batch that cannot
+be committed publishes nothing; the kiosk's query stays pending and is re-sent.
+
+Damage (issue 14): a trail that is not a database or fails ``PRAGMA quick_check`` at
+open is put aside as ``<name>.bad-<UTC>`` (with its WAL) and a new one started; the
+alarm is in :attr:`AuditTrail.alarms` (the regional's health).
 """
 
 from __future__ import annotations
@@ -24,9 +34,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from firmware.quarantine import reopen_if_damaged
+
 log = logging.getLogger(__name__)
 
 Row = tuple[float, str, bytes | None, str | None, str, int | None]
+#: A row and what to do once it is durable (publish the answer), or None.
+Item = tuple[Row, Callable[[], None] | None]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (
@@ -59,11 +73,15 @@ class AuditTrail:
         self._clock = clock
         self._next_prune = float("-inf")
         self.pruned = 0
-        self._q: queue.SimpleQueue[Row | None] = queue.SimpleQueue()
+        self._q: queue.SimpleQueue[Item | None] = queue.SimpleQueue()
         self._batch = batch
         self._linger = linger
         self._stopping = threading.Event()
         self.written = 0
+        alarm = reopen_if_damaged(self.path, "regional audit trail")
+        self.alarms: list[str] = [alarm] if alarm else []
+        if alarm:
+            log.error("ALARM: %s", alarm)
         db = sqlite3.connect(str(self.path))
         db.execute("PRAGMA busy_timeout=10000")
         db.execute("PRAGMA journal_mode=WAL")
@@ -83,8 +101,10 @@ class AuditTrail:
         dkh: str | None,
         outcome: str,
         list_version: int | None,
+        then: Callable[[], None] | None = None,
     ) -> None:
-        self._q.put((t, terminal, query_id, dkh, outcome, list_version))
+        """Queue a row; ``then`` runs (writer thread) once the row is committed."""
+        self._q.put(((t, terminal, query_id, dkh, outcome, list_version), then))
 
     def prune(self, db: sqlite3.Connection) -> int:
         """Delete the rows older than the retention period (writer thread); how many."""
@@ -108,7 +128,7 @@ class AuditTrail:
             self._next_prune = now + self._prune_every
             self.prune(db)
 
-    def _get(self) -> Row | None:
+    def _get(self) -> Item | None:
         """The next row, waking at least every ``prune_every`` for the retention."""
         while True:
             try:
@@ -120,20 +140,20 @@ class AuditTrail:
     def _run(self) -> None:
         db = sqlite3.connect(str(self.path))
         db.execute("PRAGMA busy_timeout=10000")
-        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA synchronous=FULL")
         self._db = db
         self._maybe_prune(db)
         stop = False
         while not stop:
             self._maybe_prune(db)
-            row = self._get()
-            rows: list[Row] = []
-            if row is None:
+            item = self._get()
+            items: list[Item] = []
+            if item is None:
                 stop = True
             else:
-                rows.append(row)
+                items.append(item)
                 self._stopping.wait(self._linger)  # let the batch fill; close() cuts it short
-            while len(rows) < self._batch:
+            while len(items) < self._batch:
                 try:
                     more = self._q.get_nowait()
                 except queue.Empty:
@@ -141,16 +161,28 @@ class AuditTrail:
                 if more is None:
                     stop = True
                     break
-                rows.append(more)
-            if rows:
-                try:
-                    with db:
-                        db.executemany("INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?)", rows)
-                    self.written += len(rows)
-                except sqlite3.Error:
-                    log.exception("audit write failed (%d rows)", len(rows))
+                items.append(more)
+            if items:
+                self._commit(db, items)
         self._db = None
         db.close()
+
+    def _commit(self, db: sqlite3.Connection, items: list[Item]) -> None:
+        """Write one batch; only then publish the answers it holds."""
+        try:
+            with db:
+                db.executemany("INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?)", [r for r, _ in items])
+        except sqlite3.Error:
+            log.exception("audit write failed (%d rows): their answers are not sent", len(items))
+            return
+        self.written += len(items)
+        for _, then in items:
+            if then is None:
+                continue
+            try:
+                then()
+            except Exception:
+                log.exception("publishing an audited answer failed")
 
     def close(self) -> None:
         if self._closed:

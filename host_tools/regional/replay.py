@@ -6,6 +6,12 @@ the window a nonce may be used once, across all processes of the shared subscrip
 nonce already seen. WAL and ``synchronous=OFF`` keep it to a few microseconds (an OS
 crash may forget recent nonces; their queries are still inside a two-minute window and
 carry the same answer, so a replay after a crash discloses nothing new).
+
+A store that is not a database or fails ``PRAGMA quick_check`` at open (issue 14) is put
+aside as ``<name>.bad-<UTC>`` and a new one started, with the alarm in
+:attr:`ReplayStore.alarms` (the regional's health). The nonces it held are lost: for one
+replay window a query seen before the damage could be answered twice, with the same
+answer, which the kiosk's outbox treats as a duplicate.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ from __future__ import annotations
 import logging
 import sqlite3
 from pathlib import Path
+
+from firmware.quarantine import reopen_if_damaged
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +33,10 @@ class ReplayStore:
         self.window = float(window)
         self._prune_every = prune_every
         self._since_prune = 0
+        alarm = reopen_if_damaged(self.path, "replay store")
+        self.alarms: list[str] = [alarm] if alarm else []
+        if alarm:
+            log.error("ALARM: %s", alarm)
         self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.execute("PRAGMA journal_mode=WAL")

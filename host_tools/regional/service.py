@@ -193,13 +193,15 @@ class RegionalService:
                 resp = Response(
                     q.query_id, outcome, list_version=version, record=record_details(rec)
                 )
-        self.link.publish(
-            topics.response_topic(self.cfg.region, q.terminal_id),
-            self.sessions.seal_response(q, resp),
-        )
+        topic = topics.response_topic(self.cfg.region, q.terminal_id)
+        sealed = self.sessions.seal_response(q, resp)
         self.counts[outcome] += 1
         dkh = keyed_hash64(self._index_key, q.dk).to_bytes(8, "big").hex()
-        self.audit.record(now, q.terminal_id, q.query_id, dkh, outcome, version)
+        # The answer goes out once its audit row is durable (issue 14; audit.py).
+        self.audit.record(
+            now, q.terminal_id, q.query_id, dkh, outcome, version,
+            then=lambda: self.link.publish(topic, sealed),
+        )  # fmt: skip
         if rec is not None:  # signed later, off this thread (see _sign_hits)
             self._hits.append((q, now, dkh, rec, version))
 
@@ -360,6 +362,7 @@ class RegionalService:
             "alert_desk": self._desk is not None,
             "offline_list": self.list_publishing.health(),
             "clock": self.clock_health(),
+            "alarms": [*self.replay.alarms, *self.audit.alarms],  # damaged stores put aside
         }
 
     def write_health(self) -> None:
