@@ -52,7 +52,7 @@ def aside(d, prefix):
 
 def test_sound_files_raise_no_alarm(tmp_path):
     waiting = history(tmp_path)
-    ob, audit, alarms = reopen(tmp_path)
+    ob, _audit, alarms = reopen(tmp_path)
     assert alarms == [] and [e.query_id for e in ob.pending()] == waiting
     assert ob.next_seq() == 6
 
@@ -63,7 +63,7 @@ def test_missing_or_empty_outbox_names_the_lost_scans_and_keeps_numbering(tmp_pa
     (tmp_path / "outbox.sqlite").unlink()
     if damage == "empty":
         (tmp_path / "outbox.sqlite").write_bytes(b"")
-    ob, audit, alarms = reopen(tmp_path)
+    ob, _audit, alarms = reopen(tmp_path)
     assert any(f"was {damage}" in a for a in alarms), alarms
     lost = [a for a in alarms if "neither a verdict nor an outbox row" in a]
     assert lost and lost[0].startswith("3 accepted scans")
@@ -74,7 +74,7 @@ def test_missing_or_empty_outbox_names_the_lost_scans_and_keeps_numbering(tmp_pa
 def test_not_a_database_is_put_aside_not_a_traceback(tmp_path):
     history(tmp_path)
     (tmp_path / "outbox.sqlite").write_bytes(b"this is not SQLite\n" * 300)
-    ob, audit, alarms = reopen(tmp_path)
+    ob, _audit, alarms = reopen(tmp_path)
     assert len(aside(tmp_path, "outbox.sqlite")) == 1
     assert any("is damaged" in a and "put aside as outbox.sqlite.bad-" in a for a in alarms)
     assert any(a.startswith("3 accepted scans") for a in alarms)
@@ -100,7 +100,7 @@ def test_corrupt_page_keeps_the_readable_rows(tmp_path):
     raw[victim * page : (victim + 1) * page] = b"\xa5" * page
     path.write_bytes(bytes(raw))
 
-    ob, audit, alarms = reopen(tmp_path)
+    ob, _audit, alarms = reopen(tmp_path)
     assert any("is damaged" in a for a in alarms), alarms
     kept = len(ob.pending())
     assert 0 < kept < 60
@@ -126,7 +126,7 @@ def test_bad_wal_is_put_aside_and_its_scans_reported(tmp_path):
     assert wal_header_ok(wal.read_bytes()[:32])
     wal.write_bytes(b"\x00" * 32 + wal.read_bytes()[32:])
 
-    ob, audit, alarms = reopen(crash)
+    ob, _audit, alarms = reopen(crash)
     assert any("WAL is damaged" in a for a in alarms), alarms
     assert any(a.startswith("1 accepted scans") and qid.hex()[:12] in a for a in alarms)
     assert aside(crash, "outbox.sqlite-wal")
@@ -142,7 +142,7 @@ def test_audit_log_cut_or_deleted_is_an_alarm(tmp_path, damage):
     else:
         lines = log.read_bytes().splitlines(keepends=True)
         log.write_bytes(b"".join(lines[:4]))
-    _ob, audit, alarms = reopen(tmp_path)
+    _ob, _audit, alarms = reopen(tmp_path)
     assert any("the log was cut, deleted or replaced" in a for a in alarms), alarms
 
 
@@ -152,7 +152,7 @@ def test_audit_log_replaced_under_another_key_is_put_aside(tmp_path):
     with AuditLog(tmp_path / "audit.log", b"\x55" * 32) as forged:
         for _ in range(9):
             forged.append("start", outcome="pending=0")
-    _ob, audit, alarms = reopen(tmp_path)
+    _ob, _audit, alarms = reopen(tmp_path)
     assert any("does not verify" in a and "audit.log.bad-" in a for a in alarms), alarms
     assert aside(tmp_path, "audit.log")
     rep = verify_file(tmp_path / "audit.log", KEY)

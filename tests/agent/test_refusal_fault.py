@@ -5,10 +5,13 @@ from __future__ import annotations
 import threading
 
 from firmware.agent.agent import Agent
+from firmware.agent.audit import AuditLog
 from firmware.agent.config import load_agent_config
 from firmware.agent.core import AgentCore
+from firmware.agent.outbox import Outbox
 from firmware.agent.states import TerminalStateMachine
 from firmware.protocol.dockey import DocumentKey
+from firmware.signals.catalogue import LANGUAGES, catalogue
 from firmware.signals.display import render_screen
 from firmware.signals.patterns import PATTERNS
 from tests.agent.fakes import FakeQuery, FakeSignals
@@ -55,9 +58,6 @@ def test_refusal_hold_ends_at_once_when_stopped(tmp_path):
 
 
 def test_alarm_at_start_is_fault_until_acknowledged_and_in_the_status(tmp_path):
-    from firmware.agent.audit import AuditLog
-    from firmware.agent.outbox import Outbox
-
     clock = Clock()
     sig = FakeSignals()
     with Outbox(tmp_path / "o.sqlite") as ob, AuditLog(tmp_path / "a.log", bytes(32)) as au:
@@ -75,8 +75,6 @@ def test_alarm_at_start_is_fault_until_acknowledged_and_in_the_status(tmp_path):
 
 
 def test_storage_full_has_its_own_pattern_and_words_in_every_language():
-    from firmware.signals.catalogue import LANGUAGES, catalogue
-
     shape = PATTERNS["storage_full"].waves
     assert all(p.waves != shape for s, p in PATTERNS.items() if s != "storage_full")
     for lang in LANGUAGES:
