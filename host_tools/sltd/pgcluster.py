@@ -2,6 +2,8 @@
 
     with PgCluster(tmp_dir) as pg:
         url = pg.url          # postgresql://postgres@127.0.0.1:PORT/postgres
+        with PgReplica(pg, tmp_dir / "replica") as rep:   # a streaming hot standby
+            rep.url           # read-only; pg_is_in_recovery() is true there
 
 initdb runs in a temp directory; as root, the server runs as the ``postgres`` system user
 (``runuser``), since PostgreSQL refuses to run as root. Only the process started here is
@@ -22,8 +24,8 @@ from host_tools.mosquitto import free_port
 
 def pg_bindir() -> Path:
     found = shutil.which("initdb")
-    if found:
-        return Path(found).parent
+    if found:  # a link in PATH (Debian links only some tools): the directory of them all
+        return Path(found).resolve().parent
     cands = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
     if not cands:
         raise SetupError("PostgreSQL is not installed (apt-get install postgresql)")
@@ -111,3 +113,35 @@ class PgCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class PgReplica(PgCluster):
+    """A streaming replica of a running ``primary``: ``pg_basebackup -R`` (which writes
+    ``standby.signal`` and the ``primary_conninfo`` to stream from) into its own data
+    directory, started on its own free port as a hot standby.
+
+    The primary needs ``wal_level = replica`` (PostgreSQL's default) and a replication
+    entry in pg_hba.conf (initdb's default has one for 127.0.0.1). A replica serves reads
+    only; NOTIFY is not relayed to it, so readers poll (the SLTD change log's version)."""
+
+    def __init__(self, primary: PgCluster, workdir: str | Path):
+        super().__init__(workdir, {"hot_standby": "on"})
+        self.primary = primary
+
+    def start(self) -> PgReplica:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if self._as_postgres:
+            shutil.chown(self.dir, "postgres", "postgres")
+        self._run(
+            "pg_basebackup", "-h", "127.0.0.1", "-p", str(self.primary.port), "-U", "postgres",
+            "-D", str(self.data), "-R", "-X", "stream", "--no-sync",
+        )  # fmt: skip
+        with open(self.data / "postgresql.conf", "a") as fh:  # the copied file: our own port
+            fh.write(f"port = {self.port}\n")
+            for k, v in self.settings.items():
+                fh.write(f"{k} = {v}\n")
+        self.resume()
+        return self
+
+    def __enter__(self) -> PgReplica:
+        return self.start()

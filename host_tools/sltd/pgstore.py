@@ -64,6 +64,13 @@ class PgStore(SltdStore):
         self._wlock = threading.Lock()
         try:
             db = self._conn()
+            #: A streaming replica (hot standby) is read-only: lookups and the index read
+            #: its copy of the primary's tables; the schema and every write belong to the
+            #: primary. Writes on a replica fail with PostgreSQL's own read-only error.
+            self.replica = bool(db.execute("SELECT pg_is_in_recovery()").fetchone()[0])
+            if self.replica:
+                self._id = self._meta(db, "store_id")
+                return
             with db.transaction():
                 db.execute(_SCHEMA)
                 db.execute(
