@@ -39,20 +39,12 @@ from firmware.offline.errors import (
 )
 from firmware.offline.listdir import OfflineList, open_list
 from firmware.offline.manifest import Manifest, verify_manifest
-from firmware.quarantine import bad_name
+from firmware.quarantine import bad_name, fsync_dir
 
 log = logging.getLogger(__name__)
 
 CURRENT = "CURRENT"
 FLOOR = "FLOOR"
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def write_durable(path: Path, data: bytes) -> None:
