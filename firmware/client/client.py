@@ -21,6 +21,17 @@ The public-key work happens once per session (:class:`TerminalSession.new`); eac
 costs one AEAD seal and one AEAD open. The session is renewed before it expires; answers
 to queries sealed under the previous session are still accepted.
 
+Two clocks (docs/time.md): ``clock`` is the wall clock, used only for protocol time and
+what is recorded; ``timer`` (``time.monotonic``) measures every deadline, round trip and
+latency, so a wall-clock step (NTP, a technician, a Pi without RTC) neither stalls a query
+in flight nor expires it early.
+
+Adaptive timeout (docs/protocol.md): a query submitted without its own ``timeout`` waits
+:meth:`QueryClient.query_timeout`, from the round trips measured so far
+(:class:`~firmware.client.rtt.RoundTripEstimator`: RFC 6298, between
+``cfg.query_timeout`` and ``cfg.query_timeout_max``). Samples are the answers to queries
+sealed once (late ones too) and the link's SUBSCRIBE round trip at each connect.
+
 Protocol time (docs/time.md): queries and tickets carry ``clock() + clock_offset``. A
 regional that finds a query's time outside its window answers with a signed time hint
 (:class:`~firmware.protocol.session.TimeHint`); the client then adopts the offset
@@ -44,6 +55,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from firmware.client.config import ClientConfig
+from firmware.client.rtt import RoundTripEstimator
 from firmware.errors import EnvelopeError, FieldtermTimeout
 from firmware.protocol import keys, topics
 from firmware.protocol.session import TerminalSession, TimeHint
@@ -92,8 +104,8 @@ OnVerdict = Callable[[Verdict], None]
 @dataclass
 class _Pending:
     on_verdict: OnVerdict
-    started: float
-    deadline: float
+    started: float  # timer (monotonic) seconds at the latest submit
+    deadline: float  # timer seconds
     nonces: set[bytes] = field(default_factory=set)
     dk: Any = None  # kept to reseal the query after a time hint
     hinted: bool = False  # resealed once after a time hint already
@@ -107,14 +119,21 @@ class QueryClient:
         cfg: ClientConfig,
         *,
         clock: Callable[[], float] = time.time,
+        timer: Callable[[], float] = time.monotonic,
         will: tuple[Any, ...] | None = None,
         on_link: Callable[[bool], None] | None = None,
         on_late_verdict: OnVerdict | None = None,
         rng: Callable[[int], bytes] = os.urandom,
         client_id: str | None = None,
     ):
+        """``clock`` is the wall clock (protocol time only); ``timer`` a monotonic clock
+        for every deadline and round trip (see the module doc)."""
         self.cfg = cfg
         self._clock = clock
+        self._timer = timer
+        self.rtt = RoundTripEstimator(
+            cfg.query_timeout, max(cfg.query_timeout, getattr(cfg, "query_timeout_max", 0.0))
+        )
         self._rng = rng
         self._on_late = on_late_verdict
         self._identity = keys.load_ed25519_private(cfg.identity_key)
@@ -150,6 +169,8 @@ class QueryClient:
             will=will,
             on_link=on_link,
             cert_time=self._authenticated_time,
+            on_round_trip=self._link_round_trip,
+            timer=timer,
         )
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -202,10 +223,10 @@ class QueryClient:
         Re-submitting a query id that is still pending adds a fresh sealed copy and keeps
         the earlier callback's deadline extended to the new one.
         """
-        now = self._clock()
-        limit = self.cfg.query_timeout if timeout is None else timeout
+        now = self._timer()
         with self._lock:
-            pnow = now + self.clock_offset
+            limit = self.rtt.timeout() if timeout is None else timeout
+            pnow = self._clock() + self.clock_offset
             sealed = self._session(pnow).seal_query(query_id, dk, pnow)
             p = self._pending.get(query_id) or self._late.pop(query_id, None)
             if p is None:
@@ -233,7 +254,7 @@ class QueryClient:
                 box.append(v)
                 done.set()
 
-        limit = self.cfg.query_timeout if timeout is None else timeout
+        limit = self.query_timeout() if timeout is None else timeout
         self.submit(self._rng(16), dk, got, timeout=limit)
         if not done.wait(limit + 5.0):
             raise FieldtermTimeout("no verdict and no timeout from the sweeper")
@@ -242,6 +263,16 @@ class QueryClient:
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> Any:
         """Publish on the same link (the agent's status messages)."""
         return self.link.publish(topic, payload, qos=qos, retain=retain)
+
+    def query_timeout(self) -> float:
+        """The timeout a query submitted now gets (adapted to the round trip)."""
+        with self._lock:
+            return self.rtt.timeout()
+
+    def round_trip(self) -> dict[str, float | int | None]:
+        """The round-trip estimate (srtt, rttvar, timeout, samples) for logs and status."""
+        with self._lock:
+            return self.rtt.snapshot()
 
     @property
     def pending(self) -> int:
@@ -294,7 +325,7 @@ class QueryClient:
         if isinstance(r, TimeHint):
             self._on_time_hint(nonce, r)
             return
-        now = self._clock()
+        now = self._timer()
         if not self.clock_known:
             self.clock_known = True  # an answer: protocol time is within the window
             self.link.check_peer_time()
@@ -311,6 +342,8 @@ class QueryClient:
                 del self._late[r.query_id]
                 late = True
             self.counts["late" if late else "answered"] += 1
+            if len(p.nonces) == 1:  # Karn: sealed once, so this answer's round trip is sure
+                self.rtt.sample(now - p.started)
         v = Verdict(
             r.query_id,
             r.outcome,
@@ -324,7 +357,8 @@ class QueryClient:
 
     def _on_time_hint(self, nonce: bytes, hint: TimeHint) -> None:
         """paho thread: adopt the regional's time and reseal the query once (module doc)."""
-        now = self._clock()
+        now = self._timer()
+        wall = self._clock()
         resend = None
         give_up = None
         with self._lock:
@@ -336,13 +370,15 @@ class QueryClient:
                 self.counts["stray"] += 1
                 return
             self.counts["time_hints"] += 1
-            offset = hint.regional_time - (p.started + now) / 2
+            # The round trip's midpoint on the wall clock, its length on the timer: a wall
+            # step while the query was out does not skew the offset.
+            offset = hint.regional_time - (wall - (now - p.started) / 2)
             # A new ticket when the current one was made on a clock this far off (not once
             # per hint: pipelined queries each bring one, and the previous session is kept
             # only one deep for their answers).
             renew = abs(offset - self._session_offset) > SESSION_RETIME
             self.clock_offset, self.clock_known = offset, True
-            pnow = now + offset
+            pnow = wall + offset
             session = self._session(pnow, renew=renew)
             if not p.hinted and p.dk is not None:
                 p.hinted = True
@@ -373,6 +409,11 @@ class QueryClient:
             except Exception:
                 log.exception("on_clock callback failed")
 
+    def _link_round_trip(self, seconds: float) -> None:
+        """paho thread: the link's SUBSCRIBE round trip, a sample before any answer."""
+        with self._lock:
+            self.rtt.sample(seconds)
+
     def _deliver(self, cb: OnVerdict | None, v: Verdict) -> None:
         if cb is None:
             return
@@ -383,7 +424,7 @@ class QueryClient:
 
     def sweep(self) -> int:
         """Deliver TIMEOUT for every query past its deadline; returns how many."""
-        now = self._clock()
+        now = self._timer()
         due: list[tuple[bytes, _Pending]] = []
         with self._lock:
             while self._deadlines and self._deadlines[0][0] <= now:
@@ -397,8 +438,11 @@ class QueryClient:
                     self._late.popitem(last=False)
                 due.append((qid, p))
             self.counts["timeouts"] += len(due)
+            up = self.connected()
+            if due and up:  # once per sweep, not per query: a burst is one slow moment
+                self.rtt.backoff()
         for qid, p in due:
-            reason = "no answer in time" if self.connected() else "no broker link"
+            reason = "no answer in time" if up else "no broker link"
             self._deliver(
                 p.on_verdict, Verdict(qid, "TIMEOUT", reason=reason, latency_s=now - p.started)
             )
@@ -409,7 +453,7 @@ class QueryClient:
             with self._wake:
                 wait = 0.5
                 if self._deadlines:
-                    due = self._deadlines[0][0] - self._clock()
+                    due = self._deadlines[0][0] - self._timer()
                     wait = min(wait, max(SWEEP_GRANULARITY, due)) if due > 0 else 0.0
                 if wait > 0:
                     self._wake.wait(wait)

@@ -30,6 +30,8 @@ class ClientConfig:
     regional_kem_public: Path
     regional_sign_public: Path | None = None
     query_timeout: float = 2.0
+    #: The adaptive timeout's ceiling (docs/protocol.md); equal to query_timeout: fixed.
+    query_timeout_max: float = 10.0
     session_lifetime: float = 86400.0
     site: str | None = None
 
@@ -81,6 +83,14 @@ def client_config_from_doc(doc: ConfigDoc) -> ClientConfig:
     kem = _existing(proto, "regional_kem_public")
     sign = _existing(proto, "regional_sign_public", required=False)
     timeout = proto.number("query_timeout", 2.0, lo=0.05, hi=600.0)
+    timeout_max = proto.number("query_timeout_max", max(10.0, timeout), lo=0.05, hi=600.0)
+    if timeout_max < timeout:
+        raise ConfigError(
+            f"{timeout_max:g} is below query_timeout ({timeout:g}); the adaptive timeout "
+            "runs from query_timeout up to query_timeout_max (equal: a fixed timeout)",
+            field="protocol.query_timeout_max",
+            source=proto.source_of("query_timeout_max"),
+        )
     lifetime = proto.number("session_lifetime", 86400.0, lo=60.0, hi=30 * 86400.0)
     proto.check_unknown()
     assert identity is not None and kem is not None
@@ -92,6 +102,7 @@ def client_config_from_doc(doc: ConfigDoc) -> ClientConfig:
         regional_kem_public=kem,
         regional_sign_public=sign,
         query_timeout=timeout,
+        query_timeout_max=timeout_max,
         session_lifetime=lifetime,
         site=site,
     )

@@ -35,6 +35,15 @@ Design notes:
   authenticated time, once that is known (on every connect, and at once through
   :meth:`MqttLink.check_peer_time`): a certificate outside its validity then closes the
   link (paho reconnects, and the check repeats). See docs/time.md for the trade-off.
+- Why a kiosk is offline is logged at WARNING, the default level: every failed connect
+  with its reason (TLS handshake error, refused, DNS, timeout, broker closed the
+  connection, refused at CONNACK), every link lost, and the reconnect that ends an outage
+  (how long it lasted, how many attempts). Repeats of the same reason are rate-limited
+  (:class:`ConnectFailures`: the first at once, then at most one line per
+  ``FAILURE_LOG_INTERVAL`` saying how many were folded in), so an outage of hours is a
+  few dozen lines, not thousands.
+- ``on_round_trip(seconds)`` hears the SUBSCRIBE -> SUBACK round trip of each connect
+  (measured on ``timer``, monotonic): the query client's first round-trip sample.
 """
 
 from __future__ import annotations
@@ -43,7 +52,9 @@ import datetime as dt
 import logging
 import socket
 import ssl
+import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +71,94 @@ OnSubResult = Callable[[str, bool, str], None]  # (topic filter, granted, reason
 Will = tuple[Any, ...]  # (topic, payload, retain) or (topic, payload, qos, retain)
 #: OpenSSL's X509_V_FLAG_NO_CHECK_TIME (x509_vfy.h); Python's ssl module has no name for it.
 NO_CHECK_TIME = 0x200000
+#: The same connect-failure reason is logged at most once per this many seconds.
+FAILURE_LOG_INTERVAL = 60.0
+
+
+def describe_connect_error(exc: BaseException | None, host: str, port: int) -> str:
+    """A technician's reason for a failed connect (paho raised ``exc`` in reconnect)."""
+    where = f"{host}:{port}"
+    if exc is None:
+        return f"connect to {where} failed (no detail from paho)"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (
+            f"TLS handshake with {where} failed: the broker certificate was not accepted "
+            f"({exc.verify_message or exc.reason}; check [broker] ca and the broker's certificate)"
+        )
+    if isinstance(exc, ssl.SSLError):
+        return (
+            f"TLS handshake with {where} failed: {exc.reason or exc} "
+            "(a refused or revoked kiosk certificate shows here too)"
+        )
+    if isinstance(exc, socket.gaierror):
+        return f"DNS lookup of {host!r} failed: {exc.strerror or exc} (check [broker] host)"
+    if isinstance(exc, ConnectionRefusedError):
+        return f"connection to {where} refused: is the broker running, is the port right?"
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return f"connect to {where} timed out: no route or a dead link"
+    if isinstance(exc, ConnectionError):
+        return f"broker {where} closed the connection during connect: {exc}"
+    return f"connect to {where} failed: {exc.__class__.__name__}: {exc}"
+
+
+class ConnectFailures:
+    """Rate-limited WARNING lines for failed connects, and the outage's summary.
+
+    The first failure of an outage is logged at once; after that a line only when the
+    reason changes or ``interval`` has passed, saying how many failures it folds in."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        interval: float = FAILURE_LOG_INTERVAL,
+        timer: Callable[[], float] = time.monotonic,
+    ):
+        self.name = name
+        self.interval = interval
+        self._timer = timer
+        self._lock = threading.Lock()
+        self.total = 0  # failures in the current outage
+        self.logged = 0  # lines written for it
+        self.first_at: float | None = None
+        self.last_reason: str | None = None
+        self._logged_at = float("-inf")
+        self._folded = 0
+
+    def failed(self, reason: str) -> None:
+        with self._lock:
+            now = self._timer()
+            if self.first_at is None:
+                self.first_at = now
+            self.total += 1
+            changed = reason != self.last_reason
+            self.last_reason = reason
+            if not changed and now - self._logged_at < self.interval:
+                self._folded += 1
+                return
+            folded, self._folded = self._folded, 0
+            self._logged_at = now
+            self.logged += 1
+        more = f" ({folded} more failed attempts since the last line)" if folded else ""
+        log.warning("mqtt %s: %s; retrying%s", self.name, reason, more)
+
+    def lost(self) -> None:
+        """The link was lost: the outage starts now (for the reconnect's summary)."""
+        with self._lock:
+            if self.first_at is None:
+                self.first_at = self._timer()
+
+    def succeeded(self) -> str:
+        """Connected: end the outage; returns its summary ("" if there was none)."""
+        with self._lock:
+            total, first, reason = self.total, self.first_at, self.last_reason
+            self.total, self.first_at, self.last_reason = 0, None, None
+            self._folded, self._logged_at = 0, float("-inf")
+            now = self._timer()
+        if first is None:
+            return ""
+        tail = f", {total} failed attempts (last: {reason})" if total else ""
+        return f" after {now - first:.1f} s offline{tail}"
 
 
 @dataclass(frozen=True)
@@ -117,6 +216,8 @@ class MqttLink:
         reconnect_min: int = 1,
         reconnect_max: int = 5,
         cert_time: Callable[[], float | None] | None = None,
+        on_round_trip: Callable[[float], None] | None = None,
+        timer: Callable[[], float] = time.monotonic,
     ):
         """``cert_time``: check the broker certificate's times against this authenticated
         time (None while unknown) instead of the local clock (see the module doc)."""
@@ -140,6 +241,11 @@ class MqttLink:
         self._retired: set[str] = set()  # removed, not yet confirmed by an UNSUBACK
         self._unsub_mids: dict[int, tuple[str, ...]] = {}
         self._cert_time = cert_time
+        self._on_round_trip = on_round_trip
+        self._timer = timer
+        self._sub_sent_at: float | None = None
+        self.failures = ConnectFailures(client_id, timer=timer)
+        self._socket_error: str | None = None  # paho's last socket error (on_log)
         #: The broker certificate's (notBefore, notAfter) as Unix times, from the last connect.
         self.peer_validity: tuple[float, float] | None = None
         self.cert_time_refusals = 0
@@ -160,6 +266,8 @@ class MqttLink:
         c.on_message = self._message_cb
         c.on_subscribe = self._subscribed_cb
         c.on_unsubscribe = self._unsubscribed_cb
+        c.on_connect_fail = self._connect_failed_cb
+        c.on_log = self._paho_log_cb
         self._client = c
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -305,27 +413,45 @@ class MqttLink:
                     log.exception("mqtt %s: on_result for %s failed", self.client_id, topic)
 
     # -- paho callbacks (network thread; never block) --------------------------------------
+    def _connect_failed_cb(self, _c: Any, _u: Any) -> None:
+        """paho's reconnect raised (it calls this inside its ``except OSError``)."""
+        exc = sys.exc_info()[1]
+        self.failures.failed(describe_connect_error(exc, self.broker.host, self.broker.port))
+
+    def _paho_log_cb(self, _c: Any, _u: Any, level: int, buf: str) -> None:
+        """Keep paho's last socket error: the detail of a connection the broker closed."""
+        if level == mqtt.MQTT_LOG_ERR and "socket" in buf:
+            self._socket_error = buf
+
     def _connected_cb(self, client: Any, _u: Any, _flags: Any, rc: Any, _props: Any = None) -> None:
         if getattr(rc, "is_failure", False):
-            log.warning("mqtt %s: broker refused the connection: %s", self.client_id, rc)
+            self.failures.failed(
+                f"broker refused the connection at CONNACK: {rc} "
+                "(an unknown, revoked or misbound client identity)"
+            )
             return
         if self._cert_time is not None:
             self.peer_validity = self._read_peer_validity(client)
             if not self.check_peer_time(client):
                 return
         self.connects += 1
-        log.info(
-            "mqtt %s: connected to %s:%d (connection %d)",
+        self._socket_error = None
+        outage = self.failures.succeeded()
+        log.log(
+            logging.WARNING if outage or self.connects > 1 else logging.INFO,
+            "mqtt %s: connected to %s:%d (connection %d)%s",
             self.client_id,
             self.broker.host,
             self.broker.port,
             self.connects,
+            outage,
         )
         self.connected.set()
         if not self.subscriptions:
             self._set_ready()
         else:
             # One SUBSCRIBE for every filter, so one SUBACK says whether the link is ready.
+            self._sub_sent_at = self._timer()
             _rc, self._sub_mid = client.subscribe([(t, 1) for t in self.subscriptions])
         with self._lock:
             self._dyn_mids.clear()
@@ -384,6 +510,12 @@ class MqttLink:
             if getattr(rc, "is_failure", False)
         )
         self.refused_subscriptions = refused
+        sent, self._sub_sent_at = self._sub_sent_at, None
+        if sent is not None and self._on_round_trip is not None:
+            try:
+                self._on_round_trip(max(0.0, self._timer() - sent))
+            except Exception:
+                log.exception("mqtt %s: on_round_trip callback failed", self.client_id)
         if refused:
             log.error(
                 "mqtt %s: the broker refused subscription(s) %s: not ready "
@@ -401,15 +533,28 @@ class MqttLink:
 
     def _disconnected_cb(self, _c: Any, _u: Any, _flags: Any, rc: Any, _props: Any = None) -> None:
         was = self.ready.is_set()
-        if self.connected.is_set() and not was:
-            log.warning("mqtt %s: link lost before it was ready (%s)", self.client_id, rc)
+        detail, self._socket_error = self._socket_error, None
+        why = f"{rc}" + (f"; {detail}" if detail else "")
+        if self._closed:
+            pass
+        elif self.connected.is_set() and not was:
+            log.warning("mqtt %s: link lost before it was ready (%s)", self.client_id, why)
+        elif not self.connected.is_set():
+            # TLS went through but the broker closed before CONNACK: with TLS 1.3 a
+            # refused client certificate shows here, not in the handshake.
+            self.failures.failed(
+                f"broker {self.broker.host}:{self.broker.port} closed the connection before "
+                f"CONNACK ({why}; is this kiosk's certificate valid and not revoked?)"
+            )
         self.connected.clear()
         self.ready.clear()
         self._sub_mid = None
+        if not self._closed:
+            self.failures.lost()
         if was:
             self.disconnects += 1
             if not self._closed:
-                log.warning("mqtt %s: link lost (%s); paho reconnects", self.client_id, rc)
+                log.warning("mqtt %s: link lost (%s); paho reconnects", self.client_id, why)
             self._notify(False)
 
     def _message_cb(self, _c: Any, _u: Any, msg: Any) -> None:
