@@ -86,6 +86,7 @@ def test_deadline_gives_timeout_never_no_match_and_late_answer_is_marked(region:
     qc = QueryClient(
         ClientConfig.load(region.terminal_toml("kiosk-001")),
         clock=clock,
+        timer=clock,
         on_late_verdict=late.append,
     )
     try:
@@ -113,7 +114,7 @@ def test_late_answer_goes_to_on_late_verdict(region: Region):
     clock = FakeClock()
     late: list[Verdict] = []
     cfg = ClientConfig.load(region.terminal_toml("kiosk-001"))
-    qc = QueryClient(cfg, clock=clock, on_late_verdict=late.append)
+    qc = QueryClient(cfg, clock=clock, timer=clock, on_late_verdict=late.append)
     sent: list[bytes] = []
     qc.link.publish = lambda topic, payload, qos=1, retain=False: sent.append(payload)  # type: ignore[method-assign]
     try:

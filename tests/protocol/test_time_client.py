@@ -38,7 +38,9 @@ class Rig:
     def __init__(self, region: TestRegion, skew: float):
         self.t = REAL
         self.sent: list[bytes] = []
-        self.qc = QueryClient(ClientConfig.load(region.terminal_toml(TID)), clock=self.local)
+        self.qc = QueryClient(
+            ClientConfig.load(region.terminal_toml(TID)), clock=self.local, timer=self.elapsed
+        )
         self.qc.link.publish = self._record  # type: ignore[method-assign]
         self.skew = skew
         term = json.loads((region.broker_dir / "terminals.json").read_text())["terminals"]
@@ -53,6 +55,10 @@ class Rig:
 
     def local(self) -> float:
         return self.t + self.skew
+
+    def elapsed(self) -> float:
+        """The client's monotonic timer: true time passing (deadlines, round trips)."""
+        return self.t
 
     def _record(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> Any:
         self.sent.append(payload)
