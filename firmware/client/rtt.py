@@ -2,7 +2,7 @@
 
     est = RoundTripEstimator(floor=2.0, ceiling=10.0)
     est.sample(0.84)          # an answered query's round trip (s), sent once only
-    est.timeout()             # clamp(srtt + 4 * rttvar, floor, ceiling), times the backoff
+    est.timeout()             # clamp(srtt + 4 * rttvar, floor, ceiling) times the backoff
     est.backoff()             # a query timed out on a live link: double it (to the ceiling)
 
 RFC 6298 section 2 with its constants (alpha 1/8, beta 1/4, K 4). The first sample sets
@@ -54,8 +54,10 @@ class RoundTripEstimator:
         self._backoff = 1.0
 
     def backoff(self) -> None:
-        """A query timed out while the link was up: double the timeout (bounded)."""
-        if self.raw() * self._backoff < self.ceiling:
+        """A query timed out while the link was up: double the timeout it had (RFC 6298
+        5.5: the clamped value, so a first timeout at the floor gives twice the floor),
+        up to the ceiling."""
+        if self.timeout() < self.ceiling:
             self._backoff *= 2.0
 
     def raw(self) -> float:
@@ -65,8 +67,9 @@ class RoundTripEstimator:
         return self.srtt + max(GRANULARITY, K * self.rttvar)
 
     def timeout(self) -> float:
-        """The timeout for the next query: the raw value times the backoff, clamped."""
-        return min(self.ceiling, max(self.floor, self.raw() * self._backoff))
+        """The timeout for the next query: the raw value clamped, times the backoff,
+        clamped again."""
+        return min(self.ceiling, max(self.floor, self.raw()) * self._backoff)
 
     def snapshot(self) -> dict[str, float | int | None]:
         """For logs and status: the estimate and the timeout it gives now."""

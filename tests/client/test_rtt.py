@@ -67,6 +67,16 @@ def test_backoff_doubles_to_the_ceiling_and_a_sample_resets_it():
     assert est.timeout() == 3.0  # srtt 1.0 + 4 * 0.5, no backoff left
 
 
+def test_backoff_doubles_the_clamped_timeout_not_a_raw_value_under_the_floor():
+    """A fast link turns slow: samples of 0.05 s keep the raw value far under the 2 s
+    floor; the first timeout must still give 4 s, not 2 * 0.05 clamped back to 2."""
+    est = RoundTripEstimator(floor=2.0, ceiling=10.0)
+    for _ in range(5):
+        est.sample(0.05)
+    est.backoff()
+    assert est.timeout() == 4.0
+
+
 def test_bounds_are_checked():
     with pytest.raises(ValueError, match="floor <= ceiling"):
         RoundTripEstimator(floor=3.0, ceiling=2.0)
