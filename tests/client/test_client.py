@@ -49,6 +49,7 @@ class FakeClock:
 def test_config_loads_paths_relative_to_the_file(region: Region):
     cfg = ClientConfig.load(region.terminal_toml("kiosk-001"))
     assert (cfg.terminal_id, cfg.region, cfg.query_timeout) == ("kiosk-001", "central", 2.0)
+    assert cfg.query_timeout_max == 10.0  # the adaptive timeout's default ceiling
     assert cfg.identity_key.is_absolute() and cfg.identity_key.is_file()
     assert cfg.broker.port == region.port and cfg.broker.ca.is_file()
 
@@ -63,6 +64,10 @@ def test_config_loads_paths_relative_to_the_file(region: Region):
         ),
         (('id = "kiosk-001"', 'id = "Kiosk 1"'), "terminal.id"),
         (("keepalive = 30", "keepalive = 30\nkeepalivee = 3"), "broker.keepalivee"),
+        (
+            ("query_timeout = 2.0", "query_timeout = 2.0\nquery_timeout_max = 1.0"),
+            "protocol.query_timeout_max",
+        ),
     ],
 )
 def test_config_errors_name_the_field(region: Region, tmp_path, edit, field):
