@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,7 +31,7 @@ RETRY = "30"  # retry_interval: long, so only the behaviour under test can answe
 
 
 @pytest.fixture(scope="module")
-def region(tmp_path_factory) -> Iterator[TestRegion]:
+def region(tmp_path_factory) -> Iterator[Any]:
     libfaketime()  # need("faketime") before any process starts
     with TestRegion(tmp_path_factory.mktemp("recovery"), terminals=(STEPPED, RESTARTED)) as r:
         r.provision().generate_list()

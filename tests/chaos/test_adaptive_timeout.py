@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -28,7 +29,7 @@ FINAL = ("clear", "possible_match", "unknown", "possible_match_offline", "not_li
 
 
 @pytest.fixture(scope="module")
-def rig(tmp_path_factory) -> Iterator[tuple[TestRegion, KioskLink]]:
+def rig(tmp_path_factory) -> Iterator[tuple[Any, KioskLink]]:
     why = netns.available()
     if why:
         need("root", f"network namespaces: {why}")
@@ -44,7 +45,7 @@ def rig(tmp_path_factory) -> Iterator[tuple[TestRegion, KioskLink]]:
             yield region, link
 
 
-def scan(agent, mrz: list[str], listed: bool) -> dict[str, object]:
+def scan(agent: Any, mrz: list[str], listed: bool) -> dict[str, Any]:
     """One scan, until its final verdict; what the client and the screen said first."""
     mark = agent.events.mark()
     agent.scanner.send(mrz)

@@ -13,6 +13,7 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -80,7 +81,11 @@ def client(region: Region, wall, timer=None) -> tuple[QueryClient, list[bytes]]:
     kw = {} if timer is None else {"timer": timer}
     qc = QueryClient(ClientConfig.load(region.terminal_toml(TID)), clock=wall, **kw)
     sent: list[bytes] = []
-    qc.link.publish = lambda t, p, qos=1, retain=False: sent.append(p)  # type: ignore[method-assign]
+
+    def record(topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
+        sent.append(payload)
+
+    qc.link.publish = record  # type: ignore[method-assign]
     return qc, sent
 
 
@@ -133,7 +138,15 @@ def test_a_step_during_a_hinted_round_trip_does_not_skew_the_offset(region):
         qc.close()
 
 
-def _stepping_wall(step: float, after: float) -> tuple[object, threading.Event]:
+def collect(got: list[Verdict], done: threading.Event) -> Callable[[Verdict], None]:
+    def on_verdict(v: Verdict) -> None:
+        got.append(v)
+        done.set()
+
+    return on_verdict
+
+
+def _stepping_wall(step: float, after: float) -> tuple[Callable[[], float], threading.Event]:
     """time.time, stepped by ``step`` once ``after`` s have passed (another thread)."""
     base = {"offset": 0.0}
     stepped = threading.Event()
@@ -155,7 +168,7 @@ def test_real_sweeper_times_out_on_time_after_a_step_back(region):
     qc.start()
     try:
         t0 = time.monotonic()
-        qc.submit(os.urandom(16), dk(region), lambda v: (got.append(v), done.set()), timeout=0.4)
+        qc.submit(os.urandom(16), dk(region), collect(got, done), timeout=0.4)
         assert done.wait(5.0), "no TIMEOUT: the step back stalled the query"
         took = time.monotonic() - t0
         assert stepped.is_set() and got[0].outcome == "TIMEOUT"
@@ -172,7 +185,7 @@ def test_real_sweeper_does_not_expire_early_after_a_step_forward(region):
     got: list[Verdict] = []
     qc.start()
     try:
-        qc.submit(os.urandom(16), dk(region), lambda v: (got.append(v), done.set()), timeout=1.5)
+        qc.submit(os.urandom(16), dk(region), collect(got, done), timeout=1.5)
         assert stepped.wait(2.0)
         # Evidence that the sweeper has run since the step: a second query's TIMEOUT.
         probe = threading.Event()
