@@ -172,7 +172,7 @@ def test_real_sweeper_times_out_on_time_after_a_step_back(region):
         assert done.wait(5.0), "no TIMEOUT: the step back stalled the query"
         took = time.monotonic() - t0
         assert stepped.is_set() and got[0].outcome == "TIMEOUT"
-        assert 0.38 <= took < 1.5, took
+        assert 0.38 <= took < 3.0, took  # not 150 s; slack for a loaded machine
     finally:
         qc.close()
 
@@ -185,13 +185,13 @@ def test_real_sweeper_does_not_expire_early_after_a_step_forward(region):
     got: list[Verdict] = []
     qc.start()
     try:
-        qc.submit(os.urandom(16), dk(region), collect(got, done), timeout=1.5)
+        qc.submit(os.urandom(16), dk(region), collect(got, done), timeout=8.0)
         assert stepped.wait(2.0)
         # Evidence that the sweeper has run since the step: a second query's TIMEOUT.
         probe = threading.Event()
         qc.submit(os.urandom(16), dk(region), lambda v: probe.set(), timeout=0.2)
         assert probe.wait(3.0)
-        assert got == []  # the first, 1.5 s query was not expired by the 3-day jump
+        assert got == []  # the first, 8 s query was not expired by the 3-day jump
         answer = regional.reply(sent[0], time.time())  # the regional's clock is right
         qc._on_message(topics.response_topic("central", TID), answer)
         assert done.wait(2.0) and [v.outcome for v in got] == ["NO_MATCH"]
