@@ -104,8 +104,9 @@ def describe_connect_error(exc: BaseException | None, host: str, port: int) -> s
 class ConnectFailures:
     """Rate-limited WARNING lines for failed connects, and the outage's summary.
 
-    The first failure of an outage is logged at once; after that a line only when the
-    reason changes or ``interval`` has passed, saying how many failures it folds in."""
+    Each reason is logged at once the first time in an outage, then at most once per
+    ``interval``, saying how many failures of that reason it folds in (two reasons that
+    alternate are each limited on their own)."""
 
     def __init__(
         self,
@@ -122,8 +123,8 @@ class ConnectFailures:
         self.logged = 0  # lines written for it
         self.first_at: float | None = None
         self.last_reason: str | None = None
-        self._logged_at = float("-inf")
-        self._folded = 0
+        self._logged_at: dict[str, float] = {}
+        self._folded: dict[str, int] = {}
 
     def failed(self, reason: str) -> None:
         with self._lock:
@@ -131,13 +132,15 @@ class ConnectFailures:
             if self.first_at is None:
                 self.first_at = now
             self.total += 1
-            changed = reason != self.last_reason
             self.last_reason = reason
-            if not changed and now - self._logged_at < self.interval:
-                self._folded += 1
+            if now - self._logged_at.get(reason, float("-inf")) < self.interval:
+                self._folded[reason] = self._folded.get(reason, 0) + 1
                 return
-            folded, self._folded = self._folded, 0
-            self._logged_at = now
+            if len(self._logged_at) > 64:  # reasons can embed details; keep this bounded
+                self._logged_at.clear()
+                self._folded.clear()
+            folded = self._folded.pop(reason, 0)
+            self._logged_at[reason] = now
             self.logged += 1
         more = f" ({folded} more failed attempts since the last line)" if folded else ""
         log.warning("mqtt %s: %s; retrying%s", self.name, reason, more)
@@ -153,7 +156,7 @@ class ConnectFailures:
         with self._lock:
             total, first, reason = self.total, self.first_at, self.last_reason
             self.total, self.first_at, self.last_reason = 0, None, None
-            self._folded, self._logged_at = 0, float("-inf")
+            self._folded, self._logged_at = {}, {}
             now = self._timer()
         if first is None:
             return ""
@@ -246,6 +249,7 @@ class MqttLink:
         self._sub_sent_at: float | None = None
         self.failures = ConnectFailures(client_id, timer=timer)
         self._socket_error: str | None = None  # paho's last socket error (on_log)
+        self._refused_here = False  # this attempt's failure is logged already (CONNACK)
         #: The broker certificate's (notBefore, notAfter) as Unix times, from the last connect.
         self.peer_validity: tuple[float, float] | None = None
         self.cert_time_refusals = 0
@@ -425,6 +429,7 @@ class MqttLink:
 
     def _connected_cb(self, client: Any, _u: Any, _flags: Any, rc: Any, _props: Any = None) -> None:
         if getattr(rc, "is_failure", False):
+            self._refused_here = True
             self.failures.failed(
                 f"broker refused the connection at CONNACK: {rc} "
                 "(an unknown, revoked or misbound client identity)"
@@ -433,6 +438,7 @@ class MqttLink:
         if self._cert_time is not None:
             self.peer_validity = self._read_peer_validity(client)
             if not self.check_peer_time(client):
+                self._refused_here = True  # logged at ERROR by check_peer_time
                 return
         self.connects += 1
         self._socket_error = None
@@ -535,7 +541,8 @@ class MqttLink:
         was = self.ready.is_set()
         detail, self._socket_error = self._socket_error, None
         why = f"{rc}" + (f"; {detail}" if detail else "")
-        if self._closed:
+        refused_here, self._refused_here = self._refused_here, False
+        if self._closed or refused_here:
             pass
         elif self.connected.is_set() and not was:
             log.warning("mqtt %s: link lost before it was ready (%s)", self.client_id, why)

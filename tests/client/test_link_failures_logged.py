@@ -128,7 +128,10 @@ def test_failures_are_rate_limited_by_reason_and_interval(caplog) -> None:
     assert warnings(caplog)[-1].endswith("(29 more failed attempts since the last line)")
     f.failed("connect timed out")  # a new reason: at once
     assert len(warnings(caplog)) == 3 and "timed out" in warnings(caplog)[-1]
-    assert f.total == 32 and f.logged == 3
+    f.failed("connection refused")  # two reasons alternating: each limited on its own
+    f.failed("connect timed out")
+    assert len(warnings(caplog)) == 3
+    assert f.total == 34 and f.logged == 3
     now[0] += 10.0
-    assert f.succeeded() == " after 70.0 s offline, 32 failed attempts (last: connect timed out)"
+    assert f.succeeded() == " after 70.0 s offline, 34 failed attempts (last: connect timed out)"
     assert f.succeeded() == ""  # the outage is over
