@@ -22,6 +22,12 @@ the rows that arrive during one fsync go in the next), so durability costs an an
 fsync, not the 50 ms linger. A batch that cannot be committed publishes nothing; the
 kiosk's query stays pending and is re-sent.
 
+A hit's alert (issue 14: 31 of 93 alerts were lost to a SIGKILL while they queued in
+memory) is written by the same commit: ``record(..., alert=body)`` inserts the alert body
+into the ``alert_queue`` table of this database in the transaction that holds its audit
+row, so an answer that went out always has its alert on disk too
+(:mod:`host_tools.regional.alert_batcher` drains the queue).
+
 Damage (issue 14): a trail that is not a database or fails ``PRAGMA quick_check`` at
 open is put aside as ``<name>.bad-<UTC>`` (with its WAL) and a new one started; the
 alarm is in :attr:`AuditTrail.alarms` (the regional's health).
@@ -36,14 +42,17 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from firmware.quarantine import reopen_if_damaged
+from host_tools.regional.alert_batcher import ALERT_SCHEMA, queue_alert
 
 log = logging.getLogger(__name__)
 
 Row = tuple[float, str, bytes | None, str | None, str, int | None]
-#: A row and what to do once it is durable (publish the answer), or None.
-Item = tuple[Row, Callable[[], None] | None]
+#: A row, what to do once it is durable (publish the answer) or None, and the hit alert
+#: body to queue in the same transaction, or None.
+Item = tuple[Row, Callable[[], None] | None, dict[str, Any] | None]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (
@@ -89,6 +98,7 @@ class AuditTrail:
         db.execute("PRAGMA busy_timeout=10000")
         db.execute("PRAGMA journal_mode=WAL")
         db.executescript(_SCHEMA)
+        db.executescript(ALERT_SCHEMA)
         db.commit()
         db.close()
         self._closed = False
@@ -105,9 +115,11 @@ class AuditTrail:
         outcome: str,
         list_version: int | None,
         then: Callable[[], None] | None = None,
+        alert: dict[str, Any] | None = None,
     ) -> None:
-        """Queue a row; ``then`` runs (writer thread) once the row is committed."""
-        self._q.put(((t, terminal, query_id, dkh, outcome, list_version), then))
+        """Queue a row; ``then`` runs (writer thread) once the row is committed, together
+        with ``alert`` (a hit alert body) in the alert queue."""
+        self._q.put(((t, terminal, query_id, dkh, outcome, list_version), then, alert))
 
     def prune(self, db: sqlite3.Connection) -> int:
         """Delete the rows older than the retention period (writer thread); how many."""
@@ -175,12 +187,15 @@ class AuditTrail:
         """Write one batch; only then publish the answers it holds."""
         try:
             with db:
-                db.executemany("INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?)", [r for r, _ in items])
+                db.executemany("INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?)", [i[0] for i in items])
+                for row, _, alert in items:
+                    if alert is not None:
+                        queue_alert(db, row[0], alert)
         except sqlite3.Error:
             log.exception("audit write failed (%d rows): their answers are not sent", len(items))
             return
         self.written += len(items)
-        for _, then in items:
+        for _, then, _ in items:
             if then is None:
                 continue
             try:

@@ -4,7 +4,7 @@ Per query (paho's network thread, kept short on purpose):
 terminal from topic -> ``RegionalSessions.open_query`` (AEAD; public-key work only for a
 new session ticket) -> shared replay store -> ``SltdLookup.lookup`` -> ``Response`` ->
 ``seal_response`` -> publish to the terminal's response topic (QoS 1). A hit also
-queues a signed alert; a timer publishes one sealed, fixed-size alert batch (empty or not)
+queues its alert durably with the audit row; a timer publishes one sealed, fixed-size alert batch (empty or not)
 every ``alert_interval`` seconds to the alert desk (firmware/protocol/alerts.py), so the
 broker cannot tell when hits happen. Refused queries (tampered, replayed, foreign keys, revoked
 terminal, stale) get no answer at all; they are counted by reason and audited. The one
@@ -13,9 +13,11 @@ is answered, once per nonce and at most :data:`HINTS_PER_MINUTE` times a minute 
 terminal, with a signed time hint, so a kiosk with a wrong clock gets its real answer one
 round trip later (docs/time.md). The skew seen is in the health (``clock``).
 
-Hit and miss take the same path up to the reply: the response is published first, the audit
-row is queued after it for both, and a hit only appends to a deque; its alert is signed by
-the batch timer, not on the paho thread (paho writes the reply to the socket only after
+Hit and miss take the same path up to the reply: the audit row is queued for both, and the
+reply is published by the audit writer once the row is committed; a hit's row carries its
+alert body, which the writer inserts into the durable alert queue in the same transaction
+(issue 14: a SIGKILL no longer loses queued alerts). The alert is signed by the batch
+timer, not on the paho thread (paho writes the reply to the socket only after
 ``on_query`` returns, so an Ed25519 signature here made hits ~0.3 ms slower at the broker).
 A broker that times the answers learns nothing (docs/protocol.md). Before any public-key work a
 :class:`~host_tools.regional.guard.RefusalGuard` refuses a known-bad ticket and a terminal
@@ -55,7 +57,7 @@ from firmware.protocol.messages import Response, encode_response_body
 from firmware.protocol.session import OutOfWindow, RegionalSessions
 from firmware.systemd import SystemdNotifier
 from firmware.transport.mqtt import MqttLink
-from host_tools.regional.alert_batcher import AlertBatcher, hit_alert
+from host_tools.regional.alert_batcher import AlertBatcher, AlertQueue, hit_alert
 from host_tools.regional.audit import AuditTrail
 from host_tools.regional.config import RegionalConfig
 from host_tools.regional.guard import RefusalGuard
@@ -112,16 +114,17 @@ class RegionalService:
         )
         self.guard = RefusalGuard(refusal_burst=cfg.refusal_burst, refusal_rate=cfg.refusal_rate)
         self._cheap_audited: dict[tuple[str, str], float] = {}
-        # Hits answered but not yet signed as alerts: appending is all the paho thread does
-        # for a hit beyond a miss; the batch timer signs them (so no Ed25519 signature
-        # delays the socket write of the reply, which paho makes after on_query returns).
-        self._hits: deque[tuple[Any, float, str, Any, int | None]] = deque()
         self.replay = ReplayStore(cfg.replay_db, cfg.replay_window)
         self.audit = AuditTrail(cfg.audit_db, retention=cfg.audit_retention_days * 86400.0)
+        # The hit alerts' durable queue lives in the audit database (written with the rows).
+        self.alert_queue = AlertQueue(
+            cfg.audit_db, lease=max(5.0, 5 * cfg.alert_interval), clock=clock
+        )
         self.alerts = AlertBatcher(
             cfg.region,
             self._sign_key,
             cfg.alert_key,
+            queue=self.alert_queue,
             # self.link is made below; these look it up when alerts flow
             publish=lambda topic, payload: self.link.publish(topic, payload),  # noqa: PLW0108
             connected=lambda: self.link.connected.is_set(),  # noqa: PLW0108
@@ -197,13 +200,14 @@ class RegionalService:
         sealed = self.sessions.seal_response(q, resp)
         self.counts[outcome] += 1
         dkh = keyed_hash64(self._index_key, q.dk).to_bytes(8, "big").hex()
-        # The answer goes out once its audit row is durable (issue 14; audit.py).
+        # The answer goes out once its audit row (and a hit's alert) is durable (issue 14).
+        alert = None
+        if rec is not None:  # queued with the row; signed later by the batch timer
+            alert = hit_alert(self.cfg.region, q, now=now, dkh=dkh, rec=rec, list_version=version)
         self.audit.record(
             now, q.terminal_id, q.query_id, dkh, outcome, version,
-            then=lambda: self.link.publish(topic, sealed),
+            then=lambda: self.link.publish(topic, sealed), alert=alert,
         )  # fmt: skip
-        if rec is not None:  # signed later, off this thread (see _sign_hits)
-            self._hits.append((q, now, dkh, rec, version))
 
     def _decoy_hit_work(self, dk: Any) -> None:
         """For a miss, the work a hit does beyond it before the reply (a store read, the
@@ -283,27 +287,12 @@ class RegionalService:
 
     # -- hit alerts (host_tools/regional/alert_batcher.py) --------------------------------
     @property
-    def _alerts(self) -> deque[dict[str, Any]]:
-        """The queued signed alerts (health reports how many, with the unsigned hits)."""
-        return self.alerts.queue
-
-    @property
     def _desk(self) -> Any:
         """The alert desk's public key, or None when alerts are not sent."""
         return self.alerts.desk
 
-    def _sign_hits(self) -> None:
-        """Sign the hits answered since the last batch and queue them (timer thread)."""
-        while self._hits:
-            q, now, dkh, rec, version = self._hits.popleft()
-            self.alerts.add(
-                hit_alert(self.cfg.region, q, now=now, dkh=dkh, rec=rec, list_version=version)
-            )
-
     def flush_alerts(self) -> Any:
-        """One sealed alert batch now: :meth:`AlertBatcher.flush`, after signing the hits
-        answered since the last one."""
-        self._sign_hits()
+        """One sealed alert batch now (:meth:`AlertBatcher.flush`): what the timer calls."""
         return self.alerts.flush()
 
     def reload_desk_key(self) -> bool:
@@ -311,7 +300,6 @@ class RegionalService:
         return self.alerts.reload_desk_key()
 
     def _drain_alerts(self, within: float = 5.0) -> None:
-        self._sign_hits()
         self.alerts.drain(within)
 
     def _forget(self, terminal_id: str) -> None:
@@ -358,7 +346,8 @@ class RegionalService:
             "terminals_reloads": self.terminals.reloads,
             "list_version": self.lookup.list_version,
             "audited": self.audit.written,
-            "alerts_queued": len(self._alerts) + len(self._hits),
+            "alerts_queued": len(self.alerts),  # in the shared queue: every process's
+            "alert_epoch": self.alert_queue.epoch,
             "alert_desk": self._desk is not None,
             "offline_list": self.list_publishing.health(),
             "clock": self.clock_health(),
@@ -391,10 +380,9 @@ class RegionalService:
         self._every(1.0, self._poll_terminals, "terminals-reload")
         self.list_publishing.start()
         if self._desk is None:
-            self._every(self.cfg.alert_interval, self._sign_hits, "alert-signing")
             log.warning(
-                "regional %s: no alert_key in the config: hit alerts are not sent (they are in "
-                "the audit trail); run `fieldterm provision broker-config` again to add it",
+                "regional %s: no alert_key in the config: hit alerts are queued, not sent "
+                "(they are in the audit trail); run `fieldterm provision broker-config` again to add it",
                 self.cfg.region,
             )
         else:
@@ -418,13 +406,14 @@ class RegionalService:
         self._stop.set()
         for t in self._threads:
             t.join(timeout=5.0)
+        self.audit.close()  # commits what is queued, publishes those answers (link still up)
         try:
             self._drain_alerts()
         except Exception:
-            log.exception("alerts not drained at shutdown")
+            log.exception("alerts not drained at shutdown (they stay queued)")
         self.list_publishing.stop()
         self.link.close()
-        self.audit.close()
+        self.alert_queue.close()
         self.replay.close()
         self.lookup.close()
         try:
