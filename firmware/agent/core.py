@@ -40,6 +40,14 @@ it follows (``offline_answer``) and whether it cleared an offline hit (``cleared
 offline answer is kept on the query's outbox row too, so :meth:`AgentCore.restore` gives
 it back to the machine after a restart (the ``start`` event lists those scans as
 ``answered_offline``).
+
+A possible match latches across a crash (issue 14): its verdict line (and a ``latched``
+line with the scan number) is fsynced before it is shown, and the officer's acknowledgement
+is audited (``acknowledged``) before the latch is released. :meth:`AgentCore.restore`
+latches again every POSSIBLE_MATCH without an acknowledgement
+(:meth:`~firmware.agent.audit.AuditLog.latched_matches`): the first on screen, the others
+as sticky notices, each a ``relatched`` event. An alarm raised while a match is latched
+does not hide it: FAULT is shown once the match is acknowledged.
 """
 
 from __future__ import annotations
@@ -63,8 +71,10 @@ from firmware.agent.outbox import Outbox
 from firmware.agent.ports import OfflinePort, QueryPort, SignalsPort, StatusPort
 from firmware.agent.presenter import StatePresenter
 from firmware.agent.states import (
+    IDLE,
     LATCHED,
     OFFLINE_STATES,
+    POSSIBLE_MATCH,
     QUERYING,
     READING,
     STORAGE_FULL,
@@ -156,6 +166,8 @@ class AgentCore:
         #: Alarms raised at start (damaged files put aside, lost scans, a cut audit log):
         #: shown as FAULT, written as ``alarm`` events, and in the status.
         self.alarms: list[str] = []
+        #: Alarms raised while a possible match was latched: FAULT after its acknowledgement.
+        self._fault_after_ack: list[str] = []
 
     @property
     def retry_interval(self) -> float:
@@ -199,6 +211,7 @@ class AgentCore:
         """After a (re)start: settle half-done work and list pending scans for the officer.
         ``alarms`` (what the stores found wrong at open, and the start-up cross-check)
         put the screen on FAULT until acknowledged (:meth:`raise_alarms`)."""
+        scan_of = {e.query_id: e.seq for e in self.outbox.pending()}  # before restore settles
         restored = self.ledger.restore()
         self.machine.restored(restored)
         pending = {qid for qid, _ in restored}
@@ -206,14 +219,28 @@ class AgentCore:
         self.machine.answered_offline.update(answered)
         self._refresh_list(force=True)
         seqs = [s for _, s in restored]
-        self.ledger.started(len(seqs))
+        latched = [
+            (q, s if s is not None else scan_of.get(q, 0)) for q, s in self.audit.latched_matches()
+        ]
+        self.ledger.started(len(seqs), latched)
         offline_seqs = [s for q, s in restored if q in answered]
-        self.events.write("start", pending=seqs, answered_offline=offline_seqs)
+        self.events.write(
+            "start", pending=seqs, answered_offline=offline_seqs, latched=[s for _, s in latched]
+        )
         if seqs:
             log.warning("verdicts still pending for scans %s: re-sending", seqs)
+        self._relatch(latched)
         self.raise_alarms(list(alarms))
         self._render(force=True)
         return seqs
+
+    def _relatch(self, latched: list[tuple[bytes, int]]) -> None:
+        """Latch again the possible matches no officer acknowledged before the restart."""
+        for qid, seq in latched:
+            log.warning("POSSIBLE MATCH on scan #%s not acknowledged before the restart", seq)
+            self.events.write("relatched", seq=seq, qid=qid.hex())
+            self.machine.restored([(qid, seq)])
+            self._note(self.machine.verdict(qid, "POSSIBLE_MATCH", final=True))
 
     def raise_alarms(self, alarms: list[str]) -> None:
         """Each alarm: an error in the log, an ``alarm`` event, the status; the screen
@@ -222,8 +249,31 @@ class AgentCore:
             log.error("ALARM: %s", text)
             self.events.write("alarm", message=text)
         self.alarms.extend(alarms)
-        if alarms:
+        if alarms and self.machine.state in LATCHED:  # never hide a latched match
+            self._fault_after_ack.extend(alarms)
+        elif alarms:
             self._note(self.machine.fault(alarms[0]))
+
+    def _acknowledge(self) -> None:
+        """The officer's acknowledgement: audited for each possible match it releases
+        (before the release, so a crash in between shows the match again), then FAULT
+        for alarms held back while a match was latched."""
+        m = self.machine
+        if m.state == POSSIBLE_MATCH and m.current is not None and m.current.query_id:
+            released = [m.current.query_id]
+        elif m.state in LATCHED:
+            released = []
+        else:
+            released = [n.query_id for n in m.notices if n.sticky]
+        for qid in released:
+            try:
+                self.audit.append("acknowledged", query_id=qid)
+            except StorageError as exc:  # the officer did acknowledge; a restart re-shows it
+                log.error("acknowledgement not audited: %s", exc)
+        self._note(m.acknowledge())
+        if m.state == IDLE and self._fault_after_ack:
+            self._note(m.fault(self._fault_after_ack[0]))
+            self._fault_after_ack.clear()
 
     def run_once(self, timeout: float = 0.05) -> bool:
         """Handle queued events (waiting up to ``timeout``), then time. False after stop."""
@@ -256,7 +306,7 @@ class AgentCore:
         elif ev.kind == "link":
             self._link(bool(ev.value))
         elif ev.kind == "ack":
-            self._note(self.machine.acknowledge())
+            self._acknowledge()
         elif ev.kind == "clock":
             self._clock_offset(float(ev.value))
         elif ev.kind == "supervisor":  # a panel acknowledged this lane's call (firmware/lane)
@@ -380,7 +430,7 @@ class AgentCore:
         if self.heartbeat.due(now):
             self.heartbeat.beat(self.machine.link_up)
         if self.signals.acknowledged():
-            self._note(self.machine.acknowledge())
+            self._acknowledge()
         self._refresh_list()
         self._render()
         self.signals.update(now)
