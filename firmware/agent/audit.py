@@ -263,7 +263,36 @@ class AuditLog:
 
     @property
     def head(self) -> AuditHead:
-        return AuditHead(self._seq, self._prev)
+        with self._lock:  # the pair as one (a query may be sealed on another thread)
+            return AuditHead(self._seq, self._prev)
+
+    def query_head(self) -> tuple[int, bytes] | None:
+        """The head as a query carries it to the regional, the outside anchor
+        (``firmware.protocol.session.HEAD``); None for an empty log."""
+        head = self.head
+        return (head.seq, bytes.fromhex(head.mac)) if head.seq else None
+
+    def mac_at(self, seq: int) -> str | None:
+        """The chain MAC of line ``seq`` (None if the log has no such line). Reads the
+        one segment that holds it, from its start (done once per anchor check)."""
+        if seq < 1 or seq > self.head.seq:
+            return None
+        want = b'{"seq":%d,' % seq
+        segs = segments(self.path)
+        for p in reversed(segs):
+            first = _segment_first(p, self.path)
+            if first > seq:
+                continue
+            with open(p, "rb") as fh:
+                for raw in fh:
+                    if raw.startswith(want):
+                        entry = _parse(raw)
+                        if entry is not None and entry.get("seq") == seq:
+                            mac = entry.get("mac")
+                            return mac if isinstance(mac, str) else None
+            if first:  # the full segment that should hold it does not
+                return None
+        return None
 
     def append(
         self,

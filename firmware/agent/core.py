@@ -48,6 +48,12 @@ latches again every POSSIBLE_MATCH without an acknowledgement
 (:meth:`~firmware.agent.audit.AuditLog.latched_matches`): the first on screen, the others
 as sticky notices, each a ``relatched`` event. An alarm raised while a match is latched
 does not hide it: FAULT is shown once the match is acknowledged.
+
+The audit anchor (issue 14): each query carries the audit log's head, and an answer
+carries the head the regional held for this kiosk (``Verdict.anchor``). If the local log
+has no line at that seq, or that line has another MAC, the log was cut, deleted or replaced
+since: an alarm (FAULT, an ``alarm`` event, the status, an ``anchor`` audit line), raised
+once per anchor; the scan's verdict itself is handled as usual.
 """
 
 from __future__ import annotations
@@ -168,6 +174,8 @@ class AgentCore:
         self.alarms: list[str] = []
         #: Alarms raised while a possible match was latched: FAULT after its acknowledgement.
         self._fault_after_ack: list[str] = []
+        #: Anchors from the regional already compared with the local log.
+        self._anchors_checked: set[tuple[int, str]] = set()
 
     @property
     def retry_interval(self) -> float:
@@ -358,6 +366,7 @@ class AgentCore:
         qid = bytes(v.query_id)
         outcome = str(v.outcome)
         self.dispatcher.answered(qid)
+        self._check_anchor(getattr(v, "anchor", None))
         if outcome not in FINAL_OUTCOMES:
             self.events.write("attempt", qid=qid.hex(), outcome=outcome, reason=v.reason)
             self._not_final(qid, outcome)
@@ -382,6 +391,29 @@ class AgentCore:
             **verdict_fields(offline_before, outcome),
         )
         self._note(t)
+
+    def _check_anchor(self, anchor: tuple[int, str] | None) -> None:
+        """Compare the regional's record of this log's head with the log (module doc)."""
+        if not anchor or not anchor[0] or tuple(anchor) in self._anchors_checked:
+            return
+        seq, mac = int(anchor[0]), str(anchor[1])
+        self._anchors_checked.add((seq, mac))
+        head = self.audit.head
+        if seq > head.seq:
+            problem = (
+                f"audit log {self.audit.path.name}: the regional recorded this kiosk's audit "
+                f"head at seq {seq}, but the log ends at seq {head.seq}: it was cut, deleted "
+                "or replaced since"
+            )
+        elif self.audit.mac_at(seq) != mac:
+            problem = (
+                f"audit log {self.audit.path.name}: line {seq} differs from the one the "
+                "regional recorded: the log was replaced since"
+            )
+        else:
+            return
+        self.audit.append("anchor", outcome=f"regional_seq={seq} local_head={head.seq}")
+        self.raise_alarms([problem])
 
     def _not_final(self, qid: bytes, outcome: str) -> None:
         """TIMEOUT/ERROR: the query stays pending; the screen may become UNKNOWN or an

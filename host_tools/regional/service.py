@@ -58,7 +58,7 @@ from firmware.protocol.session import OutOfWindow, RegionalSessions
 from firmware.systemd import SystemdNotifier
 from firmware.transport.mqtt import MqttLink
 from host_tools.regional.alert_batcher import AlertBatcher, AlertQueue, hit_alert
-from host_tools.regional.audit import AuditTrail
+from host_tools.regional.audit import AnchorStore, AuditTrail
 from host_tools.regional.config import RegionalConfig
 from host_tools.regional.guard import RefusalGuard
 from host_tools.regional.list_publishing import ListPublishing
@@ -116,6 +116,7 @@ class RegionalService:
         self._cheap_audited: dict[tuple[str, str], float] = {}
         self.replay = ReplayStore(cfg.replay_db, cfg.replay_window)
         self.audit = AuditTrail(cfg.audit_db, retention=cfg.audit_retention_days * 86400.0)
+        self.anchors = AnchorStore(cfg.audit_db)  # the kiosks' audit heads (docs/protocol.md)
         # The hit alerts' durable queue lives in the audit database (written with the rows).
         self.alert_queue = AlertQueue(
             cfg.audit_db, lease=max(5.0, 5 * cfg.alert_interval), clock=clock
@@ -180,22 +181,27 @@ class RegionalService:
             return
         lk = self.lookup
         version = lk.list_version
+        # the kiosk's audit head on record, for a kiosk that sends its own (issue 14)
+        anchor = self.anchors.get(q.terminal_id) if q.audit_head is not None else None
         try:
             rec = lk.lookup(q.dk)
         except Exception:
             log.exception("lookup failed")
             rec, outcome = None, "ERROR"
-            resp = Response(q.query_id, "ERROR", list_version=version, reason="lookup failed")
+            resp = Response(
+                q.query_id, "ERROR", list_version=version, reason="lookup failed", anchor=anchor
+            )
         else:
             if rec is None:
                 outcome = "NO_MATCH"
-                resp = Response(q.query_id, outcome, list_version=version)
-                self._decoy_hit_work(q.dk)
+                resp = Response(q.query_id, outcome, list_version=version, anchor=anchor)
+                self._decoy_hit_work(q.dk, anchor)
             else:
                 outcome = "POSSIBLE_MATCH"
                 resp = Response(
-                    q.query_id, outcome, list_version=version, record=record_details(rec)
-                )
+                    q.query_id, outcome, list_version=version, record=record_details(rec),
+                    anchor=anchor,
+                )  # fmt: skip
         topic = topics.response_topic(self.cfg.region, q.terminal_id)
         sealed = self.sessions.seal_response(q, resp)
         self.counts[outcome] += 1
@@ -206,10 +212,10 @@ class RegionalService:
             alert = hit_alert(self.cfg.region, q, now=now, dkh=dkh, rec=rec, list_version=version)
         self.audit.record(
             now, q.terminal_id, q.query_id, dkh, outcome, version,
-            then=lambda: self.link.publish(topic, sealed), alert=alert,
+            then=lambda: self.link.publish(topic, sealed), alert=alert, head=q.audit_head,
         )  # fmt: skip
 
-    def _decoy_hit_work(self, dk: Any) -> None:
+    def _decoy_hit_work(self, dk: Any, anchor: tuple[int, str] | None = None) -> None:
         """For a miss, the work a hit does beyond it before the reply (a store read, the
         record's details, a response body with a record), thrown away: the index answers a
         miss without the store, which made hits ~12 us slower on the way to the reply."""
@@ -218,7 +224,9 @@ class RegionalService:
         except Exception:  # a decoy: its failure is nobody's business
             return
         encode_response_body(
-            Response(bytes(16), "POSSIBLE_MATCH", 0, record_details(got or _DECOY_RECORD))
+            Response(
+                bytes(16), "POSSIBLE_MATCH", 0, record_details(got or _DECOY_RECORD), None, anchor
+            )
         )
 
     def _refuse_unopened(self, now: float, terminal: str, reason: str) -> None:
@@ -414,6 +422,7 @@ class RegionalService:
         self.list_publishing.stop()
         self.link.close()
         self.alert_queue.close()
+        self.anchors.close()
         self.replay.close()
         self.lookup.close()
         try:
