@@ -183,6 +183,8 @@ class RegionalService:
         version = lk.list_version
         # the kiosk's audit head on record, for a kiosk that sends its own (issue 14)
         anchor = self.anchors.get(q.terminal_id) if q.audit_head is not None else None
+        if anchor is not None and q.audit_head is not None and q.audit_head[0] < anchor[0]:
+            self._anchor_behind(q.terminal_id, q.audit_head[0], anchor[0])
         try:
             rec = lk.lookup(q.dk)
         except Exception:
@@ -214,6 +216,18 @@ class RegionalService:
             now, q.terminal_id, q.query_id, dkh, outcome, version,
             then=lambda: self.link.publish(topic, sealed), alert=alert, head=q.audit_head,
         )  # fmt: skip
+
+    def _anchor_behind(self, terminal: str, seq: int, recorded: int) -> None:
+        """A kiosk's audit head went back (its log was cut, deleted or replaced): counted
+        (health ``counts.audit_anchor_behind``) and logged; the kiosk raises the alarm."""
+        self.counts["audit_anchor_behind"] += 1
+        log.warning(
+            "terminal %s: audit head seq %d is below the %d on record: its audit log was "
+            "cut, deleted or replaced (the kiosk is told)",
+            terminal,
+            seq,
+            recorded,
+        )
 
     def _decoy_hit_work(self, dk: Any, anchor: tuple[int, str] | None = None) -> None:
         """For a miss, the work a hit does beyond it before the reply (a store read, the

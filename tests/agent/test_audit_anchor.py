@@ -88,6 +88,9 @@ def test_wiped_or_cut_audit_log_raises_the_anchor_alarm(region):
         lambda e: e["event"] == "state" and e["after"] == "fault", "FAULT on screen", mark
     )
     assert '"kind":"anchor"' in (state / "audit.log").read_text()
+    region.regional.wait_health(  # the regional saw the head go back, too
+        lambda h: h["counts"].get("audit_anchor_behind", 0) >= 1, "the regional's count"
+    )
     for mrz in unlisted[4:7]:  # no second alarm: the regional now holds the new chain
         scan(agent, mrz)
     assert len([m for m in alarms_since(agent, mark) if "regional" in m]) == 1
