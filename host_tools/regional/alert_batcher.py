@@ -33,6 +33,7 @@ The batcher never touches MQTT itself: it is given ``publish(topic, payload)`` a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -40,7 +41,7 @@ import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -101,43 +102,45 @@ class AlertQueue:
         self._db.execute("PRAGMA busy_timeout=10000")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(ALERT_SCHEMA)
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            row = self._db.execute("SELECT epoch FROM alert_epoch").fetchone()
+        with self._write() as db:
+            row = db.execute("SELECT epoch FROM alert_epoch").fetchone()
             if row is None:
                 row = (os.urandom(8).hex(),)
-                self._db.execute("INSERT INTO alert_epoch VALUES (?)", row)
+                db.execute("INSERT INTO alert_epoch VALUES (?)", row)
                 log.warning("alert queue %s: new epoch %s", self.path.name, row[0])
-            self._db.execute("COMMIT")
         self.epoch: str = str(row[0])
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (lock held), rolled back if anything in it fails."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def add(self, body: dict[str, Any]) -> None:
         """Queue one body on its own (the service queues through the audit writer)."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            queue_alert(self._db, self._clock(), body)
-            self._db.execute("COMMIT")
+        with self._write() as db:
+            queue_alert(db, self._clock(), body)
 
     def claim(self, n: int) -> list[tuple[int, dict[str, Any]]]:
         """The oldest ``n`` alerts not leased (or whose lease ran out, or lies beyond a
         clock step back), leased to this caller: ``(aseq, body)``, oldest first."""
         now = self._clock()
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                rows = self._db.execute(
-                    "SELECT aseq, body FROM alert_queue WHERE lease <= ? OR lease > ? "
-                    "ORDER BY aseq LIMIT ?",
-                    (now, now + self.lease, n),
-                ).fetchall()
-                self._db.executemany(
-                    "UPDATE alert_queue SET lease = ? WHERE aseq = ?",
-                    [(now + self.lease, r[0]) for r in rows],
-                )
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._write() as db:
+            rows = db.execute(
+                "SELECT aseq, body FROM alert_queue WHERE lease <= ? OR lease > ? "
+                "ORDER BY aseq LIMIT ?",
+                (now, now + self.lease, n),
+            ).fetchall()
+            db.executemany(
+                "UPDATE alert_queue SET lease = ? WHERE aseq = ?",
+                [(now + self.lease, r[0]) for r in rows],
+            )
         return [(int(a), json.loads(b)) for a, b in rows]
 
     def delivered(self, seqs: list[int]) -> None:
@@ -151,10 +154,8 @@ class AlertQueue:
     def _many(self, sql: str, seqs: list[int]) -> None:
         if not seqs:
             return
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany(sql, [(s,) for s in seqs])
-            self._db.execute("COMMIT")
+        with self._write() as db:
+            db.executemany(sql, [(s,) for s in seqs])
 
     def bounds(self) -> tuple[int, int]:
         """``(low, high)``: the smallest ``aseq`` still queued (``high + 1`` when empty)

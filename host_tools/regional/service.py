@@ -435,14 +435,14 @@ class RegionalService:
             log.exception("alerts not drained at shutdown (they stay queued)")
         self.list_publishing.stop()
         self.link.close()
-        self.alert_queue.close()
-        self.anchors.close()
         self.replay.close()
         self.lookup.close()
         try:
             self.write_health()
         except Exception:
             log.debug("final health write failed", exc_info=True)
+        self.alert_queue.close()
+        self.anchors.close()
         self._systemd.close()
 
     def __enter__(self) -> RegionalService:
