@@ -21,8 +21,10 @@ TID = "kiosk-001"
 @pytest.fixture(scope="module")
 def region(tmp_path_factory) -> Iterator[TestRegion]:
     d = tmp_path_factory.mktemp("anchor")
-    with TestRegion(d, terminals=(TID,), records=2000, seed=3, sample_size=12) as r:
-        r.provision().generate_list()
+    r = TestRegion(d, terminals=(TID,), records=2000, seed=3, sample_size=12)
+    with r:
+        r.provision()
+        r.generate_list()
         r.start_broker()
         r.start_regional()
         yield r

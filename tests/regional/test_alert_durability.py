@@ -33,8 +33,10 @@ INTERVAL = "2"
 @pytest.fixture(scope="module")
 def region(tmp_path_factory) -> Iterator[TestRegion]:
     d = tmp_path_factory.mktemp("alert-durability")
-    with TestRegion(d, terminals=(TID,), records=2000, seed=11, sample_size=20) as r:
-        r.provision(desk=True).generate_list()
+    r = TestRegion(d, terminals=(TID,), records=2000, seed=11, sample_size=20)
+    with r:
+        r.provision(desk=True)
+        r.generate_list()
         r.start_broker()
         yield r
 
@@ -55,7 +57,8 @@ class Desk:
         self.proc.log = self.proc.alerts_file
         self.proc.stderr_log = region.dir / f"{name}.log"
         self.proc.args += ["--health-file", str(self.health_file)]
-        self.proc.start().wait_ready()
+        self.proc.start()
+        self.proc.wait_ready()
 
     def health(self) -> dict[str, Any]:
         try:
