@@ -189,6 +189,8 @@ class Agent:
         )
         if hasattr(self.client, "on_clock"):  # the regional's time hints: the clock notice
             self.client.on_clock = self.core.on_clock
+        if hasattr(self.client, "audit_head"):  # each query carries the audit head (anchor)
+            self.client.audit_head = self.audit.query_head
         self.core.restore(
             alarms + list(getattr(getattr(self.offline, "store", None), "alarms", ()))
         )

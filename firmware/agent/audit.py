@@ -34,7 +34,16 @@ Kinds: ``start``, ``accepted`` (scan stored in the outbox), ``unknown`` (UNKNOWN
 while the query stays pending), ``verdict`` (final verdict; once per query id),
 ``rescan``, ``recovered``, ``offline`` (an answer from the offline list while the query
 stays pending: outcome ``LISTED`` or ``NOT_LISTED``, ``list_version`` the offline list's
-version; the query's later online result is its ``verdict`` line).
+version; the query's later online result is its ``verdict`` line), ``latched`` (right
+after a POSSIBLE_MATCH verdict: outcome ``scan=<scan number>``), ``acknowledged`` (the
+officer released that match) and ``anchor`` (the regional's record of this log's head
+disagrees with it: outcome says how).
+
+A POSSIBLE MATCH latches until acknowledged, across crashes too (issue 14: 12 of 12 were
+not shown again after a restart): :meth:`AuditLog.latched_matches` gives the POSSIBLE_MATCH
+verdicts with no ``acknowledged`` line after them. A ``start`` line lists the matches still
+latched at that start (``pending=N latched=<qid>:<scan>,...``), so only the lines since
+the last start are read.
 """
 
 from __future__ import annotations
@@ -56,7 +65,18 @@ from firmware.errors import SetupError, StorageError
 from firmware.quarantine import put_aside
 
 GENESIS = "0" * 64
-KINDS = ("start", "accepted", "unknown", "verdict", "rescan", "recovered", "offline")
+KINDS = (
+    "start",
+    "accepted",
+    "unknown",
+    "verdict",
+    "rescan",
+    "recovered",
+    "offline",
+    "latched",
+    "acknowledged",
+    "anchor",
+)
 _FIELDS = ("seq", "t", "kind", "qid", "dkh", "outcome", "list_version", "prev")
 
 
@@ -107,6 +127,29 @@ SEGMENT_BYTES = 4 << 20
 #: How much of a segment's end is read at first to find the chain head (doubled if needed).
 _TAIL = 64 << 10
 _VERDICT = b'"kind":"verdict"'
+#: What :meth:`AuditLog.latched_matches` reads (lines are written with no spaces).
+_LATCH_MARKS = (b'"kind":"start"', b'"kind":"latched"', b'"kind":"acknowledged"')
+_MATCH = b'"outcome":"POSSIBLE_MATCH"'
+
+
+def parse_latched(outcome: Any) -> dict[str, int | None]:
+    """The ``latched=<qid>:<scan>,...`` part of a ``start`` line's outcome, by query id hex."""
+    out: dict[str, int | None] = {}
+    if not isinstance(outcome, str):
+        return out
+    for token in outcome.split():
+        if not token.startswith("latched="):
+            continue
+        for item in token[len("latched=") :].split(","):
+            qid, _, scan = item.partition(":")
+            if _is_hex(qid) and qid:
+                out[qid] = int(scan) if scan.isdigit() else None
+    return out
+
+
+def _scan_of(outcome: Any) -> int | None:
+    text = outcome if isinstance(outcome, str) else ""
+    return int(text[5:]) if text.startswith("scan=") and text[5:].isdigit() else None
 
 
 def segment_name(active: Path, first_seq: int) -> Path:
@@ -220,7 +263,36 @@ class AuditLog:
 
     @property
     def head(self) -> AuditHead:
-        return AuditHead(self._seq, self._prev)
+        with self._lock:  # the pair as one (a query may be sealed on another thread)
+            return AuditHead(self._seq, self._prev)
+
+    def query_head(self) -> tuple[int, bytes] | None:
+        """The head as a query carries it to the regional, the outside anchor
+        (``firmware.protocol.session.HEAD``); None for an empty log."""
+        head = self.head
+        return (head.seq, bytes.fromhex(head.mac)) if head.seq else None
+
+    def mac_at(self, seq: int) -> str | None:
+        """The chain MAC of line ``seq`` (None if the log has no such line). Reads the
+        one segment that holds it, from its start (done once per anchor check)."""
+        if seq < 1 or seq > self.head.seq:
+            return None
+        want = b'{"seq":%d,' % seq
+        segs = segments(self.path)
+        for p in reversed(segs):
+            first = _segment_first(p, self.path)
+            if first > seq:
+                continue
+            with open(p, "rb") as fh:
+                for raw in fh:
+                    if raw.startswith(want):
+                        entry = _parse(raw)
+                        if entry is not None and entry.get("seq") == seq:
+                            mac = entry.get("mac")
+                            return mac if isinstance(mac, str) else None
+            if first:  # the full segment that should hold it does not
+                return None
+        return None
 
     def append(
         self,
@@ -297,6 +369,39 @@ class AuditLog:
                     if isinstance(qid, str) and qid in hexes:
                         found.add(hexes[qid])
         return found
+
+    def latched_matches(self) -> list[tuple[bytes, int | None]]:
+        """POSSIBLE_MATCH verdicts not yet acknowledged, oldest first, with their scan
+        numbers (None when the ``latched`` line is missing: a crash just after the
+        verdict). Reads back to the last ``start`` line only (its list is the base)."""
+        chunks: list[list[dict[str, Any]]] = []
+        base: dict[str, int | None] = {}
+        for p in reversed(segments(self.path)):
+            rel: list[dict[str, Any]] = []
+            with open(p, "rb") as fh:
+                for raw in fh:
+                    if any(m in raw for m in _LATCH_MARKS) or (_VERDICT in raw and _MATCH in raw):
+                        entry = _parse(raw)
+                        if entry is not None:
+                            rel.append(entry)
+            starts = [i for i, e in enumerate(rel) if e.get("kind") == "start"]
+            if starts:
+                base = parse_latched(rel[starts[-1]].get("outcome"))
+                chunks.append(rel[starts[-1] + 1 :])
+                break
+            chunks.append(rel)
+        latched = dict(base)
+        for entry in (e for chunk in reversed(chunks) for e in chunk):
+            qid, kind = entry.get("qid"), entry.get("kind")
+            if not isinstance(qid, str) or not _is_hex(qid):
+                continue
+            if kind == "verdict":
+                latched.setdefault(qid, None)
+            elif kind == "latched" and qid in latched:
+                latched[qid] = _scan_of(entry.get("outcome"))
+            elif kind == "acknowledged":
+                latched.pop(qid, None)
+        return [(bytes.fromhex(q), scan) for q, scan in latched.items()]
 
     def has_verdict(self, query_id: bytes) -> bool:
         """True when a final verdict for this query is in the log (streams the whole log:

@@ -40,6 +40,20 @@ it follows (``offline_answer``) and whether it cleared an offline hit (``cleared
 offline answer is kept on the query's outbox row too, so :meth:`AgentCore.restore` gives
 it back to the machine after a restart (the ``start`` event lists those scans as
 ``answered_offline``).
+
+A possible match latches across a crash (issue 14): its verdict line (and a ``latched``
+line with the scan number) is fsynced before it is shown, and the officer's acknowledgement
+is audited (``acknowledged``) before the latch is released. :meth:`AgentCore.restore`
+latches again every POSSIBLE_MATCH without an acknowledgement
+(:meth:`~firmware.agent.audit.AuditLog.latched_matches`): the first on screen, the others
+as sticky notices, each a ``relatched`` event. An alarm raised while a match is latched
+does not hide it: FAULT is shown once the match is acknowledged.
+
+The audit anchor (issue 14): each query carries the audit log's head, and an answer
+carries the head the regional held for this kiosk (``Verdict.anchor``). If the local log
+has no line at that seq, or that line has another MAC, the log was cut, deleted or replaced
+since: an alarm (FAULT, an ``alarm`` event, the status, an ``anchor`` audit line), raised
+once per anchor; the scan's verdict itself is handled as usual.
 """
 
 from __future__ import annotations
@@ -63,8 +77,10 @@ from firmware.agent.outbox import Outbox
 from firmware.agent.ports import OfflinePort, QueryPort, SignalsPort, StatusPort
 from firmware.agent.presenter import StatePresenter
 from firmware.agent.states import (
+    IDLE,
     LATCHED,
     OFFLINE_STATES,
+    POSSIBLE_MATCH,
     QUERYING,
     READING,
     STORAGE_FULL,
@@ -156,6 +172,10 @@ class AgentCore:
         #: Alarms raised at start (damaged files put aside, lost scans, a cut audit log):
         #: shown as FAULT, written as ``alarm`` events, and in the status.
         self.alarms: list[str] = []
+        #: Alarms raised while a possible match was latched: FAULT after its acknowledgement.
+        self._fault_after_ack: list[str] = []
+        #: Anchors from the regional already compared with the local log.
+        self._anchors_checked: set[tuple[int, str]] = set()
 
     @property
     def retry_interval(self) -> float:
@@ -199,6 +219,7 @@ class AgentCore:
         """After a (re)start: settle half-done work and list pending scans for the officer.
         ``alarms`` (what the stores found wrong at open, and the start-up cross-check)
         put the screen on FAULT until acknowledged (:meth:`raise_alarms`)."""
+        scan_of = {e.query_id: e.seq for e in self.outbox.pending()}  # before restore settles
         restored = self.ledger.restore()
         self.machine.restored(restored)
         pending = {qid for qid, _ in restored}
@@ -206,14 +227,28 @@ class AgentCore:
         self.machine.answered_offline.update(answered)
         self._refresh_list(force=True)
         seqs = [s for _, s in restored]
-        self.ledger.started(len(seqs))
+        latched = [
+            (q, s if s is not None else scan_of.get(q, 0)) for q, s in self.audit.latched_matches()
+        ]
+        self.ledger.started(len(seqs), latched)
         offline_seqs = [s for q, s in restored if q in answered]
-        self.events.write("start", pending=seqs, answered_offline=offline_seqs)
+        self.events.write(
+            "start", pending=seqs, answered_offline=offline_seqs, latched=[s for _, s in latched]
+        )
         if seqs:
             log.warning("verdicts still pending for scans %s: re-sending", seqs)
+        self._relatch(latched)
         self.raise_alarms(list(alarms))
         self._render(force=True)
         return seqs
+
+    def _relatch(self, latched: list[tuple[bytes, int]]) -> None:
+        """Latch again the possible matches no officer acknowledged before the restart."""
+        for qid, seq in latched:
+            log.warning("POSSIBLE MATCH on scan #%s not acknowledged before the restart", seq)
+            self.events.write("relatched", seq=seq, qid=qid.hex())
+            self.machine.restored([(qid, seq)])
+            self._note(self.machine.verdict(qid, "POSSIBLE_MATCH", final=True))
 
     def raise_alarms(self, alarms: list[str]) -> None:
         """Each alarm: an error in the log, an ``alarm`` event, the status; the screen
@@ -222,8 +257,31 @@ class AgentCore:
             log.error("ALARM: %s", text)
             self.events.write("alarm", message=text)
         self.alarms.extend(alarms)
-        if alarms:
+        if alarms and self.machine.state in LATCHED:  # never hide a latched match
+            self._fault_after_ack.extend(alarms)
+        elif alarms:
             self._note(self.machine.fault(alarms[0]))
+
+    def _acknowledge(self) -> None:
+        """The officer's acknowledgement: audited for each possible match it releases
+        (before the release, so a crash in between shows the match again), then FAULT
+        for alarms held back while a match was latched."""
+        m = self.machine
+        if m.state == POSSIBLE_MATCH and m.current is not None and m.current.query_id:
+            released = [m.current.query_id]
+        elif m.state in LATCHED:
+            released = []
+        else:
+            released = [n.query_id for n in m.notices if n.sticky]
+        for qid in released:
+            try:
+                self.audit.append("acknowledged", query_id=qid)
+            except StorageError as exc:  # the officer did acknowledge; a restart re-shows it
+                log.error("acknowledgement not audited: %s", exc)
+        self._note(m.acknowledge())
+        if m.state == IDLE and self._fault_after_ack:
+            self._note(m.fault(self._fault_after_ack[0]))
+            self._fault_after_ack.clear()
 
     def run_once(self, timeout: float = 0.05) -> bool:
         """Handle queued events (waiting up to ``timeout``), then time. False after stop."""
@@ -256,7 +314,7 @@ class AgentCore:
         elif ev.kind == "link":
             self._link(bool(ev.value))
         elif ev.kind == "ack":
-            self._note(self.machine.acknowledge())
+            self._acknowledge()
         elif ev.kind == "clock":
             self._clock_offset(float(ev.value))
         elif ev.kind == "supervisor":  # a panel acknowledged this lane's call (firmware/lane)
@@ -308,6 +366,7 @@ class AgentCore:
         qid = bytes(v.query_id)
         outcome = str(v.outcome)
         self.dispatcher.answered(qid)
+        self._check_anchor(getattr(v, "anchor", None))
         if outcome not in FINAL_OUTCOMES:
             self.events.write("attempt", qid=qid.hex(), outcome=outcome, reason=v.reason)
             self._not_final(qid, outcome)
@@ -332,6 +391,29 @@ class AgentCore:
             **verdict_fields(offline_before, outcome),
         )
         self._note(t)
+
+    def _check_anchor(self, anchor: tuple[int, str] | None) -> None:
+        """Compare the regional's record of this log's head with the log (module doc)."""
+        if not anchor or not anchor[0] or tuple(anchor) in self._anchors_checked:
+            return
+        seq, mac = int(anchor[0]), str(anchor[1])
+        self._anchors_checked.add((seq, mac))
+        head = self.audit.head
+        if seq > head.seq:
+            problem = (
+                f"audit log {self.audit.path.name}: the regional recorded this kiosk's audit "
+                f"head at seq {seq}, but the log ends at seq {head.seq}: it was cut, deleted "
+                "or replaced since"
+            )
+        elif self.audit.mac_at(seq) != mac:
+            problem = (
+                f"audit log {self.audit.path.name}: line {seq} differs from the one the "
+                "regional recorded: the log was replaced since"
+            )
+        else:
+            return
+        self.audit.append("anchor", outcome=f"regional_seq={seq} local_head={head.seq}")
+        self.raise_alarms([problem])
 
     def _not_final(self, qid: bytes, outcome: str) -> None:
         """TIMEOUT/ERROR: the query stays pending; the screen may become UNKNOWN or an
@@ -380,7 +462,7 @@ class AgentCore:
         if self.heartbeat.due(now):
             self.heartbeat.beat(self.machine.link_up)
         if self.signals.acknowledged():
-            self._note(self.machine.acknowledge())
+            self._acknowledge()
         self._refresh_list()
         self._render()
         self.signals.update(now)

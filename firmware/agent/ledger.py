@@ -3,8 +3,8 @@ loses nothing.
 
 - Accepting a document: the outbox row is committed (fsynced) first, then the audit line
   ``accepted``; only then may the query leave the terminal.
-- A final verdict: the audit line ``verdict`` (fsynced) first, then the outbox row is
-  removed. A verdict for a query with no outbox row, or one already audited, is a
+- A final verdict: the audit line ``verdict`` (fsynced) first (for a POSSIBLE_MATCH then
+  a ``latched`` line with its scan number), then the outbox row is removed. A verdict for a query with no outbox row, or one already audited, is a
   duplicate and writes nothing.
 - ``unknown`` (the officer was told to check manually) is audited once per query.
 - After a (re)start, a row whose verdict is already in the audit log is the trace of a
@@ -83,9 +83,13 @@ class QueryLedger:
             restored.append((e.query_id, e.seq))
         return restored
 
-    def started(self, pending: int) -> None:
-        """Audit the start, with how many verdicts are still pending."""
-        self.audit.append("start", outcome=f"pending={pending}")
+    def started(self, pending: int, latched: list[tuple[bytes, int]] = ()) -> None:  # type: ignore[assignment]
+        """Audit the start, with how many verdicts are still pending and the possible
+        matches still latched (query id and scan number: the next start reads from here)."""
+        text = f"pending={pending}"
+        if latched:
+            text += " latched=" + ",".join(f"{q.hex()}:{s}" for q, s in latched)
+        self.audit.append("start", outcome=text)
 
     # -- documents --------------------------------------------------------------------------
     def next_seq(self) -> int:
@@ -125,6 +129,11 @@ class QueryLedger:
             return None
         self.audit.append("verdict", query_id=query_id, outcome=outcome, list_version=list_version)
         self._settled.add(query_id)
+        if outcome == "POSSIBLE_MATCH":  # latched until acknowledged, across restarts too
+            try:
+                self.audit.append("latched", query_id=query_id, outcome=f"scan={entry.seq}")
+            except StorageError as exc:  # the verdict line alone still re-latches it
+                log.warning("possible match latched without its scan number line: %s", exc)
         self._keys.pop(query_id, None)
         try:
             self.outbox.resolve(query_id)

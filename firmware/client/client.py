@@ -86,6 +86,9 @@ class Verdict:
     reason: str | None = None
     latency_s: float = 0.0
     late: bool = False
+    #: The regional's record of this terminal's audit head, (seq, MAC hex), when the
+    #: query carried one (docs/protocol.md, "Audit anchor").
+    anchor: tuple[int, str] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -146,6 +149,8 @@ class QueryClient:
         self._late: OrderedDict[bytes, _Pending] = OrderedDict()
         self._deadlines: list[tuple[float, bytes]] = []
         self._sessions: list[TerminalSession] = []  # newest last; at most two kept
+        #: The terminal's audit head (seq, MAC) for each query, or None (the agent sets it).
+        self.audit_head: Callable[[], tuple[int, bytes] | None] | None = None
         self._stop = threading.Event()
         self._sweeper: threading.Thread | None = None
         self.counts = {"sent": 0, "answered": 0, "timeouts": 0, "late": 0, "bad": 0, "stray": 0}
@@ -303,6 +308,7 @@ class QueryClient:
             now=now,
             lifetime=int(self.cfg.session_lifetime),
         )
+        s.audit_head = self.audit_head
         self._sessions = [*self._sessions[-1:], s]
         self._session_offset = self.clock_offset
         log.info("terminal %s: new session, expires %.0f", self.cfg.terminal_id, s.expires_at)
@@ -352,6 +358,7 @@ class QueryClient:
             r.reason,
             max(0.0, now - p.started),
             late,
+            r.anchor,
         )
         self._deliver(p.on_verdict if not (late and self._on_late) else self._on_late, v)
 

@@ -22,6 +22,14 @@ reporting_country, list_version, t}`` (the keyed hash ``dkh``, never the documen
 ``sig`` is Ed25519 over its canonical JSON (sorted keys, no spaces). ``src`` names the
 regional process (random per start) and ``seq`` counts its batches from 1, so a desk can
 tell a lost batch from another process or a restart.
+
+The alert sequence (issue 14): a body may also carry the optional fields of
+:data:`OPTIONAL_FIELDS`, signed like the others. ``epoch`` names the regional's durable
+alert queue (random, made with it) and ``aseq`` numbers the alert in it (1, 2, ...; never
+reused). The batch then carries ``epoch``, ``low`` (the smallest ``aseq`` still queued:
+every alert below it was handed to the broker) and ``high`` (the last ``aseq`` given out),
+so the desk can name the alerts it never got, across regional restarts, and notice a queue
+that was lost (a new epoch). A batch without them (an older regional) still opens.
 """
 
 from __future__ import annotations
@@ -59,6 +67,11 @@ ALERT_FIELDS = (
     "list_version",
     "t",
 )
+#: Fields a body may carry besides ALERT_FIELDS (signed like them); anything else is refused,
+#: so no new field (a document number, say) slips through unnoticed. Add new ones here.
+OPTIONAL_FIELDS = ("epoch", "aseq")
+#: Optional fields of a batch (the alert queue's epoch and bounds, see the module doc).
+BATCH_OPTIONAL = ("epoch", "low", "high")
 _INFO = b"fieldterm/v1 alert "
 
 
@@ -84,7 +97,11 @@ def verify_alert(key: Ed25519PublicKey, item: Any, region: str) -> dict[str, Any
     if not isinstance(item, dict) or set(item) != {"alert", "sig"}:
         raise EnvelopeError("alert: expected {alert, sig}", reason="structure")
     body, sig = item["alert"], item["sig"]
-    if not isinstance(body, dict) or set(body) != set(ALERT_FIELDS):
+    if (
+        not isinstance(body, dict)
+        or not set(ALERT_FIELDS) <= set(body)
+        or not set(body) <= {*ALERT_FIELDS, *OPTIONAL_FIELDS}
+    ):
         raise EnvelopeError("alert: unexpected fields", reason="structure")
     try:
         key.verify(base64.b64decode(str(sig), validate=True), _canonical(body))
@@ -104,6 +121,10 @@ class Batch:
     seq: int
     t: float
     alerts: tuple[dict[str, Any], ...]
+    #: The regional alert queue's epoch and bounds (None from an older regional).
+    epoch: str | None = None
+    low: int | None = None
+    high: int | None = None
 
 
 def seal_batch(
@@ -114,8 +135,12 @@ def seal_batch(
     seq: int,
     t: float,
     alerts: Sequence[Mapping[str, Any]],
+    epoch: str | None = None,
+    low: int | None = None,
+    high: int | None = None,
 ) -> bytes:
-    """Seal up to :data:`MAX_PER_BATCH` signed alerts (none is a valid, full-size batch)."""
+    """Seal up to :data:`MAX_PER_BATCH` signed alerts (none is a valid, full-size batch);
+    ``epoch``/``low``/``high`` describe the regional's alert queue (module docstring)."""
     if len(alerts) > MAX_PER_BATCH:
         raise ValueError(f"at most {MAX_PER_BATCH} alerts per batch, not {len(alerts)}")
     doc = {
@@ -125,6 +150,8 @@ def seal_batch(
         "t": round(t, 3),
         "alerts": [dict(a) for a in alerts],
     }
+    if epoch is not None:
+        doc.update(epoch=epoch, low=low, high=high)
     plain = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
     if len(plain) > BATCH_SIZE:
         raise ValueError(f"alert batch of {len(plain)} bytes exceeds {BATCH_SIZE}")
@@ -150,9 +177,10 @@ def open_batch(desk: X25519PrivateKey, region: str, payload: bytes) -> Batch:
         doc = json.loads(plain.rstrip(b"\0").decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         raise EnvelopeError("alert batch: not valid JSON", reason="structure") from None
+    base = {"region", "src", "seq", "t", "alerts"}
     if (
         not isinstance(doc, dict)
-        or set(doc) != {"region", "src", "seq", "t", "alerts"}
+        or set(doc) not in (base, base | set(BATCH_OPTIONAL))
         or not isinstance(doc["src"], str)
         or not isinstance(doc["alerts"], list)
         or not isinstance(doc["seq"], int)
@@ -160,6 +188,23 @@ def open_batch(desk: X25519PrivateKey, region: str, payload: bytes) -> Batch:
         or not isinstance(doc["t"], (int, float))
     ):
         raise EnvelopeError("alert batch: unexpected structure", reason="structure")
+    epoch, low, high = doc.get("epoch"), doc.get("low"), doc.get("high")
+    if epoch is not None and not (
+        isinstance(epoch, str)
+        and isinstance(low, int)
+        and isinstance(high, int)
+        and _count(low)
+        and _count(high)
+        and low <= high + 1
+    ):
+        raise EnvelopeError("alert batch: bad epoch, low or high", reason="structure")
     if doc["region"] != region:
         raise EnvelopeError(f"alert batch: for region {doc['region']!r}", reason="region")
-    return Batch(region, doc["src"], doc["seq"], float(doc["t"]), tuple(doc["alerts"]))
+    return Batch(
+        region, doc["src"], doc["seq"], float(doc["t"]), tuple(doc["alerts"]), epoch, low, high
+    )
+
+
+def _count(v: Any) -> bool:
+    """A non-negative integer (not a bool)."""
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0

@@ -6,6 +6,11 @@ multiple of :data:`RESPONSE_BLOCK` (at least one block). The padding makes a POS
 which carries the record, the same size on the wire as a NO_MATCH, so the broker cannot tell
 hits from size. JSON never contains a NUL byte, so the padding is unambiguous. The query id
 is not in the body: it is bound as AEAD associated data (see session.py, docs/protocol.md).
+
+``"a": [seq, mac hex]`` (issue 14) is the terminal's audit head as the regional last
+recorded it (``[0, ""]``: none on record), sent only to a query that carried its own head.
+A body with it is padded to at least :data:`ANCHOR_BLOCKS` blocks, so a hit (whose record
+and anchor together pass one block) is still as long as a miss.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ RECORD_FIELDS = ("status", "reporting_country", "reference", "document_type", "r
 BODY_VERSION = 2
 #: Response bodies are padded to a multiple of this (a hit's record fits in one block).
 RESPONSE_BLOCK = 256
+#: Blocks a body with an anchor is padded to, at least (the longest hit with one fits).
+ANCHOR_BLOCKS = 2
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,8 @@ class Response:
     list_version: int | None = None
     record: Mapping[str, str] | None = None
     reason: str | None = None
+    #: The terminal's audit head on the regional's record: (seq, MAC hex); (0, "") none.
+    anchor: tuple[int, str] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.query_id, bytes) or len(self.query_id) != 16:
@@ -47,6 +56,19 @@ class Response:
             for k, v in self.record.items():
                 if k not in RECORD_FIELDS or not isinstance(v, str):
                     raise EnvelopeError(f"record: unknown field or non-string value ({k!r})")
+        if self.anchor is not None:
+            a = self.anchor
+            if (
+                not isinstance(a, tuple)
+                or len(a) != 2
+                or not isinstance(a[0], int)
+                or isinstance(a[0], bool)
+                or not 0 <= a[0] < 2**64
+                or not isinstance(a[1], str)
+                or len(a[1]) not in (0, 64)
+                or any(c not in "0123456789abcdef" for c in a[1])
+            ):
+                raise EnvelopeError("anchor: must be [seq, 64 hex digits] (or [0, ''])")
 
 
 def encode_response_body(response: Response) -> bytes:
@@ -58,8 +80,11 @@ def encode_response_body(response: Response) -> bytes:
         doc["r"] = dict(response.record)
     if response.reason is not None:
         doc["e"] = response.reason
+    if response.anchor is not None:
+        doc["a"] = list(response.anchor)
     raw = bytes([BODY_VERSION]) + json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
-    size = max(1, -(-len(raw) // RESPONSE_BLOCK)) * RESPONSE_BLOCK
+    least = ANCHOR_BLOCKS if response.anchor is not None else 1
+    size = max(least, -(-len(raw) // RESPONSE_BLOCK)) * RESPONSE_BLOCK
     return raw + bytes(size - len(raw))
 
 
@@ -73,7 +98,7 @@ def decode_response_body(query_id: bytes, body: bytes) -> Response:
         doc = json.loads(body[1:].rstrip(b"\0").decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         raise EnvelopeError("response body: not valid JSON") from None
-    if not isinstance(doc, dict) or not set(doc) <= {"o", "l", "r", "e"}:
+    if not isinstance(doc, dict) or not set(doc) <= {"o", "l", "r", "e", "a"}:
         raise EnvelopeError("response body: unexpected structure")
     record = doc.get("r")
     if record is not None and not isinstance(record, dict):
@@ -84,4 +109,8 @@ def decode_response_body(query_id: bytes, body: bytes) -> Response:
     lv = doc.get("l")
     if isinstance(lv, bool):
         raise EnvelopeError("response body: list_version must be an integer")
-    return Response(query_id, doc.get("o", ""), lv, record, reason)
+    a = doc.get("a")
+    if a is not None and (not isinstance(a, list) or len(a) != 2):
+        raise EnvelopeError("response body: anchor must be [seq, mac]")
+    anchor = (a[0], a[1]) if a is not None else None
+    return Response(query_id, doc.get("o", ""), lv, record, reason, anchor)

@@ -14,6 +14,10 @@ See docs/protocol.md for byte layouts and the threat model. Summary:
   regional's KEM key at acceptance (:mod:`firmware.protocol.pending`); the same envelope
   and AEAD as a query, with a fresh nonce and timestamp; the regional opens the box after
   the AEAD and the time window.
+* Audit head (issue 14): a query or resend may end with the terminal's audit chain head,
+  ``seq u64 ‖ mac(32)`` (:data:`HEAD`), inside the AEAD; a regional keeps each terminal's
+  last head and answers with the one it held (``Response.anchor``), so a kiosk whose card
+  lost or replaced its audit log finds out. Queries without it still open.
 * Time hint: a query that opens but whose time (or its ticket's) is outside the window is
   answered, once, with a response-sized envelope whose body is ``0x54|regional ms|query
   ms|Ed25519 signature`` by the regional signing key, bound to the session, query id and
@@ -45,7 +49,7 @@ from firmware.protocol.messages import (
     decode_response_body,
     encode_response_body,
 )
-from firmware.protocol.pending import SealedDocumentKey, open_document_key
+from firmware.protocol.pending import BOX_LEN, SealedDocumentKey, open_document_key
 from firmware.protocol.topics import validate_id
 
 VERSION = 1
@@ -62,6 +66,8 @@ RNONCE_LEN = 16
 _TICKET_FIXED = struct.Struct(">16sQQ32s64s")  # sid, issued ms, expires ms, S, signature
 _Q_PT = struct.Struct(">16sQ")  # query id, timestamp ms
 _MAX_PENDING = 4096
+#: The optional audit head at the end of a query's plaintext: audit seq, chain MAC.
+HEAD = struct.Struct(">Q32s")
 #: First byte of a time-hint body (a response body starts with its BODY_VERSION, 0x02).
 HINT_BODY = 0x54  # "T"
 HINT_LABEL = b"fieldterm/v1 time hint\x00"
@@ -148,6 +154,8 @@ class TerminalSession:
         self._prefix = bytes([VERSION, TYPE_QUERY]) + struct.pack(">H", len(ticket)) + ticket
         self._resend_prefix = bytes([VERSION, TYPE_RESEND]) + self._prefix[2:]
         self._pending: OrderedDict[bytes, bytes] = OrderedDict()
+        #: Gives the terminal's audit head ``(seq, mac)`` to put in each query, or None.
+        self.audit_head: Callable[[], tuple[int, bytes] | None] | None = None
 
     @classmethod
     def new(
@@ -200,6 +208,9 @@ class TerminalSession:
             header = self._prefix + nonce
             body = pad_document_key(dk)
         pt = _Q_PT.pack(query_id, int(now * 1000)) + body
+        head = self.audit_head() if self.audit_head is not None else None
+        if head is not None:
+            pt += HEAD.pack(*head)
         ct = self._aead.encrypt(nonce, pt, header + self._tid)
         self._pending[nonce] = query_id
         while len(self._pending) > _MAX_PENDING:
@@ -282,6 +293,8 @@ class OpenedQuery:
     timestamp: float
     dk: DocumentKey
     session: _Session = field(repr=False, compare=False)
+    #: The terminal's audit head ``(seq, mac)`` if the query carried one.
+    audit_head: tuple[int, bytes] | None = None
 
 
 def _fail(reason: str, msg: str) -> EnvelopeError:
@@ -486,16 +499,21 @@ class RegionalSessions:
             )
         if sess.issued_at > now + self.window:
             raise _fail("future", "session ticket issued in the future")
+        rest, head = pt[_Q_PT.size :], None
+        if len(rest) in (BOX_LEN + HEAD.size, QUERY_KEY_SIZE + HEAD.size):
+            rest, (hseq, hmac) = rest[: -HEAD.size], HEAD.unpack(rest[-HEAD.size :])
+            head = (hseq, hmac)
         if payload[1] == TYPE_RESEND:
-            box = pt[_Q_PT.size :]
-            dk = open_document_key(self._kem, self.region, sess.terminal_id, query_id, box)
-            return OpenedQuery(sess.terminal_id, sess.session_id, query_id, nonce, ts, dk, sess)
+            dk = open_document_key(self._kem, self.region, sess.terminal_id, query_id, rest)
+            return OpenedQuery(
+                sess.terminal_id, sess.session_id, query_id, nonce, ts, dk, sess, head
+            )
         try:
-            state, cat, number = pt[_Q_PT.size :].rstrip(b"\0").decode("ascii").split("|")
+            state, cat, number = rest.rstrip(b"\0").decode("ascii").split("|")
             dk = DocumentKey(state, cat, number)
         except ValueError:
             raise _fail("malformed", "bad document key in query") from None
-        return OpenedQuery(sess.terminal_id, sess.session_id, query_id, nonce, ts, dk, sess)
+        return OpenedQuery(sess.terminal_id, sess.session_id, query_id, nonce, ts, dk, sess, head)
 
     def seal_response(
         self, query: OpenedQuery, response: Response, rng: Callable[[int], bytes] = os.urandom

@@ -22,6 +22,17 @@ the rows that arrive during one fsync go in the next), so durability costs an an
 fsync, not the 50 ms linger. A batch that cannot be committed publishes nothing; the
 kiosk's query stays pending and is re-sent.
 
+A hit's alert (issue 14: 31 of 93 alerts were lost to a SIGKILL while they queued in
+memory) is written by the same commit: ``record(..., alert=body)`` inserts the alert body
+into the ``alert_queue`` table of this database in the transaction that holds its audit
+row, so an answer that went out always has its alert on disk too
+(:mod:`host_tools.regional.alert_batcher` drains the queue).
+
+Audit anchors (issue 14): a kiosk puts its own audit chain head (seq, MAC) in each query;
+the same commit stores it as that terminal's anchor (table ``anchors``, the latest one
+received), and :class:`AnchorStore` reads the anchor on record for the answer, so a kiosk
+whose card lost, cut or replaced its audit log is told what the regional saw before.
+
 Damage (issue 14): a trail that is not a database or fails ``PRAGMA quick_check`` at
 open is put aside as ``<name>.bad-<UTC>`` (with its WAL) and a new one started; the
 alarm is in :attr:`AuditTrail.alarms` (the regional's health).
@@ -36,14 +47,30 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from firmware.quarantine import reopen_if_damaged
+from host_tools.regional.alert_batcher import ALERT_SCHEMA, queue_alert
 
 log = logging.getLogger(__name__)
 
 Row = tuple[float, str, bytes | None, str | None, str, int | None]
-#: A row and what to do once it is durable (publish the answer), or None.
-Item = tuple[Row, Callable[[], None] | None]
+#: A row, what to do once it is durable (publish the answer) or None, and the hit alert
+#: body to queue in the same transaction, or None.
+Item = tuple[Row, Callable[[], None] | None, dict[str, Any] | None, tuple[int, bytes] | None]
+
+_ANCHORS = """
+CREATE TABLE IF NOT EXISTS anchors (
+    terminal TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,      -- the kiosk's audit seq it sent with its last query
+    mac TEXT NOT NULL,         -- that line's chain MAC (hex)
+    t REAL NOT NULL
+)
+"""
+_UPSERT = (
+    "INSERT INTO anchors VALUES (?, ?, ?, ?) ON CONFLICT(terminal) DO UPDATE "
+    "SET seq = excluded.seq, mac = excluded.mac, t = excluded.t"
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (
@@ -89,6 +116,8 @@ class AuditTrail:
         db.execute("PRAGMA busy_timeout=10000")
         db.execute("PRAGMA journal_mode=WAL")
         db.executescript(_SCHEMA)
+        db.executescript(ALERT_SCHEMA)
+        db.executescript(_ANCHORS)
         db.commit()
         db.close()
         self._closed = False
@@ -105,9 +134,14 @@ class AuditTrail:
         outcome: str,
         list_version: int | None,
         then: Callable[[], None] | None = None,
+        alert: dict[str, Any] | None = None,
+        head: tuple[int, bytes] | None = None,
     ) -> None:
-        """Queue a row; ``then`` runs (writer thread) once the row is committed."""
-        self._q.put(((t, terminal, query_id, dkh, outcome, list_version), then))
+        """Queue a row; ``then`` runs (writer thread) once the row is committed, together
+        with ``alert`` (a hit alert body) in the alert queue and ``head`` (the kiosk's
+        audit head) as the terminal's anchor."""
+        row = (t, terminal, query_id, dkh, outcome, list_version)
+        self._q.put((row, then, alert, head))
 
     def prune(self, db: sqlite3.Connection) -> int:
         """Delete the rows older than the retention period (writer thread); how many."""
@@ -175,12 +209,17 @@ class AuditTrail:
         """Write one batch; only then publish the answers it holds."""
         try:
             with db:
-                db.executemany("INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?)", [r for r, _ in items])
+                db.executemany("INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?)", [i[0] for i in items])
+                for row, _, alert, head in items:
+                    if alert is not None:
+                        queue_alert(db, row[0], alert)
+                    if head is not None:
+                        db.execute(_UPSERT, (row[1], head[0], head[1].hex(), row[0]))
         except sqlite3.Error:
             log.exception("audit write failed (%d rows): their answers are not sent", len(items))
             return
         self.written += len(items)
-        for _, then in items:
+        for _, then, _, _ in items:
             if then is None:
                 continue
             try:
@@ -195,3 +234,27 @@ class AuditTrail:
         self._stopping.set()
         self._q.put(None)
         self._thread.join(timeout=10.0)
+
+
+class AnchorStore:
+    """Reads the terminals' audit anchors (the table the writer keeps), one connection
+    for the query thread; shared by every process on the database."""
+
+    def __init__(self, path: Path):
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA busy_timeout=2000")
+        self._db.executescript(_ANCHORS)
+
+    def get(self, terminal: str) -> tuple[int, str]:
+        """The anchor on record for ``terminal``: (seq, MAC hex), or (0, "") if none."""
+        try:
+            row = self._db.execute(
+                "SELECT seq, mac FROM anchors WHERE terminal = ?", (terminal,)
+            ).fetchone()
+        except sqlite3.Error as exc:  # busy: the kiosk's next answer carries it
+            log.warning("audit anchor of %s not read: %s", terminal, exc)
+            return (0, "")
+        return (int(row[0]), str(row[1])) if row else (0, "")
+
+    def close(self) -> None:
+        self._db.close()

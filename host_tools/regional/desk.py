@@ -9,6 +9,15 @@ alerts in a batch the desk never received are lost to the desk (they stay in the
 audit trail). A batch seen before (a redelivery, or a replay by the broker) is ignored, so
 no alert is shown twice.
 
+Alerts are numbered (issue 14): each carries its regional alert queue's ``epoch`` and its
+number ``aseq`` there, and each batch the queue's ``low`` (every alert below it was handed
+to the broker) and ``high`` (the last number given out). The desk reports, as an error
+naming them, alerts below ``low`` it never received, and when a new epoch replaces the one
+it knew (the regional's queue was lost or re-created) it raises an ALARM with the alerts of
+the old epoch it knew of and never got. An alert seen before (the same epoch and number,
+sent again after a regional restart) is not shown twice. ``missing_alerts`` and the last
+gap messages are in the health file.
+
 Since batches come every ``alert_interval`` seconds (desk.toml, the regional's rate), a
 desk that hears none for :data:`MISSED_INTERVALS` intervals raises an alarm: an error on
 stderr, and ``"alarm"`` in its health file (``--health-file``). Silence is never taken
@@ -28,7 +37,8 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -41,6 +51,30 @@ log = logging.getLogger(__name__)
 
 #: Batches missed in a row (at the configured interval) before the desk raises an alarm.
 MISSED_INTERVALS = 3
+#: Alerts remembered (epoch, aseq) so that one sent twice is shown once.
+SEEN_ALERTS = 100_000
+#: Gap messages kept for the health file.
+GAP_MESSAGES = 20
+
+
+@dataclass
+class EpochTrack:
+    """What the desk knows of one regional alert queue (epoch): every ``aseq`` up to
+    ``floor`` is accounted for (received, or reported missing); ``got`` holds those above
+    it that arrived; ``high`` is the last number the queue reported handing out."""
+
+    floor: int
+    high: int
+    got: set[int] = field(default_factory=set)
+
+    def unseen(self) -> int:
+        """Alerts the queue gave numbers to that this desk has not received."""
+        return max(0, self.high - self.floor - len([s for s in self.got if s <= self.high]))
+
+
+def _ranges(seqs: list[int], limit: int = 5) -> str:
+    shown = ", ".join(f"#{s}" for s in seqs[:limit])
+    return shown + (f" and {len(seqs) - limit} more" if len(seqs) > limit else "")
 
 
 @dataclass(frozen=True)
@@ -102,6 +136,11 @@ class Desk:
         self.missed = 0
         self.duplicates = 0
         self.last_seq: dict[str, int] = {}  # per regional process (src)
+        self.missing_alerts = 0  # alerts the desk knows it never received
+        self.epochs: dict[str, EpochTrack] = {}
+        self.epoch: str | None = None  # the regional alert queue heard last
+        self.gaps: list[str] = []  # the last gap messages (health)
+        self._seen: OrderedDict[tuple[str, int], None] = OrderedDict()
         self._lock = threading.Lock()
 
     def on_message(self, topic: str, payload: bytes) -> None:
@@ -143,6 +182,7 @@ class Desk:
                     batch.src,
                 )
             self.last_seq[batch.src] = batch.seq
+            track = self._epoch(batch)
             for item in batch.alerts:
                 try:
                     body = alerts.verify_alert(self._sign, item, self.cfg.region)
@@ -150,10 +190,86 @@ class Desk:
                     self.refused += 1
                     log.error("alert in batch %d refused (%s): %s", batch.seq, exc.reason, exc)
                     continue
+                if not self._first_time(body, track):
+                    self.duplicates += 1
+                    continue
                 self.received += 1
                 line = json.dumps(body, sort_keys=True) if self.as_json else describe(body)
                 self.out.write(line + "\n")
                 self.out.flush()
+            if track is not None:
+                self._check_gap(batch, track)
+
+    # -- the alert sequence (lock held) -----------------------------------------------------
+    def _gap(self, text: str, *, alarm: bool = False) -> None:
+        log.error("%s%s", "ALARM: " if alarm else "", text)
+        self.gaps = [*self.gaps, text][-GAP_MESSAGES:]
+
+    def _epoch(self, batch: alerts.Batch) -> EpochTrack | None:
+        """The track of the batch's alert queue; a new epoch after another one is a queue
+        that was lost or re-created: alarm, with what the old one still owed this desk."""
+        if batch.epoch is None or batch.low is None or batch.high is None:
+            return None  # an older regional: batch gaps only
+        track = self.epochs.get(batch.epoch)
+        if track is None:
+            old = self.epochs.get(self.epoch) if self.epoch is not None else None
+            if old is not None:
+                owed = old.unseen()
+                self.missing_alerts += owed
+                self._gap(
+                    f"the regional's alert queue restarted (epoch {self.epoch} -> "
+                    f"{batch.epoch}): {owed} alert(s) of the old queue (up to #{old.high}) "
+                    "never reached this desk, and any queued after its last batch are lost; "
+                    "check the regional audit trail for POSSIBLE_MATCH rows",
+                    alarm=True,
+                )
+                track = EpochTrack(floor=0, high=0)  # this desk heard the queue from its start
+            else:
+                track = EpochTrack(floor=batch.low - 1, high=batch.low - 1)  # listening since now
+            self.epochs[batch.epoch] = track
+        self.epoch = batch.epoch
+        return track
+
+    def _first_time(self, body: dict[str, Any], track: EpochTrack | None) -> bool:
+        """Remember a numbered alert; False if it was shown already."""
+        aseq, epoch = body.get("aseq"), body.get("epoch")
+        if not isinstance(aseq, int) or not isinstance(epoch, str):
+            return True
+        key = (epoch, aseq)
+        if key in self._seen:
+            return False
+        self._seen[key] = None
+        while len(self._seen) > SEEN_ALERTS:
+            self._seen.popitem(last=False)
+        if track is not None and epoch == self.epoch and aseq > track.floor:
+            track.got.add(aseq)
+        return True
+
+    def _check_gap(self, batch: alerts.Batch, track: EpochTrack) -> None:
+        """Alerts below the batch's ``low`` reached the broker: those never received here
+        are lost to this desk, named by number."""
+        assert batch.low is not None and batch.high is not None
+        track.high = max(track.high, batch.high)
+        if batch.low - 1 <= track.floor:
+            return
+        got = {s for s in track.got if s < batch.low}
+        count = batch.low - 1 - track.floor - len(got)
+        lost: list[int] = []  # the first few, by number (the range may be long)
+        for s in range(track.floor + 1, batch.low):
+            if len(lost) >= 5:
+                break
+            if s not in got:
+                lost.append(s)
+        track.floor = batch.low - 1
+        track.got -= got
+        if count:
+            self.missing_alerts += count
+            more = f" and {count - len(lost)} more" if count > len(lost) else ""
+            self._gap(
+                f"missed {count} hit alert(s) {_ranges(lost)}{more} of alert queue "
+                f"{batch.epoch}: sent by the regional, never received here; check the "
+                "regional audit trail"
+            )
 
     def check_silence(self) -> bool:
         """Raise the alarm (once, on stderr) after :data:`MISSED_INTERVALS` intervals
@@ -183,6 +299,10 @@ class Desk:
                 "received": self.received,
                 "refused": self.refused,
                 "missed": self.missed,
+                "duplicates": self.duplicates,
+                "missing_alerts": self.missing_alerts,
+                "alert_epoch": self.epoch,
+                "gaps": list(self.gaps),
             }
 
 

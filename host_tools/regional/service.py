@@ -4,7 +4,7 @@ Per query (paho's network thread, kept short on purpose):
 terminal from topic -> ``RegionalSessions.open_query`` (AEAD; public-key work only for a
 new session ticket) -> shared replay store -> ``SltdLookup.lookup`` -> ``Response`` ->
 ``seal_response`` -> publish to the terminal's response topic (QoS 1). A hit also
-queues a signed alert; a timer publishes one sealed, fixed-size alert batch (empty or not)
+queues its alert durably with the audit row; a timer publishes one sealed, fixed-size alert batch (empty or not)
 every ``alert_interval`` seconds to the alert desk (firmware/protocol/alerts.py), so the
 broker cannot tell when hits happen. Refused queries (tampered, replayed, foreign keys, revoked
 terminal, stale) get no answer at all; they are counted by reason and audited. The one
@@ -13,9 +13,11 @@ is answered, once per nonce and at most :data:`HINTS_PER_MINUTE` times a minute 
 terminal, with a signed time hint, so a kiosk with a wrong clock gets its real answer one
 round trip later (docs/time.md). The skew seen is in the health (``clock``).
 
-Hit and miss take the same path up to the reply: the response is published first, the audit
-row is queued after it for both, and a hit only appends to a deque; its alert is signed by
-the batch timer, not on the paho thread (paho writes the reply to the socket only after
+Hit and miss take the same path up to the reply: the audit row is queued for both, and the
+reply is published by the audit writer once the row is committed; a hit's row carries its
+alert body, which the writer inserts into the durable alert queue in the same transaction
+(issue 14: a SIGKILL no longer loses queued alerts). The alert is signed by the batch
+timer, not on the paho thread (paho writes the reply to the socket only after
 ``on_query`` returns, so an Ed25519 signature here made hits ~0.3 ms slower at the broker).
 A broker that times the answers learns nothing (docs/protocol.md). Before any public-key work a
 :class:`~host_tools.regional.guard.RefusalGuard` refuses a known-bad ticket and a terminal
@@ -55,8 +57,8 @@ from firmware.protocol.messages import Response, encode_response_body
 from firmware.protocol.session import OutOfWindow, RegionalSessions
 from firmware.systemd import SystemdNotifier
 from firmware.transport.mqtt import MqttLink
-from host_tools.regional.alert_batcher import AlertBatcher, hit_alert
-from host_tools.regional.audit import AuditTrail
+from host_tools.regional.alert_batcher import AlertBatcher, AlertQueue, hit_alert
+from host_tools.regional.audit import AnchorStore, AuditTrail
 from host_tools.regional.config import RegionalConfig
 from host_tools.regional.guard import RefusalGuard
 from host_tools.regional.list_publishing import ListPublishing
@@ -112,16 +114,18 @@ class RegionalService:
         )
         self.guard = RefusalGuard(refusal_burst=cfg.refusal_burst, refusal_rate=cfg.refusal_rate)
         self._cheap_audited: dict[tuple[str, str], float] = {}
-        # Hits answered but not yet signed as alerts: appending is all the paho thread does
-        # for a hit beyond a miss; the batch timer signs them (so no Ed25519 signature
-        # delays the socket write of the reply, which paho makes after on_query returns).
-        self._hits: deque[tuple[Any, float, str, Any, int | None]] = deque()
         self.replay = ReplayStore(cfg.replay_db, cfg.replay_window)
         self.audit = AuditTrail(cfg.audit_db, retention=cfg.audit_retention_days * 86400.0)
+        self.anchors = AnchorStore(cfg.audit_db)  # the kiosks' audit heads (docs/protocol.md)
+        # The hit alerts' durable queue lives in the audit database (written with the rows).
+        self.alert_queue = AlertQueue(
+            cfg.audit_db, lease=max(5.0, 5 * cfg.alert_interval), clock=clock
+        )
         self.alerts = AlertBatcher(
             cfg.region,
             self._sign_key,
             cfg.alert_key,
+            queue=self.alert_queue,
             # self.link is made below; these look it up when alerts flow
             publish=lambda topic, payload: self.link.publish(topic, payload),  # noqa: PLW0108
             connected=lambda: self.link.connected.is_set(),  # noqa: PLW0108
@@ -177,35 +181,55 @@ class RegionalService:
             return
         lk = self.lookup
         version = lk.list_version
+        # the kiosk's audit head on record, for a kiosk that sends its own (issue 14)
+        anchor = self.anchors.get(q.terminal_id) if q.audit_head is not None else None
+        if anchor is not None and q.audit_head is not None and q.audit_head[0] < anchor[0]:
+            self._anchor_behind(q.terminal_id, q.audit_head[0], anchor[0])
         try:
             rec = lk.lookup(q.dk)
         except Exception:
             log.exception("lookup failed")
             rec, outcome = None, "ERROR"
-            resp = Response(q.query_id, "ERROR", list_version=version, reason="lookup failed")
+            resp = Response(
+                q.query_id, "ERROR", list_version=version, reason="lookup failed", anchor=anchor
+            )
         else:
             if rec is None:
                 outcome = "NO_MATCH"
-                resp = Response(q.query_id, outcome, list_version=version)
-                self._decoy_hit_work(q.dk)
+                resp = Response(q.query_id, outcome, list_version=version, anchor=anchor)
+                self._decoy_hit_work(q.dk, anchor)
             else:
                 outcome = "POSSIBLE_MATCH"
                 resp = Response(
-                    q.query_id, outcome, list_version=version, record=record_details(rec)
-                )
+                    q.query_id, outcome, list_version=version, record=record_details(rec),
+                    anchor=anchor,
+                )  # fmt: skip
         topic = topics.response_topic(self.cfg.region, q.terminal_id)
         sealed = self.sessions.seal_response(q, resp)
         self.counts[outcome] += 1
         dkh = keyed_hash64(self._index_key, q.dk).to_bytes(8, "big").hex()
-        # The answer goes out once its audit row is durable (issue 14; audit.py).
+        # The answer goes out once its audit row (and a hit's alert) is durable (issue 14).
+        alert = None
+        if rec is not None:  # queued with the row; signed later by the batch timer
+            alert = hit_alert(self.cfg.region, q, now=now, dkh=dkh, rec=rec, list_version=version)
         self.audit.record(
             now, q.terminal_id, q.query_id, dkh, outcome, version,
-            then=lambda: self.link.publish(topic, sealed),
+            then=lambda: self.link.publish(topic, sealed), alert=alert, head=q.audit_head,
         )  # fmt: skip
-        if rec is not None:  # signed later, off this thread (see _sign_hits)
-            self._hits.append((q, now, dkh, rec, version))
 
-    def _decoy_hit_work(self, dk: Any) -> None:
+    def _anchor_behind(self, terminal: str, seq: int, recorded: int) -> None:
+        """A kiosk's audit head went back (its log was cut, deleted or replaced): counted
+        (health ``counts.audit_anchor_behind``) and logged; the kiosk raises the alarm."""
+        self.counts["audit_anchor_behind"] += 1
+        log.warning(
+            "terminal %s: audit head seq %d is below the %d on record: its audit log was "
+            "cut, deleted or replaced (the kiosk is told)",
+            terminal,
+            seq,
+            recorded,
+        )
+
+    def _decoy_hit_work(self, dk: Any, anchor: tuple[int, str] | None = None) -> None:
         """For a miss, the work a hit does beyond it before the reply (a store read, the
         record's details, a response body with a record), thrown away: the index answers a
         miss without the store, which made hits ~12 us slower on the way to the reply."""
@@ -214,7 +238,9 @@ class RegionalService:
         except Exception:  # a decoy: its failure is nobody's business
             return
         encode_response_body(
-            Response(bytes(16), "POSSIBLE_MATCH", 0, record_details(got or _DECOY_RECORD))
+            Response(
+                bytes(16), "POSSIBLE_MATCH", 0, record_details(got or _DECOY_RECORD), None, anchor
+            )
         )
 
     def _refuse_unopened(self, now: float, terminal: str, reason: str) -> None:
@@ -283,27 +309,12 @@ class RegionalService:
 
     # -- hit alerts (host_tools/regional/alert_batcher.py) --------------------------------
     @property
-    def _alerts(self) -> deque[dict[str, Any]]:
-        """The queued signed alerts (health reports how many, with the unsigned hits)."""
-        return self.alerts.queue
-
-    @property
     def _desk(self) -> Any:
         """The alert desk's public key, or None when alerts are not sent."""
         return self.alerts.desk
 
-    def _sign_hits(self) -> None:
-        """Sign the hits answered since the last batch and queue them (timer thread)."""
-        while self._hits:
-            q, now, dkh, rec, version = self._hits.popleft()
-            self.alerts.add(
-                hit_alert(self.cfg.region, q, now=now, dkh=dkh, rec=rec, list_version=version)
-            )
-
     def flush_alerts(self) -> Any:
-        """One sealed alert batch now: :meth:`AlertBatcher.flush`, after signing the hits
-        answered since the last one."""
-        self._sign_hits()
+        """One sealed alert batch now (:meth:`AlertBatcher.flush`): what the timer calls."""
         return self.alerts.flush()
 
     def reload_desk_key(self) -> bool:
@@ -311,7 +322,6 @@ class RegionalService:
         return self.alerts.reload_desk_key()
 
     def _drain_alerts(self, within: float = 5.0) -> None:
-        self._sign_hits()
         self.alerts.drain(within)
 
     def _forget(self, terminal_id: str) -> None:
@@ -358,7 +368,8 @@ class RegionalService:
             "terminals_reloads": self.terminals.reloads,
             "list_version": self.lookup.list_version,
             "audited": self.audit.written,
-            "alerts_queued": len(self._alerts) + len(self._hits),
+            "alerts_queued": len(self.alerts),  # in the shared queue: every process's
+            "alert_epoch": self.alert_queue.epoch,
             "alert_desk": self._desk is not None,
             "offline_list": self.list_publishing.health(),
             "clock": self.clock_health(),
@@ -391,10 +402,9 @@ class RegionalService:
         self._every(1.0, self._poll_terminals, "terminals-reload")
         self.list_publishing.start()
         if self._desk is None:
-            self._every(self.cfg.alert_interval, self._sign_hits, "alert-signing")
             log.warning(
-                "regional %s: no alert_key in the config: hit alerts are not sent (they are in "
-                "the audit trail); run `fieldterm provision broker-config` again to add it",
+                "regional %s: no alert_key in the config: hit alerts are queued, not sent "
+                "(they are in the audit trail); run `fieldterm provision broker-config` again to add it",
                 self.cfg.region,
             )
         else:
@@ -418,19 +428,21 @@ class RegionalService:
         self._stop.set()
         for t in self._threads:
             t.join(timeout=5.0)
+        self.audit.close()  # commits what is queued, publishes those answers (link still up)
         try:
             self._drain_alerts()
         except Exception:
-            log.exception("alerts not drained at shutdown")
+            log.exception("alerts not drained at shutdown (they stay queued)")
         self.list_publishing.stop()
         self.link.close()
-        self.audit.close()
         self.replay.close()
         self.lookup.close()
         try:
             self.write_health()
         except Exception:
             log.debug("final health write failed", exc_info=True)
+        self.alert_queue.close()
+        self.anchors.close()
         self._systemd.close()
 
     def __enter__(self) -> RegionalService:

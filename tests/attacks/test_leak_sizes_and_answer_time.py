@@ -24,6 +24,7 @@ import pytest
 
 from firmware.client.client import QueryClient
 from firmware.client.config import ClientConfig
+from firmware.protocol import alerts as alerts_mod
 from firmware.protocol import keys, topics
 from firmware.protocol.dockey import DocumentKey
 from firmware.protocol.session import TerminalSession
@@ -108,7 +109,7 @@ def _opened_query(cfg: ClientConfig, dk: DocumentKey, now: float) -> bytes:
     return ts.seal_query(os.urandom(16), dk, now).payload
 
 
-def test_the_reply_goes_out_before_any_work_for_a_hit(region, tmp_path):
+def test_the_reply_goes_out_before_any_work_for_a_hit(region, tmp_path, monkeypatch):
     """The mechanism, in the real service (its link replaced by a recorder): a hit and a
     miss run the same steps (a store read, the audit row, then the reply once the row is
     committed: issue 14); the hit's alert is signed by the batch timer, never before or
@@ -121,15 +122,15 @@ def test_the_reply_goes_out_before_any_work_for_a_hit(region, tmp_path):
     svc = RegionalService(RegionalConfig.load(region.regional_toml, environ=env))
     calls: list[str] = []
     svc.link.publish = lambda topic, payload, *a, **k: calls.append(f"publish {topic}")  # type: ignore[method-assign]
-    real_audit, real_alert = svc.audit.record, svc.alerts.add
+    real_audit, real_sign = svc.audit.record, alerts_mod.sign_alert
 
     def audit(*a: Any, **k: Any) -> None:
         calls.append("audit")
         real_audit(*a, **k)
 
-    def alert(a: Any) -> None:
+    def alert(*a: Any) -> Any:
         calls.append("alert")
-        real_alert(a)
+        return real_sign(*a)
 
     real_get = svc.lookup.store.get
 
@@ -138,9 +139,9 @@ def test_the_reply_goes_out_before_any_work_for_a_hit(region, tmp_path):
         return real_get(*a)
 
     svc.audit.record = audit  # type: ignore[method-assign]
-    svc.alerts.add = alert  # type: ignore[method-assign]
+    monkeypatch.setattr(alerts_mod, "sign_alert", alert)  # the signature, by the batch timer
     svc.lookup.store.get = store_get  # type: ignore[method-assign]
-    svc.alerts._connected = lambda: False  # the batch is not published: no broker here
+    svc.alerts._connected = lambda: True  # the batch goes to the recorder above
     cfg = ClientConfig.load(region.terminal_toml("kiosk-002"))
     rtopic = topics.response_topic(REGION, "kiosk-002")
     qtopic = topics.query_topic(REGION, "kiosk-002")
@@ -153,7 +154,7 @@ def test_the_reply_goes_out_before_any_work_for_a_hit(region, tmp_path):
         svc.on_query(qtopic, _opened_query(cfg, dk_of(region.listed[0]), now))
         wait_for(lambda: published in calls, "the hit's reply after its audit commit", 5)
         hit, calls[:] = list(calls), []
-        assert svc.health()["alerts_queued"] == 1  # the hit waits for the batch timer
+        assert svc.health()["alerts_queued"] == 1  # queued durably with its audit row
         svc.flush_alerts()  # what the timer thread calls every alert_interval
         timer = list(calls)
     finally:
@@ -161,7 +162,7 @@ def test_the_reply_goes_out_before_any_work_for_a_hit(region, tmp_path):
     # a miss reads the store too (a decoy read: the index alone answers a miss), so both
     # reach the reply by the same steps
     assert miss == hit == ["store", "audit", published]
-    assert timer == ["alert"]
+    assert timer == ["alert", "publish ft/v1/central/alert"]
     assert svc.counts["NO_MATCH"] == 1 and svc.counts["POSSIBLE_MATCH"] == 1
 
 

@@ -104,3 +104,22 @@ def test_forged_or_edited_alert_refused() -> None:
         alerts.verify_alert(SIGN.public_key(), extra, "central")
     with pytest.raises(ValueError, match="lacks"):
         alerts.sign_alert(SIGN, {"v": 1})
+
+
+def test_numbered_alerts_and_queue_bounds_round_trip() -> None:
+    """The optional, signed alert number and the batch's queue bounds (issue 14)."""
+    numbered = body(epoch="e" * 16, aseq=41)
+    item = alerts.sign_alert(SIGN, numbered)
+    payload = alerts.seal_batch(
+        DESK.public_key(), "central", src="p1", seq=3, t=1.0, alerts=[item],
+        epoch="e" * 16, low=41, high=44,
+    )  # fmt: skip
+    assert len(payload) == len(seal([]))  # one size still
+    batch = alerts.open_batch(DESK, "central", payload)
+    assert (batch.epoch, batch.low, batch.high) == ("e" * 16, 41, 44)
+    assert alerts.verify_alert(SIGN.public_key(), batch.alerts[0], "central") == numbered
+    edited = {"alert": {**numbered, "aseq": 42}, "sig": item["sig"]}
+    with pytest.raises(EnvelopeError, match="signature"):
+        alerts.verify_alert(SIGN.public_key(), edited, "central")
+    old = alerts.open_batch(DESK, "central", seal([]))  # an older regional's batch
+    assert (old.epoch, old.low, old.high) == (None, None, None)

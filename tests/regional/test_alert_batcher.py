@@ -1,6 +1,7 @@
-"""The alert batcher on its own: an injected clock, a recording publisher, real keys and
-real sealing. No broker: tests/regional/test_alerts.py covers the path through Mosquitto
-to the `fieldterm alerts` reader."""
+"""The alert batcher on its own: an injected clock, a recording publisher, real keys,
+real sealing and a real SQLite alert queue. No broker: tests/regional/test_alerts.py and
+tests/regional/test_alert_durability.py cover the path through Mosquitto to the
+`fieldterm alerts` reader."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from firmware.errors import EnvelopeError, OperationError
 from firmware.protocol import alerts
-from host_tools.regional.alert_batcher import AlertBatcher, hit_alert
+from host_tools.regional.alert_batcher import AlertBatcher, AlertQueue, hit_alert
 
 REGION = "central"
 TOPIC = "ft/v1/central/alert"  # docs/protocol.md: the alert topic of a region
@@ -37,11 +38,15 @@ class Info:
     def __init__(self, error: Exception | None = None):
         self.waited: list[float] = []
         self.error = error
+        self.acked = error is None  # the broker's PUBACK
 
     def wait_for_publish(self, timeout: float) -> None:
         self.waited.append(timeout)
         if self.error is not None:
             raise self.error
+
+    def is_published(self) -> bool:
+        return self.acked
 
 
 class Publisher:
@@ -96,6 +101,7 @@ def rig(tmp_path):
         REGION,
         sign,
         write_public(tmp_path / "alert-desk.pub", desk),
+        queue=AlertQueue(tmp_path / "audit.sqlite", lease=10.0, clock=clock),
         publish=pub,
         connected=lambda: pub.connected,
         clock=clock,
@@ -134,9 +140,11 @@ def test_an_empty_batch_goes_out_on_every_flush(rig):
     assert [t for t, _, _ in pub.sent] == [1_800_000_000.0, 1_800_000_002.0]
     assert {topic for _, topic, _ in pub.sent} == {TOPIC}
     batches = [opened(desk, p) for _, _, p in pub.sent]
-    assert [(b.src, b.seq, b.t, b.alerts) for b in batches] == [
-        ("ab" * 8, 1, 1_800_000_000.0, ()),
-        ("ab" * 8, 2, 1_800_000_002.0, ()),
+    epoch = batcher.queue.epoch
+    assert len(epoch) == 16
+    assert [(b.src, b.seq, b.t, b.alerts, b.epoch, b.low, b.high) for b in batches] == [
+        ("ab" * 8, 1, 1_800_000_000.0, (), epoch, 1, 0),
+        ("ab" * 8, 2, 1_800_000_002.0, (), epoch, 1, 0),
     ]
     assert (counts["alert_batches"], counts["alerts_sent"], counts["alerts"]) == (2, 0, 0)
 
@@ -155,6 +163,12 @@ def test_alerts_are_signed_batched_by_six_and_all_batches_are_the_same_size(rig)
     assert [len(a) for a in got] == [6, 2, 0]
     verified = [alerts.verify_alert(sign.public_key(), item, REGION) for a in got for item in a]
     assert [v["terminal"] for v in verified] == [f"kiosk-{n:03d}" for n in range(1, 9)]
+    assert [v["aseq"] for v in verified] == list(range(1, 9))  # signed with its number
+    assert {v["epoch"] for v in verified} == {batcher.queue.epoch}
+    # low: the batch's alerts are still queued when it is sealed; they leave on the PUBACK
+    assert [(opened(desk, p).low, opened(desk, p).high) for _, _, p in pub.sent] == [
+        (1, 8), (7, 8), (9, 8),
+    ]  # fmt: skip
     assert (counts["alert_batches"], counts["alerts_sent"], len(batcher)) == (3, 8, 0)
 
 
@@ -165,7 +179,9 @@ def test_nothing_is_sealed_while_the_broker_is_away(rig):
     assert batcher.flush() is None and pub.sent == [] and len(batcher) == 1
     pub.connected = True
     batcher.flush()
-    assert len(opened(desk, pub.sent[0][2]).alerts) == 1 and len(batcher) == 0
+    assert len(opened(desk, pub.sent[0][2]).alerts) == 1 and len(batcher) == 1
+    batcher.settle()  # the PUBACK came: now it leaves the queue
+    assert len(batcher) == 0
 
 
 def test_a_failed_publish_puts_the_alerts_back_in_order(rig):
@@ -175,8 +191,7 @@ def test_a_failed_publish_puts_the_alerts_back_in_order(rig):
     pub.fail = OperationError("link lost")
     with pytest.raises(OperationError, match="link lost"):
         batcher.flush()
-    queued = [a["alert"]["terminal"] for a in batcher.queue]
-    assert queued == ["kiosk-001", "kiosk-002", "kiosk-003"]
+    assert len(batcher) == 3  # released, not lost
     pub.fail = None
     batcher.flush()
     terminals = [a["alert"]["terminal"] for a in opened(desk, pub.sent[0][2]).alerts]
@@ -186,10 +201,12 @@ def test_a_failed_publish_puts_the_alerts_back_in_order(rig):
 def test_without_a_desk_key_alerts_are_counted_and_never_sent(tmp_path):
     pub = Publisher(Clock())
     counts: Counter[str] = Counter()
+    queue = AlertQueue(tmp_path / "audit.sqlite")
     b = AlertBatcher(
         REGION,
         Ed25519PrivateKey.generate(),
         None,
+        queue=queue,
         publish=pub,
         connected=lambda: True,
         counts=counts,
@@ -197,7 +214,9 @@ def test_without_a_desk_key_alerts_are_counted_and_never_sent(tmp_path):
     b.add(body(1))
     assert not b.enabled and b.flush() is None and b.reload_desk_key() is False
     assert pub.sent == [] and counts == {"alerts": 1}
-    other = AlertBatcher(REGION, Ed25519PrivateKey.generate(), None, publish=pub, connected=bool)
+    other = AlertBatcher(
+        REGION, Ed25519PrivateKey.generate(), None, queue=queue, publish=pub, connected=bool
+    )
     assert len(b.src) == 16 and b.src != other.src  # random per process: the desk tells them apart
 
 
@@ -230,7 +249,8 @@ def test_drain_sends_everything_queued_and_waits_for_the_broker(rig):
         batcher.add(body(n))
     assert batcher.drain(within=3.0) == 0
     assert [len(opened(desk, p).alerts) for _, _, p in pub.sent] == [6, 1]
-    assert [i.waited for i in pub.infos] == [[3.0], [3.0]]
+    # the first batch's PUBACK was seen by the second flush; drain waits for the last one
+    assert [i.waited for i in pub.infos] == [[], [3.0]] and len(batcher) == 0
 
 
 def test_drain_says_what_it_could_not_send(rig, caplog):
@@ -238,13 +258,43 @@ def test_drain_says_what_it_could_not_send(rig, caplog):
     batcher.add(body(1))
     pub.info_error = RuntimeError("The client is not currently connected.")
     with caplog.at_level(logging.WARNING, logger="host_tools.regional.alert_batcher"):
-        assert batcher.drain() == 0
+        assert batcher.drain() == 1  # never acknowledged: it stays queued
     assert "may not have reached the broker" in caplog.text
     caplog.clear()
+    pub.info_error = None
     batcher.add(body(2))
     batcher.add(body(3))
     pub.connected = False
     with caplog.at_level(logging.WARNING, logger="host_tools.regional.alert_batcher"):
-        assert batcher.drain() == 2
-    assert "2 hit alert(s) not sent to the alert desk" in caplog.text
+        assert batcher.drain() == 3
+    assert "3 hit alert(s) not yet sent to the alert desk: they stay queued" in caplog.text
     assert b"UTO/2" not in caplog.text.encode()
+
+
+def test_the_queue_survives_a_new_process_and_an_unacknowledged_batch_is_sent_again(rig):
+    """What a SIGKILL leaves: alerts in the database, one batch out without its PUBACK.
+    A new batcher on the same file (a restarted regional) sends them all, the leased ones
+    once the lease runs out, in the same epoch with the same numbers."""
+    batcher, pub, desk, sign, clock, _counts, tmp = rig
+    for n in range(1, 9):
+        batcher.add(body(n))
+    pub.info_error = None
+    batcher.flush()
+    pub.infos[-1].acked = False  # the process dies before the PUBACK
+    epoch = batcher.queue.epoch
+    batcher.queue.close()
+    again = AlertBatcher(
+        REGION, sign, batcher.desk_key, publish=pub, connected=lambda: True, clock=clock,
+        queue=AlertQueue(tmp / "audit.sqlite", lease=10.0, clock=clock),
+    )  # fmt: skip
+    assert again.queue.epoch == epoch and len(again) == 8
+    again.flush()  # 1..6 are still leased: 7 and 8 go first
+    clock.t += 11.0
+    again.flush()  # the lease ran out: 1..6 again
+    again.flush()
+    got = [
+        alerts.verify_alert(sign.public_key(), item, REGION)["aseq"]
+        for _, _, p in pub.sent[1:]
+        for item in opened(desk, p).alerts
+    ]
+    assert got == [7, 8, 1, 2, 3, 4, 5, 6] and len(again) == 0
