@@ -100,12 +100,16 @@ class _Model:
             return  # unlinked and forgotten: nothing can name it after a cut
         chunks: list[bytes] = []
         pos = 0
-        while True:
-            b = os.pread(fd, 1 << 20, pos)
-            if not b:
-                break
-            chunks.append(b)
-            pos += len(b)
+        rfd = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY)  # ``fd`` may be write-only
+        try:
+            while True:
+                b = os.pread(rfd, 1 << 20, pos)
+                if not b:
+                    break
+                chunks.append(b)
+                pos += len(b)
+        finally:
+            os.close(rfd)
         self.data[fid] = b"".join(chunks)
 
     def sync_dir(self, real: str) -> None:
@@ -241,6 +245,12 @@ def make_operations(live: Path, model: _Model) -> Any:
             with model.lock:
                 model.forget(real_new)
                 os.rename(self._real(old), real_new)
+            return 0
+
+        def link(self, target: str, source: str) -> int:
+            """A hard link ``target`` to ``source`` (a delta list shares the full one's
+            files): one file id under two names."""
+            os.link(self._real(source), self._real(target))
             return 0
 
         def truncate(self, path: str, length: int, fh: int | None = None) -> int:

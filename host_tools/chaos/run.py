@@ -676,6 +676,7 @@ def main_run(args: argparse.Namespace) -> int:
     summary["seed"] = seed
     summary["link"] = link_counts if link is not None else None
     summary["elapsed_s"] = round(time.monotonic() - t0, 1)
+    summary["last_line"] = last_line(summary)
     print(json.dumps(summary) if args.json else table(summary), flush=True)
     if not summary["ok"]:
         bad = [n for n, r in summary["scenarios"].items() if not r["ok"]]

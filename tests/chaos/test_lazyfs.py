@@ -125,3 +125,29 @@ def test_remounted_after_a_cut_a_sqlite_wal_database_keeps_its_synced_commits(
         db2.close()
     finally:
         again.sync_unmount()
+
+
+def test_a_hard_link_shares_the_files_durable_data(fs: LazyFS) -> None:
+    m = fs.mountpoint
+    os.link(m / "sub" / "kept", m / "also")  # as a delta list shares the full list's files
+    _fsync(m)
+    with open(m / "also", "ab") as fh:
+        fh.write(b" and more")
+        fh.flush()
+        os.fsync(fh.fileno())
+    fs.cut()  # (the image writes each name as its own file: links are not kept)
+    assert (fs.backing / "also").read_bytes() == b"kept and more"
+    assert (fs.backing / "sub" / "kept").read_bytes() == b"kept and more"
+
+
+def test_an_fsync_through_a_write_only_append_descriptor_is_kept(fs: LazyFS) -> None:
+    m = fs.mountpoint
+    fd = os.open(m / "old.txt", os.O_WRONLY | os.O_APPEND)  # as the agent's audit log
+    try:
+        os.write(fd, b"line 2\n")
+        os.fsync(fd)
+        os.write(fd, b"line 3, never synced\n")
+    finally:
+        os.close(fd)
+    fs.cut()
+    assert (fs.backing / "old.txt").read_bytes() == b"old\nline 2\n"
