@@ -213,6 +213,8 @@ SCENARIOS = {
                  verify=storage.full_verify),
         Scenario("corrupt-files", "outbox or audit log, and the offline list, damaged between runs",
                  storage.corrupt_files, verify=storage.corrupt_verify, damages_audit=True),
+        Scenario("wal-lost", "the outbox's WAL and shm files lost between runs (known defect)",
+                 storage.wal_lost, verify=storage.wal_verify),
         Scenario("clock-step", "wall clock stepped by minutes or days, forward or back (libfaketime)",
                  clock.clock_step, setup=clock.clock_setup, teardown=clock.clock_teardown),
     )

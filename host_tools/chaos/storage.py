@@ -239,10 +239,6 @@ def corrupt_files(ctx: Ctx) -> Fault:
     run = ctx.run_index
     first = ("outbox.sqlite", "audit.log")[run % 2]
     done = []
-    if first == "outbox.sqlite":
-        for side in ("outbox.sqlite-wal", "outbox.sqlite-shm"):  # a card that lost them too
-            with contextlib.suppress(FileNotFoundError):
-                (state / side).unlink()
     done.append(_garble(state / first, ctx.rng))
     offline = _offline_files(state)
     if offline:
@@ -253,6 +249,33 @@ def corrupt_files(ctx: Ctx) -> Fault:
     yield 0.2
     ctx.restart_agent()
     ctx.note("agent restarted on the damaged files")
+
+
+def wal_lost(ctx: Ctx) -> Fault:
+    """The outbox's WAL and shm files lost between runs (a card that dropped them): the
+    commits since the last checkpoint go with them."""
+    ctx.kill_agent()
+    state = ctx.state_dir
+    gone = []
+    for side in ("outbox.sqlite-wal", "outbox.sqlite-shm"):
+        p = state / side
+        if p.exists():
+            gone.append(f"{side} ({p.stat().st_size} bytes)")
+            p.unlink()
+    ctx.param("lost " + (", ".join(gone) or "nothing: no WAL on disk"))
+    yield 0.2
+    ctx.restart_agent()
+    ctx.note("agent restarted without its outbox WAL")
+
+
+def wal_verify(ctx: Ctx, events: list[dict[str, Any]]) -> list[str]:
+    """A WAL that held commits went missing: the agent must say so (an alarm), never
+    carry on silently with the rolled-back outbox."""
+    held = any("outbox.sqlite-wal (" in p and "(0 bytes)" not in p for p in ctx.params)
+    alarms = [e for e in events if e["event"] == "alarm" and "outbox" in str(e.get("message"))]
+    if held and not alarms:
+        return ["wal lost: the outbox's WAL (with commits) vanished and no alarm was raised"]
+    return []
 
 
 def corrupt_verify(ctx: Ctx, events: list[dict[str, Any]]) -> list[str]:
