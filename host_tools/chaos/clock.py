@@ -19,6 +19,7 @@ from __future__ import annotations
 import glob
 import os
 from pathlib import Path
+from typing import Any
 
 from host_tools.chaos.ctx import Ctx, Fault
 from host_tools.localregion.errors import LocalRegionError
@@ -89,10 +90,33 @@ def clock_teardown(ctx: Ctx) -> None:
 
 
 def clock_step(ctx: Ctx) -> Fault:
-    spec, _ = ctx.rng.choice(STEPS)
+    """Step while a query is in flight: the broker-to-kiosk direction is held for a
+    moment around the step (when the kiosk is behind a link), so a query sent before the
+    step is answered only after it -- a deadline on the wall clock then stalls."""
+    spec, offset = ctx.rng.choice(STEPS)
     hold = ctx.seconds(20.0)
+    if ctx.link is not None:
+        ctx.link.set(drop={"down"})
+        yield 1.5  # scans go out meanwhile; no answer comes back
     _set(ctx, spec)
-    ctx.param(f"wall clock stepped {spec} for {hold:.0f} s")
+    ctx.expect["clock_step_s"] = offset
+    ctx.param(f"wall clock stepped {spec} for {hold:.0f} s" +
+              (" with a query in flight" if ctx.link is not None else ""))  # fmt: skip
+    if ctx.link is not None:
+        yield 1.0
+        ctx.link.clear()
     yield hold
     _set(ctx, "+0")
     ctx.note("wall clock stepped back to true time")
+
+
+def clock_verify(ctx: Ctx, events: list[dict[str, Any]]) -> list[str]:
+    """The step reached the agent: the regional's signed time hint moved its protocol
+    time (a ``clock`` event with an offset near the step)."""
+    step = ctx.expect.get("clock_step_s")
+    seen = [float(e.get("offset_s") or 0) for e in events if e["event"] == "clock"]
+    if step is None:
+        return ["clock step: the step never ran"]
+    if not any(abs(o + step) < 60 for o in seen):
+        return [f"clock step: no clock event with an offset near {-step} s (seen {seen[:4]})"]
+    return []

@@ -85,6 +85,16 @@ class Ctx:
             self.log(f"    CRASH: agent pid {proc.pid} exited with {proc.returncode}")
         return True
 
+    def check_regionals(self) -> None:
+        """A regional process that exited without the harness stopping it is a crash."""
+        for r in self.region.regionals:
+            proc = r.proc
+            if proc is None or proc.poll() is None or proc.pid in self.expected_exit:
+                continue
+            self.expected_exit.add(proc.pid)
+            self.crashes.append(f"regional pid {proc.pid} exited {proc.returncode}")
+            self.log(f"    CRASH: regional pid {proc.pid} exited with {proc.returncode}")
+
     def note(self, text: str) -> None:
         self.notes.append(text)
         self.log(f"    {text}")

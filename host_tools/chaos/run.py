@@ -216,7 +216,8 @@ SCENARIOS = {
         Scenario("wal-lost", "the outbox's WAL and shm files lost between runs (known defect)",
                  storage.wal_lost, verify=storage.wal_verify),
         Scenario("clock-step", "wall clock stepped by minutes or days, forward or back (libfaketime)",
-                 clock.clock_step, setup=clock.clock_setup, teardown=clock.clock_teardown),
+                 clock.clock_step, setup=clock.clock_setup, teardown=clock.clock_teardown,
+                 verify=clock.clock_verify),
     )
 }  # fmt: skip
 
@@ -548,6 +549,7 @@ def run_once(ctx: Ctx, sc: Scenario, plan: Plan, i: int) -> Check:
     if recovery is None:
         c.unmet.append(f"no fresh scan answered online within {SETTLE_S:.0f} s of the heal")
     ctx.check_agent_exit()
+    ctx.check_regionals()
     c.crashes = list(ctx.crashes) + _tracebacks(logs)
     check_audits(ctx, sc, c, audit)
     ctx.log(
@@ -601,9 +603,8 @@ def check_audits(ctx: Ctx, sc: Scenario, c: Check, regional_db: Path) -> None:
     rep = storage.verify_audit(ctx)
     new = [p for p in rep.problems if p not in ctx.known_audit_problems]
     ctx.known_audit_problems.update(rep.problems)
-    head = rep.head.seq if rep.head else 0
     c.audit.append(
-        f"agent chain: {rep.entries} lines to seq {head}, {len(rep.problems)} problem(s)"
+        f"agent chain: {rep.entries} lines to seq {rep.head_seq}, {len(rep.problems)} problem(s)"
     )
     if new:
         (c.audit if sc.damages_audit else c.audit_broken).extend(

@@ -21,37 +21,48 @@ puts the ordinary one back (an orderly stop, so nothing is lost there).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from host_tools.chaos.ctx import Ctx, Fault
 from host_tools.chaos.lazyfs import LazyFS
+from host_tools.localregion.runner import fieldterm_argv
 
 FILL_CHUNK = 1 << 20
 
 
 # -- the audit log, read with the product's own verifier -------------------------------------
-def audit_key(ctx: Ctx) -> bytes:
-    from firmware.agent.audit import load_audit_key  # noqa: PLC0415
-    from firmware.agent.config import load_agent_config  # noqa: PLC0415
+@dataclass
+class AuditReport:
+    """What ``fieldterm audit verify --json`` said about one log."""
 
+    entries: int
+    head_seq: int
+    problems: list[str]
+
+
+def verify_audit(ctx: Ctx, directory: Path | None = None) -> AuditReport:
+    """The product's verify (``fieldterm audit verify``, every segment) on the agent's audit
+    log, run as a command: host tools never import the kiosk's agent package."""
+    log = (directory or ctx.state_dir) / "audit.log"
     toml = ctx.region.terminal_toml(ctx.tid)
-    cfg = load_agent_config(toml)
-    key = Path(cfg.agent.audit_key)
-    if not key.is_absolute():
-        key = toml.parent / key
-    return load_audit_key(key)
-
-
-def verify_audit(ctx: Ctx, directory: Path | None = None) -> Any:
-    """The product's verify (every segment) on the agent's audit log."""
-    from firmware.agent.audit import verify_file  # noqa: PLC0415
-
-    return verify_file((directory or ctx.state_dir) / "audit.log", audit_key(ctx))
+    out = subprocess.run(
+        fieldterm_argv("audit", "verify", "--config", str(toml), "--log", str(log), "--json"),
+        capture_output=True, text=True, timeout=60, cwd=ctx.state_dir.parent, check=False,
+    )  # fmt: skip
+    try:
+        rep = json.loads(out.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        return AuditReport(0, 0, [f"audit verify failed (exit {out.returncode}): "
+                                  f"{out.stderr.strip()[-300:]}"])  # fmt: skip
+    head = rep.get("head") or {}
+    return AuditReport(int(rep["entries"]), int(head.get("seq") or 0), list(rep["problems"]))
 
 
 # -- power cut -------------------------------------------------------------------------------
@@ -85,11 +96,11 @@ def power_teardown(ctx: Ctx) -> None:
 
 def power_cut(ctx: Ctx) -> Fault:
     fs: LazyFS = ctx.fs
-    before = verify_audit(ctx).head.seq
+    before = verify_audit(ctx).head_seq
     ctx.kill_agent()
     reply = fs.cut()  # nothing ran between the kill and the cut: one instant
     after_rep = verify_audit(ctx, fs.backing)
-    after = after_rep.head.seq
+    after = after_rep.head_seq
     ctx.note(f"power cut: agent SIGKILLed, unsynced writes dropped ({reply})")
     if after < before:
         ctx.audit_notes.append(
