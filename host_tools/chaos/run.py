@@ -17,7 +17,21 @@ and the regional's audit trail:
   an error shown as clear;
 - **unverified**: a verdict whose query id has no audit row 10 s after the run settled
   (so it cannot be checked). Not a violation of the kiosk's promises, but reported: it
-  means the regional answered and lost its audit row.
+  means the regional answered and lost its audit row;
+- **duplicated**: a query id with two final verdicts, or one scan number given to two
+  documents;
+- **crashes**: an agent or regional exit the harness did not cause, or a Python traceback
+  in their logs during the run;
+- **audit**: the agent's chain verified with ``fieldterm audit verify`` after each run (a
+  problem nobody injected breaks the run; after a power cut, where the cut truncated it),
+  and the regional's audit store's ``PRAGMA quick_check``;
+- **unmet**: a scenario's own promise (the storage-full screen, an alarm for a damaged
+  file, the clock step seen by the agent);
+- **recovery**: from the fault's end to a fresh scan answered online (p50 and max).
+
+The storage and clock scenarios live in :mod:`host_tools.chaos.storage` and
+:mod:`host_tools.chaos.clock`; the power-cut file system in :mod:`host_tools.chaos.lazyfs`.
+The last line is ``chaos: N faults, N scans, N lost, N wrong, N duplicated, N crashes``.
 
 The agent sits behind :class:`~host_tools.chaos.link.KioskLink` (its own network
 namespace, a user-space link to the broker) when namespaces can be made here, so the
@@ -27,6 +41,7 @@ the officer simulator's waits.
 
     fieldterm chaos                                # every scenario, twice
     fieldterm chaos --scenario agent-kill --repeat 5 --seed 1234
+    fieldterm chaos --repeat 1 --scans 3 --partition-s 6 --fault-s 4 --store pg
 """
 
 from __future__ import annotations
