@@ -32,7 +32,7 @@ def test_every_scenario_once_keeps_every_promise() -> None:
     if not glob.glob("/usr/lib/*/faketime/libfaketime.so.1"):
         need("faketime", "clock-step runs the agent under libfaketime")
     if not glob.glob("/usr/lib/postgresql/*/bin/initdb"):
-        need("postgresql", "pg-restart runs the regional on a PostgreSQL cluster")
+        need("pg", "pg-restart runs the regional on a PostgreSQL cluster")
     if shutil.which("umount") is None:
         need("root", "power-cut and disk-full mount file systems")
     argv = [

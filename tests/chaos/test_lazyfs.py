@@ -38,10 +38,6 @@ def _write(path: Path, data: bytes, *, sync: bool) -> None:
 def fs(tmp_path: Path) -> Iterator[LazyFS]:
     if os.geteuid() != 0 or not os.path.exists("/dev/fuse"):
         need("root", "lazyfs mounts a FUSE file system: root and /dev/fuse")
-    try:
-        import mfusepy  # noqa: F401, PLC0415
-    except (ImportError, OSError) as exc:
-        need("mfusepy", f"mfusepy / libfuse3 missing: {exc}")
     backing = tmp_path / "disk"
     backing.mkdir()
     (backing / "old.txt").write_bytes(b"old\n")
