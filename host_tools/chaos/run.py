@@ -49,6 +49,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import signal
 import sys
 import time
@@ -565,7 +566,11 @@ def run_once(ctx: Ctx, sc: Scenario, plan: Plan, i: int) -> Check:
         c.unmet.append(f"no fresh scan answered online within {SETTLE_S:.0f} s of the heal")
     ctx.check_agent_exit()
     ctx.check_regionals()
-    c.crashes = list(ctx.crashes) + _tracebacks(logs)
+    crashed, logged = _tracebacks(logs)
+    c.crashes = list(ctx.crashes) + crashed
+    c.audit += [f"logged (handled) {x}" for x in logged[:3]]
+    if len(logged) > 3:
+        c.audit.append(f"... {len(logged) - 3} more logged tracebacks")
     check_audits(ctx, sc, c, audit)
     ctx.log(
         f"    sent {c.sent} ({c.not_sent} not: kiosk down), accepted {c.accepted}, answered"
@@ -593,19 +598,31 @@ def _log_sizes(ctx: Ctx) -> dict[Path, int]:
     return {p: p.stat().st_size if p.exists() else 0 for p in paths}
 
 
-def _tracebacks(sizes: dict[Path, int]) -> list[str]:
-    """Python tracebacks written to the agent's or the regional's log since ``sizes``."""
-    out = []
+_LOG_RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (ERROR|WARNING|CRITICAL|INFO) ")
+
+
+def _tracebacks(sizes: dict[Path, int]) -> tuple[list[str], list[str]]:
+    """Python tracebacks written to the agent's or the regional's log since ``sizes``:
+    (uncaught -- a crash, or an exception that escaped a thread --, logged with a log
+    record by code that handled the error, e.g. the SLTD store refusing connections while
+    PostgreSQL restarts)."""
+    crashed: list[str] = []
+    logged: list[str] = []
     for path, size in sizes.items():
         if not path.exists():
             continue
         with path.open("rb") as fh:
             fh.seek(size)
             text = fh.read().decode(errors="replace")
-        for block in text.split("Traceback (most recent call last):")[1:]:
-            last = next((x for x in block.splitlines() if x and not x.startswith(" ")), "?")
-            out.append(f"traceback in {path.name}: {last[:160]}")
-    return out
+        lines = text.splitlines()
+        for i, line in enumerate(lines):
+            if not line.startswith("Traceback (most recent call last):"):
+                continue
+            last = next((x for x in lines[i + 1 :] if x and not x.startswith(" ")), "?")
+            what = f"traceback in {path.name}: {last[:160]}"
+            before = lines[i - 1] if i else ""
+            (logged if _LOG_RECORD.match(before) else crashed).append(what)
+    return crashed, logged
 
 
 def check_audits(ctx: Ctx, sc: Scenario, c: Check, regional_db: Path) -> None:
