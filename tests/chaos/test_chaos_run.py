@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from host_tools.chaos.run import Check, check, last_line, summarize, table
 from host_tools.chaos.storage import accounted
@@ -129,3 +130,22 @@ def test_a_clean_run_summarizes_ok_with_zero_counts() -> None:
     assert s["ok"] and last_line(s) == (
         "chaos: 2 faults, 6 scans, 0 lost, 0 wrong, 0 duplicated, 0 crashes"
     )
+
+
+def test_an_uncaught_traceback_is_a_crash_and_a_logged_one_is_reported(tmp_path: Path) -> None:
+    from host_tools.chaos.run import _tracebacks  # noqa: PLC0415
+
+    log = tmp_path / "agent.log"
+    log.write_text("old run\nTraceback (most recent call last):\n  x\nValueError: before\n")
+    mark = {log: log.stat().st_size}
+    with log.open("a") as fh:
+        fh.write(
+            "2026-12-02 16:00:00,123 ERROR host_tools.sltd.store: cannot connect\n"
+            'Traceback (most recent call last):\n  File "x", line 1\n'
+            "psycopg.OperationalError: connection refused\n"
+            "Exception in thread writer:\nTraceback (most recent call last):\n"
+            '  File "y", line 2\nsqlite3.DatabaseError: file is not a database\n'
+        )
+    crashed, logged = _tracebacks(mark)
+    assert crashed == ["traceback in agent.log: sqlite3.DatabaseError: file is not a database"]
+    assert logged == ["traceback in agent.log: psycopg.OperationalError: connection refused"]
