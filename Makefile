@@ -18,8 +18,10 @@ help:
 	@echo "              index (10 M keys) vs SQLite in process and PostgreSQL over TCP on 127.0.0.1; the"
 	@echo "              offline list (10 M keys): Python lookup over the map vs the C library, mapped vs loaded RSS."
 	@echo "              ARGS=--full: index and offline list at 100 M keys (a few GB); ARGS=--quick: smoke sizes"
-	@echo "make chaos  - faults against a local region (kills, broker restarts, partitions, loss, delay,"
-	@echo "              half-open links in network namespaces): no scan lost, no verdict wrong; ARGS=--seed N"
+	@echo "make chaos  - faults against a local region (kills, broker/PostgreSQL restarts, partitions, loss,"
+	@echo "              delay, half-open links in network namespaces, power cuts on a FUSE file system that"
+	@echo "              drops unsynced writes, a full card, damaged files, clock steps, scanner storms): no scan"
+	@echo "              lost, none wrong, none answered twice, no crash; ARGS=\"--seed N --repeat N\""
 	@echo "make fuzz   - longer fuzz runs of the MRZ parser and the scanner framers"
 	@echo "make hil    - hardware-in-the-loop on emulated Raspberry Pi / aarch64 (QEMU)"
 
@@ -57,7 +59,7 @@ bench: system-deps $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/fieldterm bench all $(ARGS)
 
 chaos: setup
-	$(BIN)/fieldterm chaos $(ARGS)
+	$(BIN)/fieldterm chaos --store pg $(ARGS)
 
 fuzz: setup
 	$(BIN)/python -m tests.fuzz.run --seconds $${FUZZ_SECONDS:-300}

@@ -6,6 +6,8 @@ command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need+=(mosquitt
 command -v openssl >/dev/null || need+=(openssl)
 # libfaketime: the kiosk-clock tests run the kiosk process with a shifted wall clock.
 command -v faketime >/dev/null || need+=(faketime)
+# libfuse 3: the chaos harness's power-cut file system (host_tools/chaos/lazyfs.py, mfusepy).
+ldconfig -p 2>/dev/null | grep -q 'libfuse3\.so' || need+=(libfuse3-3)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 # The operator console's browser tests (tests/console): headless Chromium driven by Selenium.
 command -v chromium >/dev/null || need+=(chromium)

@@ -17,7 +17,21 @@ and the regional's audit trail:
   an error shown as clear;
 - **unverified**: a verdict whose query id has no audit row 10 s after the run settled
   (so it cannot be checked). Not a violation of the kiosk's promises, but reported: it
-  means the regional answered and lost its audit row.
+  means the regional answered and lost its audit row;
+- **duplicated**: a query id with two final verdicts, or one scan number given to two
+  documents;
+- **crashes**: an agent or regional exit the harness did not cause, or a Python traceback
+  in their logs during the run;
+- **audit**: the agent's chain verified with ``fieldterm audit verify`` after each run (a
+  problem nobody injected breaks the run; after a power cut, where the cut truncated it),
+  and the regional's audit store's ``PRAGMA quick_check``;
+- **unmet**: a scenario's own promise (the storage-full screen, an alarm for a damaged
+  file, the clock step seen by the agent);
+- **recovery**: from the fault's end to a fresh scan answered online (p50 and max).
+
+The storage and clock scenarios live in :mod:`host_tools.chaos.storage` and
+:mod:`host_tools.chaos.clock`; the power-cut file system in :mod:`host_tools.chaos.lazyfs`.
+The last line is ``chaos: N faults, N scans, N lost, N wrong, N duplicated, N crashes``.
 
 The agent sits behind :class:`~host_tools.chaos.link.KioskLink` (its own network
 namespace, a user-space link to the broker) when namespaces can be made here, so the
@@ -27,6 +41,7 @@ the officer simulator's waits.
 
     fieldterm chaos                                # every scenario, twice
     fieldterm chaos --scenario agent-kill --repeat 5 --seed 1234
+    fieldterm chaos --repeat 1 --scans 3 --partition-s 6 --fault-s 4 --store pg
 """
 
 from __future__ import annotations
@@ -34,17 +49,19 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from firmware.mrz.engine import parse
 from firmware.protocol.dockey import DocumentKey, keyed_hash64
-from host_tools.chaos import netns
+from host_tools.chaos import clock, netns, storage
+from host_tools.chaos.ctx import Ctx, Fault
 from host_tools.chaos.link import KioskLink
 from host_tools.localregion import LocalRegion
 from host_tools.localregion.errors import LocalRegionError
@@ -54,39 +71,10 @@ HITS = ("possible_match", "possible_match_offline")
 SCREENS = ("clear", "possible_match", "unknown", "possible_match_offline", "not_listed", "rescan")
 SETTLE_S = 180.0  # at most this long, after a fault is healed, for every scan to be answered
 
-Fault = Iterator[float]  # yields seconds to wait before its next step
-
-
-@dataclass
-class Ctx:
-    """What a fault acts on."""
-
-    region: LocalRegion
-    tid: str
-    link: KioskLink | None
-    rng: random.Random
-    partition_s: float
-    log: Callable[[str], None]
-    notes: list[str] = field(default_factory=list)
-    regional_env: dict[str, str] = field(default_factory=dict)  # e.g. the PostgreSQL store
-    pg: Any = None  # the PgCluster behind the regional, with --store pg
-
-    @property
-    def agent(self) -> Any:
-        return self.region.agents[self.tid]
-
-    def restart_agent(self) -> None:
-        wrap = self.link.argv if self.link is not None else None
-        self.region.start_agent(self.tid, wait=False, wrap=wrap)
-
-    def note(self, text: str) -> None:
-        self.notes.append(text)
-        self.log(f"    {text}")
-
 
 def agent_kill(ctx: Ctx) -> Fault:
-    ctx.agent.kill()
-    ctx.note("agent SIGKILLed")
+    ctx.kill_agent()
+    ctx.param("agent SIGKILLed")
     yield ctx.rng.uniform(0.0, 2.0)
     ctx.restart_agent()
     ctx.note("agent restarted")
@@ -95,8 +83,9 @@ def agent_kill(ctx: Ctx) -> Fault:
 def regional_kill(ctx: Ctx) -> Fault:
     live = [r for r in ctx.region.regionals if r.running()]
     for r in live:
+        ctx.expected_exit.add(r.pid)
         r.kill()
-    ctx.note(f"regional SIGKILLed ({len(live)} process)")
+    ctx.param(f"regional SIGKILLed ({len(live)} process)")
     yield ctx.rng.uniform(0.5, 5.0)
     ctx.region.start_regional(env=ctx.regional_env, wait=False)
     ctx.note("regional restarted")
@@ -105,7 +94,7 @@ def regional_kill(ctx: Ctx) -> Fault:
 def _broker_down(ctx: Ctx, *, kill: bool) -> Fault:
     assert ctx.region.broker is not None
     ctx.region.broker.stop(kill=kill)
-    ctx.note("broker SIGKILLed" if kill else "broker stopped (SIGTERM)")
+    ctx.param("broker SIGKILLed" if kill else "broker stopped (SIGTERM)")
     yield ctx.rng.uniform(0.5, 5.0)
     ctx.region.start_broker()
     ctx.note("broker started")
@@ -124,7 +113,7 @@ def pg_restart(ctx: Ctx) -> Fault:
         raise LocalRegionError("pg-restart needs the regional on PostgreSQL (--store pg)")
     mode = ctx.rng.choice(["fast", "immediate"])
     ctx.pg.stop(mode)
-    ctx.note(f"PostgreSQL stopped ({mode})")
+    ctx.param(f"PostgreSQL stopped ({mode})")
     yield ctx.rng.uniform(1.0, 5.0)
     ctx.pg.resume()
     ctx.note("PostgreSQL started")
@@ -139,7 +128,7 @@ def _net(ctx: Ctx) -> KioskLink:
 def partition(ctx: Ctx) -> Fault:
     link = _net(ctx)
     link.set(down=True)
-    ctx.note(f"partition for {ctx.partition_s:.0f} s")
+    ctx.param(f"partition for {ctx.partition_s:.0f} s")
     yield ctx.partition_s
     link.clear()
     ctx.note("partition healed")
@@ -147,35 +136,39 @@ def partition(ctx: Ctx) -> Fault:
 
 def flap(ctx: Ctx) -> Fault:
     link = _net(ctx)
-    for i in range(6):  # down 5 s, up 5 s, three times
+    every = ctx.seconds(5.0)
+    for i in range(6):  # down, up, three times
         link.set(down=i % 2 == 0)
-        yield 5.0
+        yield every
     link.clear()
-    ctx.note("link flapped every 5 s for 30 s")
+    ctx.param(f"link flapped every {every:g} s for {6 * every:g} s")
 
 
 def loss(ctx: Ctx) -> Fault:
     link = _net(ctx)
     link.set(loss=0.3)
-    yield 30.0
+    hold = ctx.seconds(30.0)
+    yield hold
     link.clear()
-    ctx.note("30 % loss for 30 s")
+    ctx.param(f"30 % loss for {hold:g} s")
 
 
 def delay(ctx: Ctx) -> Fault:
     link = _net(ctx)
     link.set(delay_ms=500, jitter_ms=200)
-    yield 30.0
+    hold = ctx.seconds(30.0)
+    yield hold
     link.clear()
-    ctx.note("500 +- 200 ms delay for 30 s")
+    ctx.param(f"500 +- 200 ms delay for {hold:g} s")
 
 
 def half_open(ctx: Ctx) -> Fault:
     link = _net(ctx)
     link.set(drop={"down"})  # the kiosk's packets reach the broker; nothing comes back
-    yield 20.0
+    hold = ctx.seconds(20.0)
+    yield hold
     link.clear()
-    ctx.note("half-open (broker to kiosk dropped) for 20 s")
+    ctx.param(f"half-open (broker to kiosk dropped) for {hold:g} s")
 
 
 def scanner_storm(ctx: Ctx) -> Fault:
@@ -189,7 +182,7 @@ def scanner_storm(ctx: Ctx) -> Fault:
         yield ctx.rng.uniform(0.05, 0.4)
         sim.replug()
         yield ctx.rng.uniform(0.2, 0.8)
-    ctx.note("scanner unplugged and replugged 20 times, each mid-frame")
+    ctx.param("scanner unplugged and replugged 20 times, each mid-frame")
 
 
 def scanner_junk(ctx: Ctx) -> Fault:
@@ -199,7 +192,7 @@ def scanner_junk(ctx: Ctx) -> Fault:
         if sim.wait_reader(0):
             sent += len(sim.send_junk(100_000))
         yield 0.1
-    ctx.note(f"scanner sent {sent / 1e6:.1f} MB of junk in 5 s")
+    ctx.param(f"scanner sent {sent / 1e6:.1f} MB of junk in 5 s")
 
 
 @dataclass(frozen=True)
@@ -208,6 +201,10 @@ class Scenario:
     about: str
     fault: Callable[[Ctx], Fault]
     network: bool = False
+    setup: Callable[[Ctx], None] | None = None  # before its runs (e.g. mount a file system)
+    teardown: Callable[[Ctx], None] | None = None  # after them
+    verify: Callable[[Ctx, list[dict[str, Any]]], list[str]] | None = None  # its own checks
+    damages_audit: bool = False  # its fault edits the audit log on purpose
 
 
 SCENARIOS = {
@@ -225,6 +222,18 @@ SCENARIOS = {
         Scenario("scanner-storm", "scanner unplugged and replugged mid-frame, 20 times", scanner_storm),
         Scenario("scanner-junk", "1 MB/s of junk from the scanner for 5 s", scanner_junk),
         Scenario("pg-restart", "the regional's PostgreSQL store stopped and started (--store pg)", pg_restart),
+        Scenario("power-cut", "power cut: agent SIGKILLed and unsynced writes dropped (FUSE)",
+                 storage.power_cut, setup=storage.power_setup, teardown=storage.power_teardown),
+        Scenario("disk-full", "state directory (tmpfs) filled to the last byte, then freed",
+                 storage.disk_full, setup=storage.full_setup, teardown=storage.full_teardown,
+                 verify=storage.full_verify),
+        Scenario("corrupt-files", "outbox or audit log, and the offline list, damaged between runs",
+                 storage.corrupt_files, verify=storage.corrupt_verify, damages_audit=True),
+        Scenario("wal-lost", "the outbox's WAL and shm files lost between runs (known defect)",
+                 storage.wal_lost, verify=storage.wal_verify),
+        Scenario("clock-step", "wall clock stepped by minutes or days, forward or back (libfaketime)",
+                 clock.clock_step, setup=clock.clock_setup, teardown=clock.clock_teardown,
+                 verify=clock.clock_verify),
     )
 }  # fmt: skip
 
@@ -239,6 +248,7 @@ class Officer:
         self._due = 0.0
         self.sent = 0
         self.not_sent = 0
+        self.healed_at: float | None = None  # when the fault's last step ran
 
     def start_fault(self, fault: Fault) -> None:
         self.fault = fault
@@ -246,12 +256,17 @@ class Officer:
         self._step()
 
     def _step(self) -> None:
+        ctx = self.ctx
+        crashes = len(ctx.crashes)
+        if ctx.check_agent_exit() and len(ctx.crashes) > crashes:
+            ctx.restart_agent()  # as systemd would; the crash is counted
         if self.fault is None or time.monotonic() < self._due:
             return
         try:
             self._due = time.monotonic() + next(self.fault)
         except StopIteration:
             self.fault = None
+            self.healed_at = time.monotonic()
 
     @property
     def faulting(self) -> bool:
@@ -313,14 +328,34 @@ class Check:
     offline_answers: int = 0
     offline_missed: list[int] = field(default_factory=list)  # listed, answered NOT LISTED
     offline_false_alarms: int = 0  # unlisted, answered LISTED: the filter's false positives
+    duplicated: list[str] = field(default_factory=list)  # a query answered twice, a seq reused
+    accounted: list[int] = field(default_factory=list)  # lost, but named by the agent's alarm
+    lost_qids: dict[int, str] = field(default_factory=dict)
+    crashes: list[str] = field(default_factory=list)  # exits not caused, tracebacks
+    unmet: list[str] = field(default_factory=list)  # the scenario's own expectations
+    audit_broken: list[str] = field(default_factory=list)  # chain problems nobody injected
+    audit: list[str] = field(default_factory=list)  # what the audit checks found (reported)
     sent: int = 0
     not_sent: int = 0  # the kiosk was down: its port had no reader
     settle_s: float = 0.0
+    recovery_s: float | None = None  # heal -> a fresh scan answered online
     notes: list[str] = field(default_factory=list)  # what the fault did
+    params: list[str] = field(default_factory=list)  # the fault's parameters
+
+    @property
+    def wrong_count(self) -> int:
+        """Everything the officer was shown wrongly: verdicts against the list, CLEAR
+        without a NO_MATCH, offline misses, a scenario's screen that never came."""
+        return (
+            len(self.wrong) + len(self.clear_without_no_match) + len(self.offline_missed)
+            + len(self.unmet)
+        )  # fmt: skip
 
     @property
     def ok(self) -> bool:
-        return not (self.lost or self.wrong or self.clear_without_no_match or self.offline_missed)
+        return not (
+            self.lost or self.wrong_count or self.duplicated or self.crashes or self.audit_broken
+        )
 
 
 def expected_by_dkh(region: LocalRegion, index_key: bytes) -> dict[str, str]:
@@ -373,6 +408,9 @@ def check(events: list[dict[str, Any]], expected: dict[str, str], dkh: dict[str,
     by_qid = {e["qid"]: e for e in verdicts.values()}
     c.accepted, c.answered = len(accepted), len(accepted & set(verdicts))
     c.lost = sorted(accepted - set(verdicts))
+    qid_of = {e["seq"]: e.get("qid") or "" for e in events if e["event"] == "document"}
+    c.lost_qids = {s: qid_of.get(s, "") for s in c.lost}
+    c.duplicated = duplicates(events)
     for e in events:
         if e["event"] != "offline" or e.get("outcome") not in ("LISTED", "NOT_LISTED"):
             continue
@@ -402,9 +440,27 @@ def check(events: list[dict[str, Any]], expected: dict[str, str], dkh: dict[str,
     return c
 
 
-def settle(officer: Officer, start: int, limit: float = SETTLE_S) -> float:
-    """Wait (bounded) until every accepted scan since ``start`` has a final verdict; the
-    seconds it took."""
+def duplicates(events: list[dict[str, Any]]) -> list[str]:
+    """Answered twice: a query id with two final verdicts, or a scan number given to two
+    different documents (a counter that restarted)."""
+    out = []
+    per_qid: dict[str, int] = {}
+    for e in events:
+        if e["event"] == "verdict":
+            per_qid[e["qid"]] = per_qid.get(e["qid"], 0) + 1
+    out += [f"query {q[:12]} answered {n} times" for q, n in per_qid.items() if n > 1]
+    per_seq: dict[int, set[str]] = {}
+    for e in events:
+        if e["event"] == "document" and e.get("valid") and e.get("qid"):
+            per_seq.setdefault(e["seq"], set()).add(e["qid"])
+    out += [f"scan {s} given to {len(q)} documents" for s, q in per_seq.items() if len(q) > 1]
+    return out
+
+
+def settle(officer: Officer, start: int, limit: float = SETTLE_S) -> tuple[float, float | None]:
+    """Wait (bounded) until every accepted scan since ``start`` has a final verdict, then
+    for one fresh scan answered online. The seconds the first took, and the recovery time
+    (from the fault's end to that fresh verdict; None if it never came)."""
     t0 = time.monotonic()
     events = officer.ctx.agent.events
     while time.monotonic() - t0 < limit:
@@ -414,7 +470,40 @@ def settle(officer: Officer, start: int, limit: float = SETTLE_S) -> float:
         if not officer.faulting and officer.ctx.agent.running() and not check(evs, {}, {}).lost:
             break
         time.sleep(0.1)
-    return round(time.monotonic() - t0, 1)
+    took = round(time.monotonic() - t0, 1)
+    return took, probe(officer, officer.healed_at or t0, t0 + limit)
+
+
+def _verdict_for(seq: int) -> Callable[[dict[str, Any]], bool]:
+    return lambda e: e["event"] == "verdict" and e.get("seq") == seq
+
+
+def probe(officer: Officer, healed: float, end: float) -> float | None:
+    """Scan an unlisted document until the kiosk answers it online (acknowledging a FAULT
+    or refusal first); seconds from ``healed`` to that verdict."""
+    ctx = officer.ctx
+    lines = next((d for d, listed in officer.docs if not listed), officer.docs[0][0])
+    while time.monotonic() < end:
+        officer._step()
+        agent = ctx.agent
+        if not agent.running() or not agent.scanner.wait_reader(0):
+            officer.wait(lambda e: False, agent.events.mark(), 0.2)
+            continue
+        mark = agent.events.mark()
+        agent.scanner.send(lines)
+        officer.sent += 1
+        doc = officer.wait(lambda e: e["event"] in ("document", "refused"), mark, 6.0)
+        if doc is None:
+            continue
+        if doc["event"] == "refused" or not doc.get("valid"):
+            officer.ack(mark)
+            continue
+        seq = doc["seq"]
+        left = max(0.0, end - time.monotonic())
+        v = officer.wait(_verdict_for(seq), mark, left)
+        if v is not None:
+            return round(time.monotonic() - healed, 1)
+    return None
 
 
 @dataclass(frozen=True)
@@ -429,39 +518,139 @@ class Plan:
 
 
 def run_scenario(ctx: Ctx, sc: Scenario, plan: Plan) -> list[Check]:
-    out = []
-    scans, docs, expected, audit = plan.scans, plan.docs, plan.expected, plan.audit
-    for i in range(plan.repeat):
-        officer = Officer(ctx, docs)
-        ctx.notes.clear()
-        start = ctx.agent.events.mark()
-        at = ctx.rng.randrange(1, max(2, scans - 1))
-        ctx.log(f"  {sc.name} #{i + 1}: fault after scan {at} of {scans}")
-        for n in range(scans):
-            if n == at:
-                officer.start_fault(sc.fault(ctx))
-            officer.scan_once()
-        while officer.faulting:  # the fault outlasted the scans: keep scanning through it
-            officer.scan_once()
-        took = settle(officer, start)
-        evs = ctx.agent.events.events[start:]
-        c = check(evs, expected, audited(evs, audit))
-        c.settle_s, c.sent, c.not_sent = took, officer.sent, officer.not_sent
-        c.notes = list(ctx.notes)
-        ctx.log(
-            f"    sent {c.sent} ({c.not_sent} not: kiosk down), accepted {c.accepted}, answered"
-            f" {c.answered}, lost {len(c.lost)}, wrong {len(c.wrong)}, clear without no-match"
-            f" {len(c.clear_without_no_match)}, unverified {c.unverified}; offline answers"
-            f" {c.offline_answers} ({len(c.offline_missed)} missed, {c.offline_false_alarms}"
-            f" false alarms); settled in {took} s"
-        )
-        for what, items in (("LOST", c.lost), ("WRONG", c.wrong),
-                            ("CLEAR WITHOUT NO-MATCH", c.clear_without_no_match),
-                            ("MISSED OFFLINE", c.offline_missed)):  # fmt: skip
-            if items:
-                ctx.log(f"    {what}: {items[:5]}")
-        out.append(c)
+    out: list[Check] = []
+    if sc.setup is not None:
+        sc.setup(ctx)
+    try:
+        for i in range(plan.repeat):
+            ctx.run_index = i
+            out.append(run_once(ctx, sc, plan, i))
+    finally:
+        if sc.teardown is not None:
+            sc.teardown(ctx)
     return out
+
+
+def run_once(ctx: Ctx, sc: Scenario, plan: Plan, i: int) -> Check:
+    scans, docs, expected, audit = plan.scans, plan.docs, plan.expected, plan.audit
+    officer = Officer(ctx, docs)
+    ctx.notes.clear()
+    ctx.params.clear()
+    ctx.audit_notes.clear()
+    ctx.expect.clear()
+    ctx.crashes.clear()
+    ctx.recovered_at = None
+    logs = _log_sizes(ctx)
+    start = ctx.agent.events.mark()
+    at = ctx.rng.randrange(1, max(2, scans - 1))
+    ctx.log(f"  {sc.name} #{i + 1}: fault after scan {at} of {scans}")
+    for n in range(scans):
+        if n == at:
+            officer.start_fault(sc.fault(ctx))
+        officer.scan_once()
+    while officer.faulting:  # the fault outlasted the scans: keep scanning through it
+        officer.scan_once()
+    took, recovery = settle(officer, start)
+    if ctx.recovered_at is not None and recovery is not None and officer.healed_at:
+        recovery = round(recovery - (ctx.recovered_at - officer.healed_at), 1)
+    evs = ctx.agent.events.events[start:]
+    c = check(evs, expected, audited(evs, audit))
+    c.settle_s, c.recovery_s, c.sent, c.not_sent = took, recovery, officer.sent, officer.not_sent
+    c.notes, c.params = list(ctx.notes), list(ctx.params)
+    if c.lost:
+        c.accounted = sorted(storage.accounted(c.lost_qids, evs))
+        c.lost = [s for s in c.lost if s not in c.accounted]
+    if sc.verify is not None:
+        c.unmet += sc.verify(ctx, evs)
+    if recovery is None:
+        c.unmet.append(f"no fresh scan answered online within {SETTLE_S:.0f} s of the heal")
+    ctx.check_agent_exit()
+    ctx.check_regionals()
+    crashed, logged = _tracebacks(logs)
+    c.crashes = list(ctx.crashes) + crashed
+    c.audit += [f"logged (handled) {x}" for x in logged[:3]]
+    if len(logged) > 3:
+        c.audit.append(f"... {len(logged) - 3} more logged tracebacks")
+    check_audits(ctx, sc, c, audit)
+    ctx.log(
+        f"    sent {c.sent} ({c.not_sent} not: kiosk down), accepted {c.accepted}, answered"
+        f" {c.answered}, lost {len(c.lost)} (+{len(c.accounted)} named by an alarm), wrong"
+        f" {len(c.wrong)}, clear without no-match {len(c.clear_without_no_match)}, duplicated"
+        f" {len(c.duplicated)}, crashes {len(c.crashes)}, unverified {c.unverified}; offline"
+        f" answers {c.offline_answers} ({len(c.offline_missed)} missed,"
+        f" {c.offline_false_alarms} false alarms); settled in {took} s, recovered in"
+        f" {recovery} s"
+    )
+    for what, items in (("LOST", c.lost), ("WRONG", c.wrong),
+                        ("CLEAR WITHOUT NO-MATCH", c.clear_without_no_match),
+                        ("MISSED OFFLINE", c.offline_missed), ("DUPLICATED", c.duplicated),
+                        ("CRASH", c.crashes), ("UNMET", c.unmet),
+                        ("AUDIT BROKEN", c.audit_broken)):  # fmt: skip
+        if items:
+            ctx.log(f"    {what}: {items[:5]}")
+    for a in c.audit:
+        ctx.log(f"    audit: {a}")
+    return c
+
+
+def _log_sizes(ctx: Ctx) -> dict[Path, int]:
+    paths = [ctx.agent.log] + [p for r in ctx.region.regionals for p in (r.log, r.stderr_log) if p]
+    return {p: p.stat().st_size if p.exists() else 0 for p in paths}
+
+
+_LOG_RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (ERROR|WARNING|CRITICAL|INFO) ")
+
+
+def _tracebacks(sizes: dict[Path, int]) -> tuple[list[str], list[str]]:
+    """Python tracebacks written to the agent's or the regional's log since ``sizes``:
+    (uncaught -- a crash, or an exception that escaped a thread --, logged with a log
+    record by code that handled the error, e.g. the SLTD store refusing connections while
+    PostgreSQL restarts)."""
+    crashed: list[str] = []
+    logged: list[str] = []
+    for path, size in sizes.items():
+        if not path.exists():
+            continue
+        with path.open("rb") as fh:
+            fh.seek(size)
+            text = fh.read().decode(errors="replace")
+        lines = text.splitlines()
+        for i, line in enumerate(lines):
+            if not line.startswith("Traceback (most recent call last):"):
+                continue
+            last = next((x for x in lines[i + 1 :] if x and not x.startswith(" ")), "?")
+            what = f"traceback in {path.name}: {last[:160]}"
+            before = lines[i - 1] if i else ""
+            (logged if _LOG_RECORD.match(before) else crashed).append(what)
+    return crashed, logged
+
+
+def check_audits(ctx: Ctx, sc: Scenario, c: Check, regional_db: Path) -> None:
+    """Both audit trails after a run: the agent's chain with the product's verify (a
+    problem not seen before, and not injected by the scenario, breaks the run), and the
+    regional's store's integrity."""
+    import sqlite3  # noqa: PLC0415
+
+    c.audit += ctx.audit_notes
+    rep = storage.verify_audit(ctx)
+    new = [p for p in rep.problems if p not in ctx.known_audit_problems]
+    ctx.known_audit_problems.update(rep.problems)
+    c.audit.append(
+        f"agent chain: {rep.entries} lines to seq {rep.head_seq}, {len(rep.problems)} problem(s)"
+    )
+    if new:
+        (c.audit if sc.damages_audit else c.audit_broken).extend(
+            f"agent audit: {p}" + (" (injected)" if sc.damages_audit else "") for p in new[:5]
+        )
+    if regional_db.exists():
+        con = sqlite3.connect(f"file:{regional_db}?mode=ro", uri=True)
+        try:
+            con.execute("PRAGMA busy_timeout=5000")
+            verdict = con.execute("PRAGMA quick_check").fetchone()[0]
+        finally:
+            con.close()
+        if verdict != "ok":
+            c.audit_broken.append(f"regional audit store: quick_check says {verdict}")
 
 
 def main_run(args: argparse.Namespace) -> int:
@@ -501,7 +690,8 @@ def main_run(args: argparse.Namespace) -> int:
             link = KioskLink(region.port, index=9, seed=seed).start()
         try:
             region.start_regional(env=regional_env)
-            ctx = Ctx(region, region.terminals[0], link, rng, args.partition_s, log)
+            ctx = Ctx(region, region.terminals[0], link, rng, args.partition_s, log,
+                      fault_s=args.fault_s)  # fmt: skip
             ctx.regional_env, ctx.pg = regional_env, pg
             region.start_agent(ctx.tid, wrap=link.argv if link else None)
             cfg = RegionalConfig.load(region.regional_toml)
@@ -517,39 +707,103 @@ def main_run(args: argparse.Namespace) -> int:
             if pg is not None:
                 region.stop_regionals()
                 pg.stop()
-    summary = {
-        "seed": seed,
-        "link": link_counts if link is not None else None,
-        "scenarios": {
-            n: {
-                "runs": len(cs),
-                "sent": sum(c.sent for c in cs),
-                "not_sent": sum(c.not_sent for c in cs),
-                "accepted": sum(c.accepted for c in cs),
-                "answered": sum(c.answered for c in cs),
-                "lost": sum(len(c.lost) for c in cs),
-                "wrong": sum(len(c.wrong) for c in cs),
-                "clear_without_no_match": sum(len(c.clear_without_no_match) for c in cs),
-                "unverified": sum(c.unverified for c in cs),
-                "offline_answers": sum(c.offline_answers for c in cs),
-                "offline_missed": sum(len(c.offline_missed) for c in cs),
-                "offline_false_alarms": sum(c.offline_false_alarms for c in cs),
-                "max_settle_s": max((c.settle_s for c in cs), default=0.0),
-                "faults": [c.notes for c in cs],
-            }
-            for n, cs in results.items()
-        },
-        "elapsed_s": round(time.monotonic() - t0, 1),
-    }
-    bad = [n for n, cs in results.items() if not all(c.ok for c in cs)]
-    summary["ok"] = not bad
-    print(json.dumps(summary) if args.json else _text(summary), flush=True)
-    if bad:
+    summary = summarize(results)
+    summary["seed"] = seed
+    summary["link"] = link_counts if link is not None else None
+    summary["elapsed_s"] = round(time.monotonic() - t0, 1)
+    summary["last_line"] = last_line(summary)
+    print(json.dumps(summary) if args.json else table(summary), flush=True)
+    if not summary["ok"]:
+        bad = [n for n, r in summary["scenarios"].items() if not r["ok"]]
         print(
             f"chaos: promises broken in {', '.join(bad)} (replay with --seed {seed})",
             file=sys.stderr,
         )
-    return 1 if bad else 0
+    return 0 if summary["ok"] else 1
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    v = sorted(values)
+    return v[min(len(v) - 1, round(q * (len(v) - 1)))]
+
+
+def summarize(results: dict[str, list[Check]]) -> dict[str, Any]:
+    """Per scenario totals, the grand totals, and ``ok`` (every promise held)."""
+    scen: dict[str, Any] = {}
+    for n, cs in results.items():
+        rec = [c.recovery_s for c in cs if c.recovery_s is not None]
+        params: list[str] = []
+        for c in cs:
+            params += [p for p in c.params if p not in params]
+        scen[n] = {
+            "runs": len(cs),
+            "sent": sum(c.sent for c in cs),
+            "not_sent": sum(c.not_sent for c in cs),
+            "accepted": sum(c.accepted for c in cs),
+            "answered": sum(c.answered for c in cs),
+            "lost": sum(len(c.lost) for c in cs),
+            "accounted": sum(len(c.accounted) for c in cs),
+            "wrong": sum(c.wrong_count for c in cs),
+            "wrong_verdicts": sum(len(c.wrong) for c in cs),
+            "clear_without_no_match": sum(len(c.clear_without_no_match) for c in cs),
+            "offline_missed": sum(len(c.offline_missed) for c in cs),
+            "unmet": [u for c in cs for u in c.unmet],
+            "duplicated": sum(len(c.duplicated) for c in cs),
+            "crashes": sum(len(c.crashes) for c in cs),
+            "crash_details": [x for c in cs for x in c.crashes][:10],
+            "audit_broken": [x for c in cs for x in c.audit_broken][:10],
+            "audit": [x for c in cs for x in c.audit][:20],
+            "unverified": sum(c.unverified for c in cs),
+            "offline_answers": sum(c.offline_answers for c in cs),
+            "offline_false_alarms": sum(c.offline_false_alarms for c in cs),
+            "max_settle_s": max((c.settle_s for c in cs), default=0.0),
+            "recovery_p50_s": _pct(rec, 0.5),
+            "recovery_max_s": max(rec) if rec else None,
+            "params": params,
+            "faults": [c.notes for c in cs],
+            "ok": all(c.ok for c in cs),
+        }
+    total = {k: sum(r[k] for r in scen.values())
+             for k in ("runs", "accepted", "lost", "wrong", "duplicated", "crashes")}  # fmt: skip
+    return {"scenarios": scen, "total": total, "ok": all(r["ok"] for r in scen.values())}
+
+
+def last_line(summary: dict[str, Any]) -> str:
+    """``chaos: N faults, N scans, N lost, N wrong, N duplicated, N crashes``."""
+    t = summary["total"]
+    return (
+        f"chaos: {t['runs']} faults, {t['accepted']} scans, {t['lost']} lost, {t['wrong']} wrong,"
+        f" {t['duplicated']} duplicated, {t['crashes']} crashes"
+    )
+
+
+def _s(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1f}"
+
+
+def table(s: dict[str, Any]) -> str:
+    """The per-scenario table, then what broke, then :func:`last_line`."""
+    head = ("scenario", "runs", "scans", "lost", "wrong", "dup", "crash", "rec p50", "rec max")
+    lines = [f"chaos: seed {s.get('seed')}, {s.get('elapsed_s')} s"]
+    lines.append(f"{head[0]:15} " + " ".join(f"{h:>7}" for h in head[1:]) + "  fault parameters")
+    for n, r in s["scenarios"].items():
+        cells = (r["runs"], r["accepted"], r["lost"], r["wrong"], r["duplicated"], r["crashes"],
+                 _s(r["recovery_p50_s"]), _s(r["recovery_max_s"]))  # fmt: skip
+        params = "; ".join(r["params"])
+        if len(params) > 90:
+            params = params[:87] + "..."
+        lines.append(f"{n:15} " + " ".join(f"{x:>7}" for x in cells) + f"  {params}")
+    for n, r in s["scenarios"].items():
+        for what, items in (("unmet", r["unmet"]), ("crash", r["crash_details"]),
+                            ("audit broken", r["audit_broken"])):  # fmt: skip
+            lines += [f"  {n}: {what}: {x}" for x in items[:5]]
+        if r["accounted"]:
+            lines.append(f"  {n}: {r['accounted']} scan(s) lost with the damaged outbox, "
+                         "each named by the agent's alarm")  # fmt: skip
+    lines.append(last_line(s))
+    return "\n".join(lines)
 
 
 def _pg_store(region: LocalRegion) -> tuple[Any, dict[str, str]]:
@@ -566,19 +820,6 @@ def _pg_store(region: LocalRegion) -> tuple[Any, dict[str, str]]:
                 recs = [src.get(*k) for k in batch]
                 dst.upsert([r for r in recs if r is not None])
     return pg, {"FIELDTERM_REGIONAL__SLTD_DB": pg.url}
-
-
-def _text(s: dict[str, Any]) -> str:
-    lines = [f"chaos: seed {s['seed']}, {s['elapsed_s']} s"]
-    for n, r in s["scenarios"].items():
-        lines.append(
-            f"  {n:15} {r['runs']} runs: {r['accepted']} accepted, {r['answered']} answered,"
-            f" {r['lost']} lost, {r['wrong']} wrong, {r['clear_without_no_match']} clear without"
-            f" no-match, {r['offline_missed']} missed offline, {r['unverified']} unverified;"
-            f" settled within {r['max_settle_s']} s"
-        )
-    lines.append("chaos: " + ("every promise held" if s["ok"] else "PROMISES BROKEN"))
-    return "\n".join(lines)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -600,6 +841,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scans", type=int, default=8, help="scans per run (8)")
     p.add_argument("--seed", type=int, help="random seed (printed; default: a fresh one)")
     p.add_argument("--partition-s", type=float, default=60.0, help="length of a partition (60)")
+    p.add_argument(
+        "--fault-s",
+        type=float,
+        help="at most this long for every other timed fault (loss, delay, half-open, flap"
+        " period, disk full, clock step); default: each scenario's own (20-30 s)",
+    )
     p.add_argument("--records", type=int, default=2000, help="SLTD records in the region (2000)")
     p.add_argument(
         "--store",

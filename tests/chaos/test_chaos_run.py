@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
+import re
+from pathlib import Path
 
-from host_tools.chaos import netns
-from host_tools.chaos.run import check
-from tests.support.require import need
+from host_tools.chaos.run import Check, check, last_line, summarize, table
+from host_tools.chaos.storage import accounted
 
 EXPECTED = {"aa" * 8: "POSSIBLE_MATCH", "bb" * 8: "NO_MATCH"}
 DKH = {"q1": "aa" * 8, "q2": "bb" * 8}
@@ -74,26 +72,80 @@ def test_a_verdict_without_an_audit_row_is_unverified_not_passed_as_right() -> N
     assert c.unverified == 1 and not c.wrong
 
 
-def test_a_short_real_run_keeps_every_promise_under_three_faults() -> None:
-    why = netns.available()
-    if why:
-        need("root", f"the partition scenario needs network namespaces: {why}")
-    argv = [
-        sys.executable, "-m", "firmware.cli", "chaos", "--json", "--seed", "5",
-        "--scenario", "agent-kill", "--scenario", "broker-kill", "--scenario", "partition",
-        "--partition-s", "8", "--repeat", "1", "--scans", "4",
+def test_a_query_answered_twice_and_a_scan_number_reused_are_duplicates() -> None:
+    events = [
+        _doc(1), _verdict(1, "POSSIBLE_MATCH"), _verdict(1, "POSSIBLE_MATCH"),
+        _doc(2), _verdict(2, "NO_MATCH"),
+        {"event": "document", "valid": True, "seq": 2, "qid": "q9"},  # the counter restarted
+        {"event": "verdict", "seq": 2, "qid": "q9", "outcome": "NO_MATCH"},
     ]  # fmt: skip
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=400, check=False)
-    assert out.returncode == 0, out.stderr[-3000:]
-    res = json.loads(out.stdout.strip().splitlines()[-1])
-    assert res["ok"] is True and res["seed"] == 5
-    for name in ("agent-kill", "broker-kill", "partition"):
-        r = res["scenarios"][name]
-        assert r["accepted"] > 0 and r["answered"] == r["accepted"], (name, r)
-        assert r["lost"] == r["wrong"] == r["clear_without_no_match"] == r["offline_missed"] == 0
-        assert r["unverified"] == 0, (name, r)
-    notes = {n: [x for run in r["faults"] for x in run] for n, r in res["scenarios"].items()}
-    assert "agent SIGKILLed" in notes["agent-kill"] and "agent restarted" in notes["agent-kill"]
-    assert "broker SIGKILLed" in notes["broker-kill"]
-    assert "partition healed" in notes["partition"]
-    assert res["link"]["up_dropped"] > 0  # the partition dropped the kiosk's real packets
+    c = check(events, EXPECTED, DKH)
+    assert not c.ok
+    assert sorted(c.duplicated) == ["query q1 answered 2 times", "scan 2 given to 2 documents"]
+
+
+def test_a_lost_scan_named_by_the_agents_alarm_is_accounted_not_silent() -> None:
+    alarm = {
+        "event": "alarm",
+        "message": "1 accepted scans have neither a verdict nor an outbox row (lost; query "
+        "ids 0123456789ab): check them manually",
+    }
+    assert accounted({4: "0123456789abcdef", 5: "ffff"}, [alarm]) == {4}
+    assert accounted({4: "aa"}, []) == set()
+
+
+def _run(accepted: int, **kw: object) -> Check:
+    c = Check(accepted=accepted, answered=accepted, recovery_s=kw.pop("recovery_s", 1.0))  # type: ignore[arg-type]
+    for k, v in kw.items():
+        setattr(c, k, v)
+    return c
+
+
+def test_summary_counts_every_kind_of_failure_and_the_last_line_states_them() -> None:
+    results = {
+        "agent-kill": [_run(5, recovery_s=1.0, params=["agent SIGKILLed"]),
+                       _run(4, recovery_s=3.0, lost=[7])],
+        "disk-full": [_run(3, recovery_s=0.5, unmet=["no storage-full screen"],
+                           crashes=["agent pid 9 exited 1"], duplicated=["query q answered 2 times"])],
+        "loss": [_run(6, wrong=[{"seq": 1}], clear_without_no_match=[{"seq": 2}],
+                      recovery_s=None)],
+    }  # fmt: skip
+    s = summarize(results)
+    assert s["total"] == {"runs": 4, "accepted": 18, "lost": 1, "wrong": 3, "duplicated": 1,
+                          "crashes": 1}  # fmt: skip
+    assert not s["ok"]
+    ak = s["scenarios"]["agent-kill"]
+    assert ak["recovery_p50_s"] in (1.0, 3.0) and ak["recovery_max_s"] == 3.0 and not ak["ok"]
+    assert s["scenarios"]["loss"]["recovery_max_s"] is None
+    line = last_line(s)
+    assert line == "chaos: 4 faults, 18 scans, 1 lost, 3 wrong, 1 duplicated, 1 crashes"
+    out = table({**s, "seed": 3, "elapsed_s": 1.0}).splitlines()
+    assert out[-1] == line
+    assert re.match(r"agent-kill +2 +9 +1 +0 +0 +0 ", out[2])
+    assert any("disk-full: unmet: no storage-full screen" in x for x in out)
+
+
+def test_a_clean_run_summarizes_ok_with_zero_counts() -> None:
+    s = summarize({"broker-kill": [_run(4), _run(2)]})
+    assert s["ok"] and last_line(s) == (
+        "chaos: 2 faults, 6 scans, 0 lost, 0 wrong, 0 duplicated, 0 crashes"
+    )
+
+
+def test_an_uncaught_traceback_is_a_crash_and_a_logged_one_is_reported(tmp_path: Path) -> None:
+    from host_tools.chaos.run import _tracebacks  # noqa: PLC0415
+
+    log = tmp_path / "agent.log"
+    log.write_text("old run\nTraceback (most recent call last):\n  x\nValueError: before\n")
+    mark = {log: log.stat().st_size}
+    with log.open("a") as fh:
+        fh.write(
+            "2026-12-02 16:00:00,123 ERROR host_tools.sltd.store: cannot connect\n"
+            'Traceback (most recent call last):\n  File "x", line 1\n'
+            "psycopg.OperationalError: connection refused\n"
+            "Exception in thread writer:\nTraceback (most recent call last):\n"
+            '  File "y", line 2\nsqlite3.DatabaseError: file is not a database\n'
+        )
+    crashed, logged = _tracebacks(mark)
+    assert crashed == ["traceback in agent.log: sqlite3.DatabaseError: file is not a database"]
+    assert logged == ["traceback in agent.log: psycopg.OperationalError: connection refused"]

@@ -1,0 +1,318 @@
+"""Storage faults on the kiosk's state directory: power cut, full card, damaged files.
+
+- ``power-cut``: the state directory is a :mod:`host_tools.chaos.lazyfs` mount, which
+  keeps unsynced writes in memory only. At the cut the agent is SIGKILLed and everything
+  unsynced is dropped at the same instant; the file system is remounted from what
+  survived and the agent restarted on it. The audit log's head before and after the cut
+  is recorded, so the oracle can state where the cut truncated it.
+- ``disk-full``: the state directory is a size-limited tmpfs, filled to the last byte
+  while scans flow, then freed. The officer must see the storage-full state (a refusal,
+  never CLEAR), the agent must not exit, and it must accept scans again once space is
+  back (``storage_ok``, timed as the recovery).
+- ``corrupt-files``: between two runs of the agent (SIGKILLed mid-flow) the outbox or the
+  audit log, and the offline list, are truncated or garbled. The agent must start, put
+  each bad file aside as ``<name>.bad-<UTC>``, raise an alarm, and lose no pending scan
+  that survives elsewhere (a scan named lost by the agent's own alarm is *accounted*).
+
+Each scenario's ``setup`` restarts the agent on its special directory and ``teardown``
+puts the ordinary one back (an orderly stop, so nothing is lost there).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from host_tools.chaos.ctx import Ctx, Fault
+from host_tools.chaos.lazyfs import LazyFS
+from host_tools.localregion.runner import fieldterm_argv
+
+FILL_CHUNK = 1 << 20
+
+
+# -- the audit log, read with the product's own verifier -------------------------------------
+@dataclass
+class AuditReport:
+    """What ``fieldterm audit verify --json`` said about one log."""
+
+    entries: int
+    head_seq: int
+    problems: list[str]
+
+
+def verify_audit(ctx: Ctx, directory: Path | None = None) -> AuditReport:
+    """The product's verify (``fieldterm audit verify``, every segment) on the agent's audit
+    log, run as a command: host tools never import the kiosk's agent package."""
+    log = (directory or ctx.state_dir) / "audit.log"
+    toml = ctx.region.terminal_toml(ctx.tid)
+    out = subprocess.run(
+        fieldterm_argv("audit", "verify", "--config", str(toml), "--log", str(log), "--json"),
+        capture_output=True, text=True, timeout=60, cwd=ctx.state_dir.parent, check=False,
+    )  # fmt: skip
+    try:
+        rep = json.loads(out.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        return AuditReport(0, 0, [f"audit verify failed (exit {out.returncode}): "
+                                  f"{out.stderr.strip()[-300:]}"])  # fmt: skip
+    head = rep.get("head") or {}
+    return AuditReport(int(rep["entries"]), int(head.get("seq") or 0), list(rep["problems"]))
+
+
+# -- power cut -------------------------------------------------------------------------------
+def _backing(ctx: Ctx) -> Path:
+    return ctx.state_dir.with_name("state.disk")
+
+
+def power_setup(ctx: Ctx) -> None:
+    ctx.stop_agent()
+    state, backing = ctx.state_dir, _backing(ctx)
+    if backing.exists():
+        shutil.rmtree(backing)
+    state.rename(backing)
+    state.mkdir()
+    ctx.fs = LazyFS(backing, state).mount()
+    ctx.restart_agent(wait=True)
+
+
+def power_teardown(ctx: Ctx) -> None:
+    ctx.stop_agent()
+    fs: LazyFS | None = ctx.fs
+    if fs is not None:
+        fs.sync_unmount()
+    state, backing = ctx.state_dir, _backing(ctx)
+    if backing.exists():
+        if state.exists():
+            state.rmdir()
+        backing.rename(state)
+    ctx.restart_agent(wait=True)
+
+
+def power_cut(ctx: Ctx) -> Fault:
+    fs: LazyFS = ctx.fs
+    before = verify_audit(ctx).head_seq
+    ctx.kill_agent()
+    reply = fs.cut()  # nothing ran between the kill and the cut: one instant
+    after_rep = verify_audit(ctx, fs.backing)
+    after = after_rep.head_seq
+    ctx.note(f"power cut: agent SIGKILLed, unsynced writes dropped ({reply})")
+    if after < before:
+        ctx.audit_notes.append(
+            f"power cut truncated the agent audit log at seq {after} (seq {before} had been "
+            f"written, {before - after} line(s) never synced)"
+        )
+    elif after_rep.problems:
+        ctx.audit_notes.append(f"after the cut, before restart: {after_rep.problems[:2]}")
+    else:
+        ctx.audit_notes.append(f"power cut: audit log whole to seq {after}")
+    off = ctx.rng.uniform(0.0, 1.0)
+    ctx.param(f"power off {off:.1f} s")
+    yield off
+    ctx.fs = LazyFS(fs.backing, fs.mountpoint).mount()
+    ctx.restart_agent()
+    ctx.note("remounted from what survived; agent restarted")
+
+
+# -- disk full -------------------------------------------------------------------------------
+def _state_saved(ctx: Ctx) -> Path:
+    return ctx.state_dir.with_name("state.saved")
+
+
+def _move_contents(src: Path, dst: Path) -> None:
+    dst.mkdir(parents=True, exist_ok=True)
+    for child in src.iterdir():
+        if child.name == "lost+found":
+            continue
+        target = dst / child.name
+        if child.is_dir():
+            shutil.copytree(child, target, symlinks=True, dirs_exist_ok=True)
+            shutil.rmtree(child)
+        else:
+            shutil.copy2(child, target)
+            child.unlink()
+
+
+def _du(d: Path) -> int:
+    return sum(p.stat().st_size for p in d.rglob("*") if p.is_file())
+
+
+def full_setup(ctx: Ctx) -> None:
+    ctx.stop_agent()
+    state, saved = ctx.state_dir, _state_saved(ctx)
+    _move_contents(state, saved)
+    size = _du(saved) + (24 << 20)  # what it holds, room to work, and a reserve to fill
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs",
+                    str(state)], check=True, capture_output=True)  # fmt: skip
+    _move_contents(saved, state)
+    ctx.restart_agent(wait=True)
+
+
+def full_teardown(ctx: Ctx) -> None:
+    ctx.stop_agent()
+    state, saved = ctx.state_dir, _state_saved(ctx)
+    with contextlib.suppress(FileNotFoundError):
+        (state / "chaos-fill").unlink()
+    _move_contents(state, saved)
+    subprocess.run(["umount", str(state)], check=True, capture_output=True)
+    _move_contents(saved, state)
+    saved.rmdir()
+    ctx.restart_agent(wait=True)
+
+
+def _fill(path: Path) -> int:
+    """Write ``path`` until the file system is full (bounded); the bytes written."""
+    n = 0
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        for _ in range(4096):  # at most 4 GB: a tmpfs limit is far below
+            try:
+                n += os.write(fd, bytes(FILL_CHUNK))
+            except OSError:
+                break
+        for size in (65536, 4096, 512, 1):  # the last blocks
+            with contextlib.suppress(OSError):
+                while True:
+                    n += os.write(fd, bytes(size))
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    return n
+
+
+def disk_full(ctx: Ctx) -> Fault:
+    fill = ctx.state_dir / "chaos-fill"
+    wrote = _fill(fill)
+    free = os.statvfs(ctx.state_dir).f_bavail * os.statvfs(ctx.state_dir).f_frsize
+    hold = ctx.seconds(20.0)
+    ctx.param(f"tmpfs filled ({wrote / 1e6:.1f} MB, {free} bytes left) for {hold:.0f} s")
+    ctx.expect["storage_full"] = True
+    yield hold
+    fill.unlink()
+    ctx.recovered_at = time.monotonic()
+    ctx.note("space returned")
+    ctx.expect["storage_ok_after"] = ctx.agent.events.mark()
+
+
+def full_verify(ctx: Ctx, events: list[dict[str, Any]]) -> list[str]:
+    """The officer was told (event and screen); the kiosk took scans again once space was
+    back (``storage_ok``, or the next scan accepted; the probe scan then proves it)."""
+    unmet = []
+    names = [e["event"] for e in events]
+    if "storage_full" not in names:
+        unmet.append("disk full: no storage_full event (the officer was not told)")
+    shown = [e for e in events if e["event"] == "state" and e.get("after") == "storage_full"]
+    if not shown:
+        unmet.append("disk full: the storage-full screen was never shown")
+    after = ctx.expect.get("storage_ok_after")
+    back = [
+        e["event"]
+        for e in ctx.agent.events.events[after or 0 :]
+        if e["event"] == "storage_ok" or (e["event"] == "document" and e.get("valid"))
+    ]
+    if after is None or not back:
+        unmet.append("disk full: no scan accepted after space returned")
+    else:
+        ctx.audit_notes.append(f"disk full: way back by {back[0]}")
+    return unmet
+
+
+# -- corrupt files ---------------------------------------------------------------------------
+def _garble(path: Path, rng: Any) -> str:
+    data = bytearray(path.read_bytes())
+    if not data:
+        return f"{path.name} was empty"
+    if rng.random() < 0.5:
+        cut = rng.randrange(0, len(data))
+        path.write_bytes(bytes(data[:cut]))
+        return f"{path.name} truncated {len(data)} -> {cut} bytes"
+    n = min(len(data), rng.randrange(16, 600))
+    at = rng.randrange(0, len(data) - n + 1)
+    data[at : at + n] = rng.randbytes(n)
+    path.write_bytes(bytes(data))
+    return f"{path.name} garbled: {n} bytes at {at} of {len(data)}"
+
+
+def _offline_files(state: Path) -> list[Path]:
+    root = state / "offline"
+    return sorted(p for p in root.rglob("*") if p.is_file() and ".bad-" not in p.name)
+
+
+def corrupt_files(ctx: Ctx) -> Fault:
+    ctx.kill_agent()
+    state = ctx.state_dir
+    run = ctx.run_index
+    first = ("outbox.sqlite", "audit.log")[run % 2]
+    done = []
+    done.append(_garble(state / first, ctx.rng))
+    offline = _offline_files(state)
+    if offline:
+        done.append("offline/" + _garble(ctx.rng.choice(offline), ctx.rng))
+    for d in done:
+        ctx.param(d)
+    ctx.expect["corrupted"] = first
+    yield 0.2
+    ctx.restart_agent()
+    ctx.note("agent restarted on the damaged files")
+
+
+def wal_lost(ctx: Ctx) -> Fault:
+    """The outbox's WAL and shm files lost between runs (a card that dropped them): the
+    commits since the last checkpoint go with them."""
+    ctx.kill_agent()
+    state = ctx.state_dir
+    gone = []
+    for side in ("outbox.sqlite-wal", "outbox.sqlite-shm"):
+        p = state / side
+        if p.exists():
+            gone.append(f"{side} ({p.stat().st_size} bytes)")
+            p.unlink()
+    ctx.param("lost " + (", ".join(gone) or "nothing: no WAL on disk"))
+    yield 0.2
+    ctx.restart_agent()
+    ctx.note("agent restarted without its outbox WAL")
+
+
+def wal_verify(ctx: Ctx, events: list[dict[str, Any]]) -> list[str]:
+    """A WAL that held commits went missing: the agent must say so (an alarm), never
+    carry on silently with the rolled-back outbox."""
+    held = any("outbox.sqlite-wal (" in p and "(0 bytes)" not in p for p in ctx.params)
+    alarms = [e for e in events if e["event"] == "alarm" and "outbox" in str(e.get("message"))]
+    if held and not alarms:
+        return ["wal lost: the outbox's WAL (with commits) vanished and no alarm was raised"]
+    return []
+
+
+def corrupt_verify(ctx: Ctx, events: list[dict[str, Any]]) -> list[str]:
+    unmet = []
+    starts = [e for e in events if e["event"] == "start"]
+    if not starts:
+        unmet.append("corrupt files: the agent never started again")
+    alarms = [e for e in events if e["event"] == "alarm"]
+    bad = sorted(p.name for p in ctx.state_dir.rglob("*.bad-*"))
+    ctx.audit_notes.append(f"files put aside so far: {bad[-4:]}; alarms this run: {len(alarms)}")
+    damaged = any(
+        "truncated" in p or "garbled" in p for p in ctx.params if not p.startswith("offline/")
+    )
+    if damaged and not alarms:
+        unmet.append("corrupt files: damaged files but no alarm was raised")
+    return unmet
+
+
+def accounted(lost_qids: dict[int, str], events: list[dict[str, Any]]) -> set[int]:
+    """Lost scans the agent itself named in an alarm (by query id prefix, or all of them
+    when its count covers them): reported to the officer, not silently lost."""
+    alarms = [str(e.get("message", "")) for e in events if e["event"] == "alarm"]
+    out = {s for s, q in lost_qids.items() if q and any(q[:12] in a for a in alarms)}
+    for a in alarms:
+        if "accepted scans have neither a verdict nor an outbox row" in a:
+            with contextlib.suppress(ValueError):
+                if int(a.split()[0]) >= len(lost_qids):
+                    out |= set(lost_qids)
+    return out
