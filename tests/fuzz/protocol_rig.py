@@ -27,7 +27,7 @@ from firmware.errors import EnvelopeError
 from firmware.protocol import session as sess
 from firmware.protocol.dockey import DocumentKey
 from firmware.protocol.messages import Response
-from firmware.protocol.pending import seal_document_key
+from firmware.protocol.pending import SealedDocumentKey, seal_document_key
 from host_tools.regional.guard import RefusalGuard
 
 REGION = "central"
@@ -195,9 +195,7 @@ def seeds() -> list[Seed]:
     return out
 
 
-def _sealed(query_id: bytes) -> object:
-    from firmware.protocol.pending import SealedDocumentKey  # noqa: PLC0415
-
+def _sealed(query_id: bytes) -> SealedDocumentKey:
     return SealedDocumentKey(box_for(query_id))
 
 
