@@ -22,7 +22,9 @@ help:
 	@echo "              delay, half-open links in network namespaces, power cuts on a FUSE file system that"
 	@echo "              drops unsynced writes, a full card, damaged files, clock steps, scanner storms): no scan"
 	@echo "              lost, none wrong, none answered twice, no crash; ARGS=\"--seed N --repeat N\""
-	@echo "make fuzz   - longer fuzz runs of the MRZ parser and the scanner framers"
+	@echo "make fuzz   - fuzz the framers, the MRZ parser, the regional's envelope and ticket parsing"
+	@echo "              (FUZZ_SECONDS each, default 300), then a live fuzz through a real broker to a real"
+	@echo "              regional (FUZZ_LIVE payloads, default 100000); ARGS='--inputs 1000000': 1 M each"
 	@echo "make hil    - hardware-in-the-loop on emulated Raspberry Pi / aarch64 (QEMU)"
 
 # Debian packages the tests and the demo run for real: the broker and PostgreSQL.
@@ -62,7 +64,7 @@ chaos: setup
 	$(BIN)/fieldterm chaos --store pg $(ARGS)
 
 fuzz: setup
-	$(BIN)/python -m tests.fuzz.run --seconds $${FUZZ_SECONDS:-300}
+	$(BIN)/python -m tests.fuzz.run --seconds $${FUZZ_SECONDS:-300} --live $${FUZZ_LIVE:-100000} $(ARGS)
 
 hil-image: setup
 	$(BIN)/python -m host_tools.hil.image $(ARGS)

@@ -368,7 +368,13 @@ def _hint_sig_input(  # noqa: PLR0917 - fixed field order of the signed message
     r, t = region.encode("ascii"), tid.encode("ascii")
     return b"".join(
         (HINT_LABEL, bytes([len(r)]), r, bytes([len(t)]), t, sid, query_id, qnonce)
-    ) + _HINT_TIMES.pack(round(hint.regional_time * 1000), round(hint.query_time * 1000))
+    ) + _HINT_TIMES.pack(_ms(hint.regional_time), _ms(hint.query_time))
+
+
+def _ms(t: float) -> int:
+    """``t`` in whole ms, as a hint carries it: a query's u64 timestamp near 2**64 ms comes
+    back from float seconds as 2**64, which no u64 holds (found by tests/fuzz/fuzz_envelope.py)."""
+    return min(max(round(t * 1000), 0), 2**64 - 1)
 
 
 def _decode_hint(body: bytes, query_id: bytes) -> TimeHint:
@@ -544,7 +550,7 @@ class RegionalSessions:
         )
         raw = (
             bytes([HINT_BODY])
-            + _HINT_TIMES.pack(round(hint.regional_time * 1000), round(stale.timestamp * 1000))
+            + _HINT_TIMES.pack(_ms(hint.regional_time), _ms(stale.timestamp))
             + sig
         )
         body = raw + bytes(RESPONSE_BLOCK - len(raw))
