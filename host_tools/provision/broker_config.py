@@ -301,7 +301,8 @@ def dynsec_json(
     bridges: Sequence[SiteBridge] = (),
     extra: Mapping[str, list[dict[str, Any]]] | None = None,
 ) -> str:
-    return json.dumps(dynsec_state(region, terminals, bridges, extra), indent=2) + "\n"
+    # compact: Python's indenting encoder is ~10x slower, seconds for 10,000 terminals
+    return json.dumps(dynsec_state(region, terminals, bridges, extra)) + "\n"
 
 
 @dataclass(frozen=True)
