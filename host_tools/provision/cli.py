@@ -130,9 +130,7 @@ def register(subparsers: Any) -> None:
         "--digits", type=int, default=5, help="zero-padded width of the number (default 5)"
     )
     s.add_argument("--site", help="the post these kiosks stand at")
-    s.add_argument(
-        "--out", required=True, type=Path, metavar="DIR", help="bundles go to DIR/<id>"
-    )
+    s.add_argument("--out", required=True, type=Path, metavar="DIR", help="bundles go to DIR/<id>")
     s.add_argument(
         "--batch-size",
         type=int,
@@ -140,9 +138,7 @@ def register(subparsers: Any) -> None:
         metavar="B",
         help="terminals per registry transaction (default 1000)",
     )
-    s.add_argument(
-        "--language", help="display language: en, ru, kk, ky, uz, tg, tk (default en)"
-    )
+    s.add_argument("--language", help="display language: en, ru, kk, ky, uz, tg, tk (default en)")
     s.add_argument("--scanner-port", help="scanner serial port (default /dev/ttyUSB0)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     s.set_defaults(func=_handler("add_terminals"))
@@ -165,6 +161,14 @@ def register(subparsers: Any) -> None:
     )
     s.add_argument(
         "--user", default="mosquitto", help="user mosquitto drops to when started as root"
+    )
+    s.add_argument(
+        "--max-connections",
+        type=int,
+        default=60000,
+        metavar="N",
+        help="connections the terminals' listener accepts (default 60000; the "
+        "fieldterm-broker.service written beside mosquitto.conf sets LimitNOFILE=65536)",
     )
     s.add_argument(
         "--site-bridge", metavar="SITE", help="write a site broker bridged to the regional broker"

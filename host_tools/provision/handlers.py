@@ -327,6 +327,7 @@ def broker_config(args: argparse.Namespace) -> int:
             site=args.site_bridge,
             upstream=upstream,
             service_port=args.service_port,
+            max_connections=args.max_connections,
         )
         if args.site_bridge is not None:  # the running regional broker must admit the bridge
             _apply_live(region)
