@@ -86,13 +86,18 @@ def add_terminals(
         batch = ids[b0 : b0 + batch_size]
         try:
             _one_batch(region, batch, out, opts, progress)
-        except SetupError as exc:
-            if done:
-                raise SetupError(
-                    f"{exc} (the {done} terminal(s) of the {batches} batch(es) before are "
-                    f"in the registry; nothing of the batch from {batch[0]} was kept)"
-                ) from exc
-            raise
+        except (SetupError, OSError) as exc:
+            why = f"writing {out}: {exc.strerror}" if isinstance(exc, OSError) else str(exc)
+            kept = (
+                f"the {done} terminal(s) of the {batches} batch(es) before it are in the "
+                "registry and their bundles in place; "
+                if done
+                else ""
+            )
+            raise SetupError(
+                f"{why}: {kept}nothing of the batch from {batch[0]} was kept; fix the cause "
+                f"and make the terminals from {batch[0]} on again"
+            ) from exc
         done += len(batch)
         batches += 1
     return BulkResult(out, tuple(ids), batches)
