@@ -126,3 +126,19 @@ def test_refusals_name_the_terminal_and_make_nothing(region, capsys):
     assert "'Bad_00001' is not a valid terminal id (character 1, 'B')" in capsys.readouterr().err
     assert region.cli("add-terminals", "--count", "0", "--prefix", "k-", "--out", str(out)) != 0
     assert "--count 0: give 1 or more terminals" in capsys.readouterr().err
+
+
+def test_broker_changes_for_a_fleet_go_in_messages_under_the_packet_limit():
+    """10,000 terminals' createRole/createClient commands (~3 MB) are split into control
+    messages the broker accepts (one over max_packet_size costs the connection), in order
+    and none lost."""
+    from host_tools.provision import broker_config as bc  # noqa: PLC0415
+    from host_tools.provision import dynsec  # noqa: PLC0415
+
+    clients = bc.dynsec_clients("central", [f"kiosk-{i:05d}" for i in range(10_000)])
+    cmds = dynsec.sync_commands(clients, revoked=["gone-1"])
+    messages = dynsec.chunk_commands(cmds)
+    assert len(messages) > 10
+    assert all(len(m) <= bc.MAX_PACKET_SIZE // 2 for m in messages)
+    back = [c for m in messages for c in json.loads(m)["commands"]]
+    assert back == cmds
