@@ -157,13 +157,15 @@ def send(admin: Admin, commands: list[dict[str, Any]], timeout: float = 10.0) ->
         return Outcome(False, why=f"{admin.host}:{admin.port}: {exc}")
     c.loop_start()
     try:
-        seen = -1
+        seen = [-1]  # answers counted at the last wake-up
+
+        def progressed() -> bool:
+            return bool(state["answers"] != seen[0] or done.is_set())
+
         while not done.is_set():  # each answer gives the next message its own timeout
             with answered:
-                got = answered.wait_for(
-                    lambda last=seen: state["answers"] != last or done.is_set(), timeout
-                )
-                seen = state["answers"]
+                got = answered.wait_for(progressed, timeout)
+                seen[0] = state["answers"]
             if not got:
                 return Outcome(
                     False,
