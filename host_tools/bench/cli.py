@@ -28,6 +28,8 @@ BENCHMARKS = {
     "regional": "sealed, looked-up, audited queries against two plaintext echoes, interleaved",
     "index": "SLTD index: bytes per record and lookups against SQLite in process and "
     "PostgreSQL over TCP on 127.0.0.1 (10 M keys; --full 100 M)",
+    "provision": "add-terminals for 10,000 terminals (goal < 60 s), bulk against add-terminal "
+    "one at a time, and Mosquitto's start with the fleet's dynamic security",
     "offline": "offline list: fuse filter build, bits per record, false positives, kiosk "
     "lookup (Python mmap vs the C library), RSS mapped vs loaded, delta size (10 M keys)",
 }

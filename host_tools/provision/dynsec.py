@@ -81,10 +81,36 @@ def _context(admin: Admin) -> ssl.SSLContext:
     return ctx
 
 
+#: Largest control message sent (bytes): under the broker's ``max_packet_size``
+#: (:data:`.broker_config.MAX_PACKET_SIZE`), which would otherwise close the connection.
+MAX_MESSAGE = bc.MAX_PACKET_SIZE // 2
+
+
+def chunk_commands(commands: list[dict[str, Any]], limit: int = MAX_MESSAGE) -> list[bytes]:
+    """``commands`` as control messages of at most ``limit`` bytes each, in order (a
+    region of 10,000 terminals is a few MB of commands)."""
+    out: list[bytes] = []
+    part: list[str] = []
+    size = len('{"commands":[]}')
+    for cmd in commands:
+        text = json.dumps(cmd, separators=(",", ":"))
+        if part and size + len(text) + 1 > limit:
+            out.append(('{"commands":[' + ",".join(part) + "]}").encode())
+            part, size = [], len('{"commands":[]}')
+        part.append(text)
+        size += len(text) + 1
+    if part or not out:
+        out.append(('{"commands":[' + ",".join(part) + "]}").encode())
+    return out
+
+
 def send(admin: Admin, commands: list[dict[str, Any]], timeout: float = 10.0) -> Outcome:
-    """Send ``commands`` in one control message and wait for the plugin's answer."""
+    """Send ``commands`` (in messages under the broker's packet limit, one after the
+    other) and wait for the plugin's answer to each; ``timeout`` per message."""
+    messages = chunk_commands(commands)
     done = threading.Event()
-    state: dict[str, Any] = {"responses": None, "why": ""}
+    answered = threading.Condition()
+    state: dict[str, Any] = {"responses": [], "why": "", "sent": 0, "answers": 0}
     c = mqtt.Client(
         mqtt.CallbackAPIVersion.VERSION2,
         client_id=f"{bc.BROKER_ADMIN_CN}-{uuid.uuid4().hex[:8]}",
@@ -92,23 +118,37 @@ def send(admin: Admin, commands: list[dict[str, Any]], timeout: float = 10.0) ->
     )
     c.tls_set_context(_context(admin))
 
+    def finish(why: str = "") -> None:
+        with answered:
+            state["why"] = why
+            done.set()
+            answered.notify_all()
+
+    def next_message(client: Any) -> None:
+        if state["sent"] == len(messages):
+            finish()
+            return
+        client.publish(bc.DYNSEC_TOPIC, messages[state["sent"]], qos=1)
+        state["sent"] += 1
+
     def on_connect(client: Any, _u: Any, _f: Any, rc: Any, _p: Any = None) -> None:
         if rc.is_failure:
-            state["why"] = f"the broker refused the admin connection: {rc}"
-            done.set()
+            finish(f"the broker refused the admin connection: {rc}")
             return
         client.subscribe(f"{bc.DYNSEC_TOPIC}/response", qos=1)
 
     def on_subscribe(client: Any, _u: Any, _mid: Any, rcs: Any, _p: Any = None) -> None:
         if any(r.is_failure for r in rcs):
-            state["why"] = f"the broker refused the control topic: {rcs}"
-            done.set()
+            finish(f"the broker refused the control topic: {rcs}")
             return
-        client.publish(bc.DYNSEC_TOPIC, json.dumps({"commands": commands}), qos=1)
+        next_message(client)
 
-    def on_message(_c: Any, _u: Any, msg: Any) -> None:
-        state["responses"] = json.loads(msg.payload).get("responses", [])
-        done.set()
+    def on_message(client: Any, _u: Any, msg: Any) -> None:
+        state["responses"].extend(json.loads(msg.payload).get("responses", []))
+        next_message(client)
+        with answered:
+            state["answers"] += 1
+            answered.notify_all()
 
     c.on_connect, c.on_subscribe, c.on_message = on_connect, on_subscribe, on_message
     try:
@@ -117,12 +157,25 @@ def send(admin: Admin, commands: list[dict[str, Any]], timeout: float = 10.0) ->
         return Outcome(False, why=f"{admin.host}:{admin.port}: {exc}")
     c.loop_start()
     try:
-        if not done.wait(timeout):
-            return Outcome(False, why=f"no answer from {admin.host}:{admin.port} in {timeout} s")
+        seen = [-1]  # answers counted at the last wake-up
+
+        def progressed() -> bool:
+            return bool(state["answers"] != seen[0] or done.is_set())
+
+        while not done.is_set():  # each answer gives the next message its own timeout
+            with answered:
+                got = answered.wait_for(progressed, timeout)
+                seen[0] = state["answers"]
+            if not got:
+                return Outcome(
+                    False,
+                    why=f"no answer from {admin.host}:{admin.port} in {timeout} s "
+                    f"(message {state['sent']} of {len(messages)})",
+                )
     finally:
         c.disconnect()
         c.loop_stop()
-    if state["responses"] is None:
+    if state["why"]:
         return Outcome(False, why=state["why"])
     errors = tuple(
         f"{r.get('command')}: {r['error']}"
