@@ -98,8 +98,17 @@ def stats(stderr: str, seconds: float) -> Stats:
     """Parse a harness's libFuzzer output (``seconds``: its wall time)."""
     done = re.search(r"Done (\d+) runs", stderr)
     units = re.search(r"stat::number_of_executed_units:\s+(\d+)", stderr)
-    n = int(done.group(1)) if done else int(units.group(1)) if units else 0
     lines = [(int(m.group(1)), int(m.group(3))) for m in _STATUS.finditer(stderr)]
+    # interrupted (SIGINT), libFuzzer prints neither: the last status line says how far
+    n = (
+        int(done.group(1))
+        if done
+        else int(units.group(1))
+        if units
+        else max(lines)[0]
+        if lines
+        else 0
+    )
     peak = re.search(r"stat::peak_rss_mb:\s+(\d+)", stderr)
     start = lines[0][1] if lines else 0
     peak_mb = int(peak.group(1)) if peak else max((r for _, r in lines), default=0)
