@@ -6,6 +6,12 @@ A query that got ``TIMEOUT`` or ``ERROR`` stays in the outbox and is re-sent wit
 in flight over a lost connection is forgotten, so it is re-sent too. A query is never
 re-sent while its first copy is still in flight, nor (unless forced) while the officer
 is waiting for it on screen, where the state machine's own deadline governs.
+
+A re-send for a scan no longer on screen (the officer was shown an offline answer or
+UNKNOWN; or the process restarted) goes as the query's sealed box, type ``0x53``
+(:mod:`firmware.protocol.pending`): the regional then knows the answer is late and says
+so in the hit alert. One still on screen (the link came back while the officer waits) goes
+as the plain key: its answer is not late.
 """
 
 from __future__ import annotations
@@ -87,5 +93,6 @@ class QueryDispatcher:
                 continue
             if not force and on_screen(e.query_id):
                 continue
-            self._events.write("resend", seq=e.seq, qid=e.query_id.hex())
-            self.send(e.query_id, self._ledger.key_of(e))
+            late = not on_screen(e.query_id)
+            self._events.write("resend", seq=e.seq, qid=e.query_id.hex(), late=late)
+            self.send(e.query_id, self._ledger.sealed_of(e) if late else self._ledger.key_of(e))

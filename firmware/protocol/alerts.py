@@ -18,7 +18,10 @@ Wire::
                 ‖ zero bytes up to BATCH_SIZE
 
 An alert body: ``{v, region, terminal, query_id, dkh, reference, status,
-reporting_country, list_version, t}`` (the keyed hash ``dkh``, never the document number);
+reporting_country, list_version, t}`` and ``late`` (true when the query came as a resend,
+type ``0x53``: the kiosk had already shown an offline answer or UNKNOWN for that scan;
+absent from a regional older than the flag, which means false) (the keyed hash ``dkh``,
+never the document number);
 ``sig`` is Ed25519 over its canonical JSON (sorted keys, no spaces). ``src`` names the
 regional process (random per start) and ``seq`` counts its batches from 1, so a desk can
 tell a lost batch from another process or a restart.
@@ -59,6 +62,8 @@ ALERT_FIELDS = (
     "list_version",
     "t",
 )
+#: Fields an alert body may have beyond :data:`ALERT_FIELDS` (booleans).
+OPTIONAL_FIELDS = ("late",)
 _INFO = b"fieldterm/v1 alert "
 
 
@@ -84,8 +89,12 @@ def verify_alert(key: Ed25519PublicKey, item: Any, region: str) -> dict[str, Any
     if not isinstance(item, dict) or set(item) != {"alert", "sig"}:
         raise EnvelopeError("alert: expected {alert, sig}", reason="structure")
     body, sig = item["alert"], item["sig"]
-    if not isinstance(body, dict) or set(body) != set(ALERT_FIELDS):
+    if not isinstance(body, dict) or not set(ALERT_FIELDS) <= set(body) <= {
+        *ALERT_FIELDS, *OPTIONAL_FIELDS
+    }:
         raise EnvelopeError("alert: unexpected fields", reason="structure")
+    if any(not isinstance(body[f], bool) for f in OPTIONAL_FIELDS if f in body):
+        raise EnvelopeError("alert: 'late' must be true or false", reason="structure")
     try:
         key.verify(base64.b64decode(str(sig), validate=True), _canonical(body))
     except (InvalidSignature, binascii.Error, ValueError):

@@ -282,6 +282,9 @@ class OpenedQuery:
     timestamp: float
     dk: DocumentKey
     session: _Session = field(repr=False, compare=False)
+    #: It came as a resend (type ``0x53``): the kiosk had already shown the officer an
+    #: offline answer or UNKNOWN for this scan, so its answer is late (the hit alert says so).
+    resend: bool = False
 
 
 def _fail(reason: str, msg: str) -> EnvelopeError:
@@ -489,7 +492,9 @@ class RegionalSessions:
         if payload[1] == TYPE_RESEND:
             box = pt[_Q_PT.size :]
             dk = open_document_key(self._kem, self.region, sess.terminal_id, query_id, box)
-            return OpenedQuery(sess.terminal_id, sess.session_id, query_id, nonce, ts, dk, sess)
+            return OpenedQuery(
+                sess.terminal_id, sess.session_id, query_id, nonce, ts, dk, sess, resend=True
+            )
         try:
             state, cat, number = pt[_Q_PT.size :].rstrip(b"\0").decode("ascii").split("|")
             dk = DocumentKey(state, cat, number)

@@ -170,21 +170,29 @@ def test_fleet_online_offline_and_problems(tmp_path):
     ]}))  # fmt: skip
     fleet = Fleet(f, offline_after=30, clock=clock)
     fleet.live_since = clock.t
-    status = {"terminal": "k1", "state": "online", "t": clock.t + 45, "pending": 7,
+    # the retained status: who and whether online, no figures
+    assert fleet.on_status("k1", {"terminal": "k1", "state": "online"})
+    row = {r["id"]: r for r in fleet.rows()}["k1"]
+    assert row["online"] and row["pending"] is None and row["clock_offset_s"] is None
+    # the sealed telemetry (opened): every figure
+    health = {"state": "online", "t": clock.t + 45, "pending": 7, "scanner": True,
               "offline_list": {"list_version": 3, "list_age_s": 60, "stale": False}}  # fmt: skip
-    assert fleet.on_status("k1", status)
+    assert fleet.on_status("k1", health, source="telemetry") is False  # it was online
     rows = {r["id"]: r for r in fleet.rows()}
     assert rows["k1"]["online"] and rows["k1"]["clock_offset_s"] == pytest.approx(45)
     assert rows["k1"]["problems"] == ["clock", "outbox"]
     assert rows["k2"]["problems"] == ["revoked", "offline"]
-    assert fleet.was_disconnected("k1", 600)  # queries waiting: its next hit is late
-    clock.t += 31
-    assert not {r["id"]: r for r in fleet.rows()}["k1"]["online"]  # silent too long
+    # a status beat meanwhile changes nothing; the figures stay the telemetry's
+    assert fleet.on_status("k1", {"terminal": "k1", "state": "online"}) is False
+    assert {r["id"]: r for r in fleet.rows()}["k1"]["pending"] == 7
+    clock.t += 9  # telemetry comes every 2 s: silent for longer is offline
+    assert not {r["id"]: r for r in fleet.rows()}["k1"]["online"]
     seen = {r["id"]: r for r in fleet.rows()}["k1"]["last_seen"]
     clock.t += 5
     assert fleet.on_status("k1", {"terminal": "k1", "state": "offline"}) is False
-    assert {r["id"]: r for r in fleet.rows()}["k1"]["last_seen"] == seen  # not the will's time
-    assert fleet.on_status("k1", {**status, "t": clock.t, "pending": 0})
+    row = {r["id"]: r for r in fleet.rows()}["k1"]
+    assert row["last_seen"] == seen and row["pending"] == 7  # not the will's time
+    assert fleet.on_status("k1", {**health, "t": clock.t, "pending": 0}, source="telemetry")
     assert {r["id"]: r for r in fleet.rows()}["k1"]["problems"] == []
 
 
