@@ -222,6 +222,12 @@ def test_every_language_has_every_key():
     assert i18n.strings("kk")["possible_match"] == "МҮМКІН СӘЙКЕСТІК"  # the kiosk's words
 
 
+def test_the_late_badge_has_its_own_word_in_every_language():
+    doc = tomllib.loads((Path(i18n.__file__).with_name("strings.toml")).read_text())
+    words = {lang: doc[lang]["late"] for lang in i18n.LANGUAGES}
+    assert len(set(words.values())) == len(i18n.LANGUAGES), words  # none falls back
+
+
 def test_kiosk_words_match_the_kiosk_catalogue():
     """The words copied from firmware/signals/messages.toml are still the kiosk's."""
     cat = tomllib.loads((Path(__file__).parents[2] / "firmware/signals/messages.toml").read_text())
