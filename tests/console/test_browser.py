@@ -158,7 +158,7 @@ def test_the_reference_renders_exactly_as_the_list_holds_it(console_region, brow
     assert not cell.find_elements(By.XPATH, "./*")
 
 
-def test_supervisor_acknowledges_then_closes_as_false_match(console_region, browser, docs_dir):
+def test_supervisor_acknowledges_then_closes_as_false_match(console_region, browser):
     c = console_region["console"]
     hit_id = _retry(lambda: browser.find_element(By.CSS_SELECTOR, "tr.hit").get_attribute("id"))
     _step(browser, hit_id, "on my way <i>lane 3</i>", "do-acknowledged")
@@ -170,7 +170,6 @@ def test_supervisor_acknowledges_then_closes_as_false_match(console_region, brow
         return note.text, note.find_elements(By.TAG_NAME, "i")
 
     assert _retry(note_shown) == ("on my way <i>lane 3</i>", [])
-    browser.save_screenshot(str(docs_dir / "console-hits.png"))
     _step(browser, hit_id, "holder's passport re-issued", "do-false_match")
     _wait(browser, lambda d: "False match" in d.find_element(By.ID, hit_id).text, what="closed")
     assert not _retry(
@@ -392,7 +391,7 @@ def test_desk_and_console_run_at_once_and_both_receive_a_hit(console_region, bro
     _ack_on_kiosk(region.agents["kiosk-001"])
 
 
-def test_a_hit_first_answered_during_an_outage_is_marked_late(console_region, browser):
+def test_a_hit_first_answered_during_an_outage_is_marked_late(console_region, browser, docs_dir):
     """The broker goes away; the kiosk answers a listed scan from its offline list (or
     UNKNOWN); the broker comes back; the kiosk re-sends the scan as its sealed box (0x53);
     the regional signs ``late`` into the alert and the console marks the hit late."""
@@ -423,6 +422,8 @@ def test_a_hit_first_answered_during_an_outage_is_marked_late(console_region, br
     row = _hit_row(browser, qid, 30, "the late hit on the console")
     badge = _retry(lambda: _hit_row(browser, qid).find_element(By.CSS_SELECTOR, ".badge.late"))
     assert "Late" in badge.text and "↺" in badge.text  # a word and an icon
+    # the hits page for the docs: a late hit, new ones, one acknowledged then closed
+    browser.save_screenshot(str(docs_dir / "console-hits.png"))
     assert row.get_attribute("id")
     api = browser.execute_async_script(
         "const done = arguments[0]; fetch('/api/hits').then(r => r.json()).then(done);"
