@@ -89,9 +89,8 @@ def verify_alert(key: Ed25519PublicKey, item: Any, region: str) -> dict[str, Any
     if not isinstance(item, dict) or set(item) != {"alert", "sig"}:
         raise EnvelopeError("alert: expected {alert, sig}", reason="structure")
     body, sig = item["alert"], item["sig"]
-    if not isinstance(body, dict) or not set(ALERT_FIELDS) <= set(body) <= {
-        *ALERT_FIELDS, *OPTIONAL_FIELDS
-    }:
+    allowed = {*ALERT_FIELDS, *OPTIONAL_FIELDS}
+    if not isinstance(body, dict) or not set(ALERT_FIELDS) <= set(body) <= allowed:
         raise EnvelopeError("alert: unexpected fields", reason="structure")
     if any(not isinstance(body[f], bool) for f in OPTIONAL_FIELDS if f in body):
         raise EnvelopeError("alert: 'late' must be true or false", reason="structure")
