@@ -169,7 +169,7 @@ class Agent:
         self.offline = self._open_offline()
         self.client, publish = self._open_client()
         topic = status_topic(self.cfg.region, self.cfg.terminal_id)
-        self.status = StatusPublisher(publish, topic, self.cfg.terminal_id, wall=self.wall)
+        self.status = StatusPublisher(publish, topic, self.cfg.terminal_id)
         self.core = AgentCore(
             machine=machine,
             outbox=self.outbox,

@@ -513,6 +513,9 @@ class AgentCore:
         self.presenter.render(view, force=force)
 
     def _status_info(self) -> dict[str, Any]:
+        """The kiosk's figures at a status beat. None of them goes into the retained
+        status (it says online/offline only, firmware/agent/status.py): they reach the
+        desk sealed, in the telemetry (firmware/agent/telemetry.py)."""
         head = self.ledger.head
         return {
             "pending": len(self.ledger),

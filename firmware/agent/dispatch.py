@@ -19,6 +19,12 @@ at most ``len(RECONNECT_ROUNDS) + 1`` extra copies per pending query per reconne
 Idempotent: the regional answers each copy of a query id alike, the query client takes
 the first answer, and a second verdict finds no outbox row (a ``duplicate`` event).
 Timers use the injected monotonic ``clock``; a wall-clock step does not move them.
+
+A re-send for a scan no longer on screen (the officer was shown an offline answer or
+UNKNOWN; or the process restarted) goes as the query's sealed box, type ``0x53``
+(:mod:`firmware.protocol.pending`): the regional then knows the answer is late and says
+so in the hit alert. One still on screen (the link came back while the officer waits) goes
+as the plain key: its answer is not late.
 """
 
 from __future__ import annotations
@@ -152,5 +158,6 @@ class QueryDispatcher:
                 continue
             if in_round:
                 self.counts["round_sends"] += 1
-            self._events.write("resend", seq=e.seq, qid=e.query_id.hex(), round=in_round)
-            self.send(e.query_id, self._ledger.key_of(e))
+            late = not on_screen(e.query_id)
+            self._events.write("resend", seq=e.seq, qid=e.query_id.hex(), round=in_round, late=late)
+            self.send(e.query_id, self._ledger.sealed_of(e) if late else self._ledger.key_of(e))

@@ -188,6 +188,12 @@ class QueryLedger:
         dk = self._keys.get(entry.query_id)
         return dk if dk is not None else self._sealer.ref(entry.sealed)
 
+    def sealed_of(self, entry: OutboxEntry) -> Any:
+        """A pending query's sealed box as the query client re-sends it (type ``0x53``),
+        even while this process still holds its plain key: a resend after the officer was
+        shown an answer, which the regional then knows is late."""
+        return self._sealer.ref(entry.sealed)
+
     def key_for(self, query_id: bytes) -> Any:
         """The plain document key of a pending query accepted by this process (for the
         offline list); None otherwise (after a restart only the sealed box is left)."""

@@ -1,38 +1,43 @@
 """The terminal's retained status message and its last will.
 
 Topic ``ft/v1/<region>/status/<terminal>`` (built by :mod:`firmware.protocol.topics`),
-QoS 1, retained. Payloads are JSON::
+QoS 1, retained. The payload says who and whether it is up, nothing else::
 
-    {"terminal": "kiosk-001", "state": "online", "t": 1764342131.2, "version": "0.1.0",
-     "pending": 0, "documents": 12, "audit_head": {"seq": 40, "mac": "<64 hex>"}}
+    {"terminal": "kiosk-001", "state": "online"}
 
 and the last will, registered with the broker at connect time, is::
 
     {"terminal": "kiosk-001", "state": "offline"}
 
 so a monitor sees "offline" when the kiosk vanishes without a goodbye. On a clean stop
-the agent publishes the offline payload itself. The status never says what was scanned
-or what a verdict was (the broker must not learn about hits); ``audit_head`` anchors the
-audit log from outside, so a log cut at the end is detectable (see audit.py).
+the agent publishes the offline payload itself.
+
+The broker reads this message, so it tells the broker nothing it does not already know
+from the connection itself: no clock, no version, no counts (documents read, queries
+pending), no audit head, no alarms. Those figures move with every scan, so any of them in
+a message the broker can read (and keeps, retained) would count the kiosk's scans and
+verdicts for it. They travel sealed to the alert desk instead, in the kiosk's telemetry
+(:mod:`firmware.agent.telemetry`), which the operator's console opens. The heartbeat
+still hands each beat's figures to the port (:class:`~firmware.agent.ports.StatusPort`);
+this publisher drops them.
 
 Every payload, the will included, is padded with JSON whitespace to :data:`STATUS_SIZE`
-bytes (a multiple of it in the unexpected case of a longer document), and the heartbeat
-publishes on a fixed schedule, never on a screen change (issue 13): neither the size nor
-the time of a status message says anything about a verdict.
+bytes, and the heartbeat publishes on a fixed schedule, never on a screen change
+(issue 13): neither the size, the content nor the time of a status message says anything
+about a verdict.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from typing import Any
-
-from firmware import __version__
 
 PublishFn = Callable[[str, bytes, int, bool], Any]
 #: Every status payload is this long (JSON padded with trailing spaces).
 STATUS_SIZE = 1024
+#: The only keys a status payload has.
+STATUS_FIELDS = ("terminal", "state")
 
 
 def pad_status(raw: bytes) -> bytes:
@@ -49,36 +54,28 @@ def status_topic(region: str, terminal: str) -> str:
     return str(build(region, terminal))
 
 
+def _payload(terminal: str, state: str) -> bytes:
+    return pad_status(json.dumps({"terminal": terminal, "state": state}).encode())
+
+
 def offline_payload(terminal: str) -> bytes:
     """The last will (and the goodbye on a clean stop)."""
-    return pad_status(json.dumps({"terminal": terminal, "state": "offline"}).encode())
+    return _payload(terminal, "offline")
 
 
 class StatusPublisher:
     """Publishes the retained status through ``publish(topic, payload, qos, retain)``."""
 
-    def __init__(
-        self,
-        publish: PublishFn,
-        topic: str,
-        terminal: str,
-        *,
-        wall: Callable[[], float] = time.time,
-    ):
+    def __init__(self, publish: PublishFn, topic: str, terminal: str):
         self._publish = publish
         self.topic = topic
         self.terminal = terminal
-        self._wall = wall
 
-    def payload(self, info: dict[str, Any]) -> bytes:
-        body = {
-            "terminal": self.terminal,
-            "state": "online",
-            "t": round(self._wall(), 3),
-            "version": __version__,
-            **info,
-        }
-        return pad_status(json.dumps(body, separators=(",", ":")).encode())
+    def payload(self, info: dict[str, Any] | None = None) -> bytes:
+        """The online status. ``info`` (the heartbeat's figures) is not put in it: see the
+        module docstring; the same terminal gets the same bytes at every beat."""
+        del info
+        return _payload(self.terminal, "online")
 
     def publish(self, info: dict[str, Any]) -> None:
         self._publish(self.topic, self.payload(info), 1, True)

@@ -3,13 +3,17 @@
 Wire format and the reasons for it: :mod:`firmware.protocol.telemetry`. The sender starts
 only when the bundle holds the desk's public key (``alert-desk.pub`` beside the identity
 key: ``provision add-terminal`` and ``rotate`` put it there);
-without it the kiosk sends no telemetry and the console shows what the retained status
-says. Every :data:`~firmware.protocol.telemetry.INTERVAL` seconds while the link is up it
+without it the kiosk sends no telemetry and the console knows only what the retained
+status says (online or offline, :mod:`firmware.agent.status`). Every :data:`~firmware.protocol.telemetry.INTERVAL` seconds while the link is up it
 publishes one message, QoS 0, not retained: a lost one is replaced by the next.
 
-The health it sends (:func:`health`): link, outbox depth, documents read, the offline
-list's version, age and staleness, whether the scanner's port is open, the agent version
-and its wall clock (the console compares it with its own for the clock offset).
+The health it sends (:func:`health`): link, outbox depth, documents read, the audit log's
+head (``{seq, mac}``: it anchors the log from outside, so a log cut at the end shows, see
+audit.py), alarms raised at start (how many, and the first few, shortened), whether the
+card is full, the offline list's version, age and staleness, whether the scanner's port
+is open, the agent version and its wall clock (the console compares it with its own for
+the clock offset). These are the figures the retained status no longer carries: they
+change with every scan, so only the desk may read them.
 """
 
 from __future__ import annotations
@@ -29,21 +33,43 @@ from firmware.protocol import telemetry as wire
 log = logging.getLogger(__name__)
 DESK_KEY_FILE = "alert-desk.pub"
 _LIST_FIELDS = ("list_version", "list_age_s", "stale", "records", "reason")
+#: Alarms sent (the count is always exact) and the length each is cut to, so the health
+#: always fits in the fixed-size message (:data:`firmware.protocol.telemetry.SIZE`).
+MAX_ALARMS, ALARM_CHARS = 3, 80
+
+
+def _short(text: Any) -> str:
+    """``text`` cut to :data:`ALARM_CHARS`, printable ASCII only (others become ``?``), so
+    its JSON is at most twice as long whatever it holds."""
+    return "".join(c if " " <= c <= "~" else "?" for c in str(text)[:ALARM_CHARS])
 
 
 def health(agent: Any) -> dict[str, Any]:
     """The health of a started :class:`~firmware.agent.agent.Agent` (small, fixed fields)."""
     core = agent.core
-    info = core._status_info()  # the retained status's figures
-    lst = info.get("offline_list") or {}
     scanner = agent.scanner.health() if agent.scanner is not None else {}
+    return health_of(core._status_info(), link=bool(core.machine.link_up),
+                     scanner=bool(scanner.get("connected")))  # fmt: skip
+
+
+def health_of(info: dict[str, Any], *, link: bool, scanner: bool) -> dict[str, Any]:
+    """The telemetry's health from the core's figures (``AgentCore._status_info``)."""
+    lst = info.get("offline_list") or {}
+    alarms = list(info.get("alarms") or ())
     return {
         "state": "online",
-        "link": bool(core.machine.link_up),
+        "link": link,
         "pending": info.get("pending"),
         "documents": info.get("documents"),
-        "offline_list": {k: lst.get(k) for k in _LIST_FIELDS if k in lst},
-        "scanner": bool(scanner.get("connected")),
+        "audit_head": info.get("audit_head"),
+        "alarms": len(alarms),
+        "alarm_text": [_short(a) for a in alarms[:MAX_ALARMS]],
+        "storage_full": bool(info.get("storage_full")),
+        "offline_list": {
+            k: (_short(v) if isinstance(v, str) else v)
+            for k, v in ((k, lst.get(k)) for k in _LIST_FIELDS if k in lst)
+        },
+        "scanner": scanner,
         "version": __version__,
     }
 

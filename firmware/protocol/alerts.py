@@ -18,7 +18,10 @@ Wire::
                 ‖ zero bytes up to BATCH_SIZE
 
 An alert body: ``{v, region, terminal, query_id, dkh, reference, status,
-reporting_country, list_version, t}`` (the keyed hash ``dkh``, never the document number);
+reporting_country, list_version, t}`` and ``late`` (true when the query came as a resend,
+type ``0x53``: the kiosk had already shown an offline answer or UNKNOWN for that scan;
+absent from a regional older than the flag, which means false) (the keyed hash ``dkh``,
+never the document number);
 ``sig`` is Ed25519 over its canonical JSON (sorted keys, no spaces). ``src`` names the
 regional process (random per start) and ``seq`` counts its batches from 1, so a desk can
 tell a lost batch from another process or a restart.
@@ -69,7 +72,7 @@ ALERT_FIELDS = (
 )
 #: Fields a body may carry besides ALERT_FIELDS (signed like them); anything else is refused,
 #: so no new field (a document number, say) slips through unnoticed. Add new ones here.
-OPTIONAL_FIELDS = ("epoch", "aseq")
+OPTIONAL_FIELDS = ("epoch", "aseq", "late")
 #: Optional fields of a batch (the alert queue's epoch and bounds, see the module doc).
 BATCH_OPTIONAL = ("epoch", "low", "high")
 _INFO = b"fieldterm/v1 alert "
@@ -103,6 +106,8 @@ def verify_alert(key: Ed25519PublicKey, item: Any, region: str) -> dict[str, Any
         or not set(body) <= {*ALERT_FIELDS, *OPTIONAL_FIELDS}
     ):
         raise EnvelopeError("alert: unexpected fields", reason="structure")
+    if "late" in body and not isinstance(body["late"], bool):
+        raise EnvelopeError("alert: 'late' must be true or false", reason="structure")
     try:
         key.verify(base64.b64decode(str(sig), validate=True), _canonical(body))
     except (InvalidSignature, binascii.Error, ValueError):

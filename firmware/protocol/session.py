@@ -295,6 +295,9 @@ class OpenedQuery:
     session: _Session = field(repr=False, compare=False)
     #: The terminal's audit head ``(seq, mac)`` if the query carried one.
     audit_head: tuple[int, bytes] | None = None
+    #: It came as a resend (type ``0x53``): the kiosk had already shown the officer an
+    #: offline answer or UNKNOWN for this scan, so its answer is late (the hit alert says so).
+    resend: bool = False
 
 
 def _fail(reason: str, msg: str) -> EnvelopeError:
@@ -512,7 +515,7 @@ class RegionalSessions:
         if payload[1] == TYPE_RESEND:
             dk = open_document_key(self._kem, self.region, sess.terminal_id, query_id, rest)
             return OpenedQuery(
-                sess.terminal_id, sess.session_id, query_id, nonce, ts, dk, sess, head
+                sess.terminal_id, sess.session_id, query_id, nonce, ts, dk, sess, head, resend=True
             )
         try:
             state, cat, number = rest.rstrip(b"\0").decode("ascii").split("|")

@@ -1,8 +1,11 @@
 """``fieldterm console``: the regional operator's web console over HTTPS.
 
 Runs from the alert desk's directory (the one ``provision alert-desk`` wrote): desk.toml
-says which broker and keys; beside it ``console.crt``/``console.key`` (``provision
-console-cert``), ``operators.json`` (``provision operator add``), ``fleet.json`` (the
+says which broker and keys; beside it ``console.crt``/``console.key`` (its HTTPS
+certificate) and ``console-mqtt.crt``/``console-mqtt.key`` (its own MQTT identity, CN
+``alert-console``: the broker's address comes from desk.toml, the certificate does not, so
+``fieldterm alerts`` can run with the desk's at the same time), both from ``provision
+console-cert``, ``operators.json`` (``provision operator add``), ``fleet.json`` (the
 provisioned terminals, from ``console-cert``), and what the console keeps:
 ``console.sqlite`` (hits and their follow-up) and ``operator-audit.log`` (the hash-chained
 operator audit log).
@@ -14,6 +17,7 @@ operator audit log).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
@@ -95,9 +99,13 @@ def serve(args: argparse.Namespace, desk_dir: Path) -> int:
     host, port = _listen(args.listen)
     cfg = DeskConfig.load(args.config)
     cert, key = desk_dir / "console.crt", desk_dir / "console.key"
-    for f, how in ((cert, "provision console-cert"), (key, "provision console-cert")):
+    mqtt_cert, mqtt_key = desk_dir / "console-mqtt.crt", desk_dir / "console-mqtt.key"
+    for f in (cert, key, mqtt_cert, mqtt_key):
         if not f.exists():
-            raise SetupError(f"{f} is missing: run 'fieldterm {how} --desk {desk_dir}'")
+            raise SetupError(
+                f"{f} is missing: run 'fieldterm provision console-cert --desk {desk_dir}'"
+            )
+    broker = dataclasses.replace(cfg.broker, cert=mqtt_cert, key=mqtt_key)
     operators = Operators(desk_dir / OPERATORS_FILE)
     if not operators.load():
         log.warning("no operator accounts in %s: nobody can log in "
@@ -127,7 +135,7 @@ def serve(args: argparse.Namespace, desk_dir: Path) -> int:
         state.broadcaster.notify("link")
 
     link = MqttLink(
-        cfg.broker, f"console-{os.uname().nodename}-{os.getpid()}",
+        broker, f"console-{os.uname().nodename}-{os.getpid()}",
         on_message=feed.on_message, subscriptions=subs, on_link=on_link,
     )  # fmt: skip
     app = build(state)

@@ -3,11 +3,16 @@
 - ``ft/v1/<region>/alert``: the sealed, fixed-rate alert batches, opened and verified by
   :class:`host_tools.regional.desk.Desk` (its checks for refused, duplicate and missing
   batches), each verified alert stored as a hit;
-- ``ft/v1/<region>/status/+``: each kiosk's retained status and last will (the broker's
-  ACL lets the desk read them, see ``provision broker-config``), for the fleet page;
+- ``ft/v1/<region>/status/+``: each kiosk's retained status and last will (online or
+  offline, nothing more; the broker's ACL lets the console's identity read them, see
+  ``provision broker-config``), for the fleet page;
 - ``ft/v1/<region>/telemetry/+``: each kiosk's health sealed to the desk
   (:mod:`firmware.protocol.telemetry`), opened and verified by
-  :mod:`host_tools.console.telemetry_open`; it supersedes the status's figures.
+  :mod:`host_tools.console.telemetry_open`: every figure of the fleet page.
+
+A hit is *late* when the regional service said so inside the signed, sealed alert
+(``late``: the query came as a resend, so the officer had already been shown an offline
+answer or UNKNOWN for that scan; see :func:`host_tools.regional.alert_batcher.hit_alert`).
 
 Every change calls ``notify()`` so the pages' event streams push it at once.
 """
@@ -24,9 +29,6 @@ from host_tools.console.hits import HitStore
 from host_tools.regional.desk import Desk, DeskConfig
 
 log = logging.getLogger(__name__)
-
-#: How long after a kiosk was offline (or had queries waiting) a hit from it is "late".
-LATE_WINDOW_S = 600.0
 
 
 class _HitSink:
@@ -66,7 +68,7 @@ class Feed:
 
     def _alert(self, body: dict[str, Any]) -> None:
         tid = str(body["terminal"])
-        late = self.fleet.was_disconnected(tid, LATE_WINDOW_S)
+        late = body.get("late") is True  # signed by the regional, inside the sealed batch
         hit = self.hits.add(body, site=self.fleet.site_of(tid), late=late)
         if hit is not None:
             log.warning("hit %d at %s (query %s)", hit.id, tid, hit.query_id)

@@ -1,12 +1,20 @@
 """What the console knows of each terminal: the provisioned list (``fleet.json`` from
 ``provision console-cert``) and what each kiosk last reported.
 
-Reports come from the kiosk's retained status (``ft/v1/<region>/status/<terminal>``,
-:mod:`firmware.agent.status`), with its last will ``{"state": "offline"}`` which the broker
-publishes as soon as the kiosk's connection drops (a killed process, a cut cable once the
-keepalive runs out), and from its sealed telemetry when it sends it
-(:mod:`firmware.agent.telemetry`). A kiosk is *online* while its last report says so and
-is younger than ``offline_after`` seconds.
+Two sources:
+
+- the kiosk's retained status (``ft/v1/<region>/status/<terminal>``,
+  :mod:`firmware.agent.status`): ``{terminal, state}`` and nothing else, so the broker
+  that reads it learns no more than the connection tells it; with its last will
+  ``{"state": "offline"}``, which the broker publishes as soon as the kiosk's connection
+  drops (a killed process, a cut cable once the keepalive runs out);
+- the kiosk's sealed telemetry (:mod:`firmware.agent.telemetry`, opened by
+  :mod:`host_tools.console.telemetry_open`): every figure the page shows (outbox depth,
+  documents, audit head, offline list, scanner, clock, alarms).
+
+A kiosk is *online* while its last report says so and is younger than ``offline_after``
+seconds (a status) or :data:`TELEMETRY_SILENCE_S` (telemetry). A status keeps the
+figures of the last telemetry: it has none of its own.
 
 Each row carries ``problems``: the words the fleet page highlights (offline, revoked,
 certificate expiring, list stale or missing, clock off, scanner disconnected, outbox
@@ -65,7 +73,8 @@ class Fleet:
         self._stamp: tuple[int, int] | None = None
         self._provisioned: list[dict[str, Any]] = []
         #: Reports before this wall-clock time are the broker's retained copies (sent on
-        #: subscribing): their age is the kiosk's ``t``, not the time they reached us.
+        #: subscribing), marked ``retained`` on the page: they say the kiosk's connection
+        #: is up (else the broker would hold its will), not when it last reported.
         self.live_since: float | None = None
 
     # -- inputs --------------------------------------------------------------------------
@@ -91,28 +100,30 @@ class Fleet:
         return None
 
     def on_status(self, tid: str, doc: dict[str, Any], source: str = "status") -> bool:
-        """A status (or telemetry) report; whether the terminal's online state changed."""
+        """A status (or, ``source="telemetry"``, an opened telemetry) report; whether the
+        terminal's online state changed."""
         now = self._clock()
         state = "online" if doc.get("state") == "online" else "offline"
-        t = doc.get("t")
+        t = doc.get("t") if source == "telemetry" else None  # a status has no clock
         t = float(t) if isinstance(t, (int, float)) and not isinstance(t, bool) else None
-        retained = source == "status" and (self.live_since is None or now < self.live_since)
-        if retained:
-            source = "retained"
-        info = {k: v for k, v in doc.items() if k not in ("terminal", "state", "t")}
+        if source == "status" and (self.live_since is None or now < self.live_since):
+            source = "retained"  # the broker's retained copy, sent on subscribing
         with self._lock:
             old = self._reports.get(tid)
             was = self._online(old, now)
-            if state == "offline" and old is not None:
-                info = old.info  # the will carries nothing: keep the last figures
-            elif (
+            if source == "telemetry":
+                info = {k: v for k, v in doc.items() if k not in ("terminal", "state", "t")}
+            else:  # a status or the will carries no figures: keep the telemetry's
+                info = old.info if old is not None else {}
+            if (
                 source == "status"
+                and state == "online"
                 and old is not None
                 and old.source == "telemetry"
                 and self._online(old, now)
             ):
                 return False  # the sealed telemetry is newer and says more
-            seen = t if (retained and t is not None) else now
+            seen = now
             if state == "offline" and old is not None:
                 seen = old.received  # last seen: its last report, not the broker's will
             self._reports[tid] = Report(state, seen, t, info, source)
@@ -127,23 +138,6 @@ class Fleet:
             return False
         limit = TELEMETRY_SILENCE_S if r.source == "telemetry" else self.offline_after
         return now - r.received < limit
-
-    def was_disconnected(self, tid: str, window: float) -> bool:
-        """Whether ``tid`` was offline or had queries in its outbox within ``window`` s
-        (a hit now answers a scan first answered offline: a late hit)."""
-        now = self._clock()
-        with self._lock:
-            since = self._offline_since.get(tid)
-            r = self._reports.get(tid)
-        if since is not None and now - since <= window:
-            return True
-        pending = r.info.get("pending") if r is not None else None
-        return (
-            r is not None
-            and isinstance(pending, int)
-            and pending > 0
-            and now - r.received <= window
-        )
 
     # -- the page's rows -----------------------------------------------------------------
     def rows(self) -> list[dict[str, Any]]:
@@ -164,7 +158,7 @@ class Fleet:
         raw = info.get("offline_list")
         lst: dict[str, Any] = raw if isinstance(raw, dict) else {}
         offset = None
-        if r is not None and r.t is not None and r.source != "retained" and r.state == "online":
+        if r is not None and r.t is not None and r.source == "telemetry" and r.state == "online":
             offset = r.t - r.received
         cert_after = _iso_to_epoch(prov.get("cert_not_after")) if prov else None
         scanner = info.get("scanner")

@@ -8,8 +8,7 @@ stored once per ``query_id``. Its workflow::
 Each step records a note, who took it and when. A hit still ``new`` after
 ``escalate_after`` seconds is *escalated* (shown so on the page). A hit is *late* when it
 answers a scan that the kiosk first answered offline or while its link was down: the
-console knows that from the kiosk's own reports (its outbox held queries, or it was
-offline, within ``late_window`` seconds before the hit), see :meth:`HitStore.add`.
+regional service says so in the signed alert (``late``, see host_tools/console/feed.py).
 """
 
 from __future__ import annotations

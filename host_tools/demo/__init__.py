@@ -144,12 +144,9 @@ def _start_console(region: LocalRegion) -> None:
     from host_tools.console.process import provision_console, start_console  # noqa: PLC0415
 
     password = provision_console(region, {"demo": "supervisor"})["demo"]
-    # The console's MQTT link uses the desk's certificate (desk.toml), and the terminals'
-    # listener makes the certificate's CN the client id: there the console and the desk
-    # reader would take each other's session over, and alerts queued for the desk would
-    # go to the console. Until the console has an identity of its own, the demo connects
-    # it on the loopback service listener, where the client id is its own.
-    console = start_console(region, env={"FIELDTERM_BROKER__PORT": str(region.service_port)})
+    # Its own MQTT identity (CN alert-console, from console-cert) beside the desk reader's:
+    # on the terminals' listener, where the CN is the client id, both stay connected.
+    console = start_console(region)
     say(
         f"  ok  operator console {console.url}/ (log in as demo, password {password}; "
         f"its certificate is from the demo CA {console.ca})"

@@ -68,6 +68,11 @@ REGIONAL_CN = "regional"
 #: add-terminal refuses reserved names).
 ALERT_DESK_CN = "alert-desk"
 ALERT_DESK_PUB = "alert-desk.pub"
+#: The operator's console's certificate CN (``provision console-cert``): its own MQTT
+#: identity beside the desk's. On the terminals' listener the CN is the client id
+#: (``use_username_as_clientid``), so a console sharing the desk's certificate and the
+#: desk would take each other's session over. Reserved like the desk's.
+CONSOLE_CN = "alert-console"
 #: Seconds between the regional's alert batches; the desk alarms after 3 missed.
 REGIONAL_ALERT_INTERVAL = 2.0
 #: The offline-list key beside regional.toml and in every bundle (docs/offline-list.md).
@@ -140,7 +145,10 @@ def acl_text(
             "",
             f"user {ALERT_DESK_CN}",
             f"topic read {topics.alert_topic(region)}",
-            # the operator's console (runs with the desk's identity): the fleet page
+            "",
+            # the operator's console: the alerts, and the fleet page's status and telemetry
+            f"user {CONSOLE_CN}",
+            f"topic read {topics.alert_topic(region)}",
             f"topic read {topics.per_terminal_filter(region, 'status')}",
             f"topic read {telemetry.topic_filter(region)}",
             "",
@@ -196,8 +204,14 @@ def terminal_acls(region: str, tid: str) -> list[dict[str, Any]]:
 
 
 def desk_acls(region: str) -> list[dict[str, Any]]:
-    """The alert desk, and the operator's console that runs with its identity: the alert
-    batches, and every kiosk's status and sealed telemetry for the fleet page."""
+    """The alert desk (``fieldterm alerts``): the alert batches, nothing else."""
+    return _sub(topics.alert_topic(region))
+
+
+def console_acls(region: str) -> list[dict[str, Any]]:
+    """The operator's console (``fieldterm console``, its own identity :data:`CONSOLE_CN`):
+    the alert batches, and every kiosk's status and sealed telemetry for the fleet page.
+    It publishes nothing."""
     return [
         *_sub(topics.alert_topic(region)),
         *_sub_tree(topics.per_terminal_filter(region, "status")),
@@ -253,6 +267,7 @@ def dynsec_clients(
         BROKER_ADMIN_CN: (BROKER_ADMIN_CN, admin_acls()),
         REGIONAL_CN: (REGIONAL_CN, regional_acls(region)),
         ALERT_DESK_CN: (ALERT_DESK_CN, desk_acls(region)),
+        CONSOLE_CN: (CONSOLE_CN, console_acls(region)),
     }
     for b in bridges:
         out[bridge_cn(b.site)] = (bridge_cn(b.site), bridge_acls(region, b))

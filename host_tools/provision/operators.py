@@ -9,7 +9,10 @@ recommended parameter set). The file never holds a password; it is written atomi
 mode 0600.
 
 ``console-cert`` issues the console's TLS server certificate from the region's issuing CA
-(as the broker's is) and writes ``fleet.json``: every provisioned terminal with its site,
+(as the broker's is), the console's own MQTT client identity (CN ``alert-console``, which
+the broker lets subscribe to the alerts, the kiosks' status and their telemetry, and
+publish nothing: ``console-mqtt.crt``/``.key``; the desk's ``desk.crt`` stays the desk's,
+so ``fieldterm alerts`` and ``fieldterm console`` can run at once), and writes ``fleet.json``: every provisioned terminal with its site,
 revocation, certificate expiry and identity public keys (which sign its telemetry), which
 the console's fleet page lists. Run it again
 after ``add-terminal``, ``revoke`` or ``rotate``; the console re-reads the file.
@@ -196,7 +199,8 @@ def register(sub: Any, common: Any) -> None:
 
     s = sub.add_parser(
         "console-cert",
-        help="the console's HTTPS certificate and fleet.json, into the desk's directory",
+        help="the console's HTTPS certificate, its own MQTT identity (alert-console) and "
+        "fleet.json, into the desk's directory",
     )
     common(s, top=False)
     s.add_argument("--desk", required=True, type=Path, metavar="DIR")
@@ -269,9 +273,27 @@ def fleet_doc(region: Any) -> dict[str, Any]:
     return {"version": 1, "region": region.region, "written": iso(now), "terminals": rows}
 
 
+CONSOLE_MQTT = "console-mqtt"
+
+
+def _console_identity(region: Any, desk: Path) -> None:
+    """The console's MQTT client identity (CN ``alert-console``): issued once and kept in
+    the registry (``region/console-mqtt``), copied to the desk's directory (key decrypted,
+    mode 0600) on every run."""
+    from . import broker_config as bc  # noqa: PLC0415
+    from . import pki  # noqa: PLC0415
+
+    rel = f"region/{CONSOLE_MQTT}"
+    if not region.reg.path(rel + ".crt").exists():
+        region.issue_client_file(bc.CONSOLE_CN, rel)
+    write_file(desk / f"{CONSOLE_MQTT}.crt", region.reg.path(rel + ".crt").read_bytes(), 0o644)
+    write_file(desk / f"{CONSOLE_MQTT}.key", pki.key_pem(region.load_key(rel + ".key")), 0o600)
+    print(f"console MQTT identity ({bc.CONSOLE_CN}) written to {desk}/{CONSOLE_MQTT}.crt")
+
+
 def _console_cert(args: argparse.Namespace) -> int:
     from . import pki  # noqa: PLC0415
-    from .handlers import _open  # noqa: PLC0415
+    from .handlers import _after_change, _open  # noqa: PLC0415
 
     desk = Path(args.desk)
     if not (desk / "desk.toml").exists():
@@ -285,6 +307,8 @@ def _console_cert(args: argparse.Namespace) -> int:
             key = region.load_key("region/console.key")
             write_file(desk / "console.key", pki.key_pem(key), 0o600)
             print(f"console certificate for {args.host} written to {desk}/console.crt")
+            _console_identity(region, desk)
+            _after_change(region)  # every broker directory, and running brokers, learn it
         write_file(desk / FLEET_FILE, json.dumps(fleet_doc(region), indent=2) + "\n", 0o644)
         print(f"{desk / FLEET_FILE}: {len(region.reg.terminals())} terminal(s)")
     return 0

@@ -27,7 +27,7 @@ from firmware.errors import ConfigError, SetupError
 
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,62}\Z")
 #: Identities that are not terminals; a terminal may not take these names.
-RESERVED_IDS = frozenset({"regional", "broker", "alert-desk", "broker-admin"})
+RESERVED_IDS = frozenset({"regional", "broker", "alert-desk", "alert-console", "broker-admin"})
 DB_FILE = "registry.sqlite"
 
 SCHEMA = """

@@ -74,7 +74,9 @@ def hit_alert(
     region: str, q: Any, *, now: float, dkh: str, rec: Any, list_version: int | None
 ) -> dict[str, Any]:
     """The alert body for a hit (:data:`firmware.protocol.alerts.ALERT_FIELDS`): the
-    opened query ``q``, the keyed hash ``dkh`` (never the document number) and the record."""
+    opened query ``q``, the keyed hash ``dkh`` (never the document number) and the record.
+    ``late``: the query came as a resend (``q.resend``), an answer to a scan the kiosk had
+    already answered offline or shown as UNKNOWN."""
     return {
         "v": 1,
         "region": region,
@@ -86,6 +88,7 @@ def hit_alert(
         "reporting_country": rec.reporting_country,
         "list_version": list_version,
         "t": round(now, 3),
+        "late": bool(getattr(q, "resend", False)),
     }
 
 

@@ -105,7 +105,8 @@ def describe(body: dict[str, Any]) -> str:
     """One line a desk officer reads: when, where, what the list says."""
     when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(body["t"])))
     return (
-        f"{when} POSSIBLE MATCH at {body['terminal']}: {body['status']} "
+        f"{when} {'LATE ' if body.get('late') is True else ''}POSSIBLE MATCH "
+        f"at {body['terminal']}: {body['status']} "
         f"(reported by {body['reporting_country']}, reference {body['reference']}, "
         f"list {body['list_version']}) query {body['query_id']} dkh {body['dkh']}"
     )

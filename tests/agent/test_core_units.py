@@ -219,12 +219,20 @@ def test_dispatcher_retry_skips_in_flight_and_on_screen_unless_forced(dispatch):
     d.send(QID1, led.key_of(led.pending()[0]))  # in flight
     q.sent.clear()
     d.retry(lambda qid: qid == QID3)  # the officer waits for scan 3 on screen
-    assert q.sent == [(QID2, DocumentKey("UTO", "P", "AB1234567"))]
+    [(qid, ref)] = q.sent
+    # scan 2 is off the screen (its answer was shown already): it goes as its sealed box,
+    # a resend (0x53) the regional knows is late, though this process holds the plain key
+    assert qid == QID2 and isinstance(ref, SealedDocumentKey)
+    assert opened(ref, QID2) == DocumentKey("UTO", "P", "AB1234567")
     q.sent.clear()
     d.retry(lambda qid: qid == QID3, force=True)
-    assert [s[0] for s in q.sent] == [QID3]  # QID1 and QID2 are in flight now
+    # QID1 and QID2 are in flight now; scan 3, still on screen, goes with its plain key
+    assert q.sent == [(QID3, DocumentKey("UTO", "P", "X1234567"))]
     resends = [e for e in lines(tmp / "events.jsonl") if e["event"] == "resend"]
-    assert [(e["seq"], e["qid"]) for e in resends] == [(2, QID2.hex()), (3, QID3.hex())]
+    assert [(e["seq"], e["qid"], e["late"]) for e in resends] == [
+        (2, QID2.hex(), True),
+        (3, QID3.hex(), False),
+    ]
 
 
 def test_dispatcher_reconnect_resends_what_was_in_flight(dispatch):

@@ -87,5 +87,52 @@ def test_every_status_payload_and_the_will_have_one_size():
     )
     sizes = {len(p) for p in sent} | {len(offline_payload("kiosk-001"))}
     assert sizes == {STATUS_SIZE}
-    assert json.loads(sent[1])["documents"] == 123456789  # padding is JSON whitespace
+    assert sent[0] == sent[1]  # the same bytes whatever the figures
+    assert json.loads(sent[1]) == {"terminal": "kiosk-001", "state": "online"}
     assert json.loads(offline_payload("k")) == {"terminal": "k", "state": "offline"}
+
+
+def test_retained_status_is_one_payload_in_every_state_and_carries_no_counts(tmp_path):
+    """The real publisher as the core's status port, beating in every screen state a kiosk
+    passes through (idle, querying, clear, a latched match, unknown, an offline answer and
+    after the link comes back): the broker gets the same bytes at every beat, and
+    the will is the same length. The figures (documents, pending, audit head) went up
+    meanwhile: the expectation is the bare {terminal, state} document, written here."""
+    sent: list[tuple[str, bytes]] = []
+    k = Kiosk(tmp_path, region=None)
+    pub = StatusPublisher(lambda t, p, q, r: sent.append((k.machine.state, p)), "t", "kiosk-9")
+    k.core.heartbeat.status = pub
+    k.link(True)
+
+    def beat() -> None:
+        assert k.core.heartbeat.beat(True, force=True)
+
+    beat()  # idle
+    qid = k.scan(UNLISTED)
+    beat()  # querying
+    k.q.answer(qid, "NO_MATCH")
+    k.core.run_once(0)
+    beat()  # clear
+    k.advance(6.0)
+    qid = k.scan(LISTED)
+    k.q.answer(qid, "POSSIBLE_MATCH")
+    k.core.run_once(0)
+    beat()  # a latched possible match
+    k.core.post("ack")
+    k.advance(1.0)
+    k.scan(UNLISTED)
+    k.advance(3.5)  # no answer: past the query timeout and its grace
+    beat()  # unknown
+    k.link(False)
+    k.link(True)
+    beat()  # back online, the scan re-sent
+    states = [s for s, _ in sent]
+    assert {"idle", "querying", "clear", "possible_match", "unknown"} <= set(states), states
+    assert k.core._status_info()["documents"] == 3 and k.core._status_info()["pending"] == 1
+    online = {"terminal": "kiosk-9", "state": "online"}
+    assert {p for _, p in sent} == {sent[0][1]}  # one payload, byte for byte
+    assert json.loads(sent[0][1]) == online
+    assert len(sent[0][1]) == len(offline_payload("kiosk-9")) == STATUS_SIZE
+    for word in (b"pending", b"documents", b"audit", b"list", b"alarm", b'"t"', b"version"):
+        assert word not in sent[0][1]
+    k.close()

@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import http.cookiejar
+import json
+import os
 import shutil
 import time
 import urllib.error
@@ -36,6 +38,7 @@ except ImportError:  # the fixture says why (need: fails under CI)
     webdriver = None
 
 from host_tools.console import oplog
+from host_tools.localregion.processes import wait_for_evidence
 from tests.console.conftest import HOSTILE_REFERENCE, tls_context
 from tests.support.require import need
 
@@ -155,7 +158,7 @@ def test_the_reference_renders_exactly_as_the_list_holds_it(console_region, brow
     assert not cell.find_elements(By.XPATH, "./*")
 
 
-def test_supervisor_acknowledges_then_closes_as_false_match(console_region, browser, docs_dir):
+def test_supervisor_acknowledges_then_closes_as_false_match(console_region, browser):
     c = console_region["console"]
     hit_id = _retry(lambda: browser.find_element(By.CSS_SELECTOR, "tr.hit").get_attribute("id"))
     _step(browser, hit_id, "on my way <i>lane 3</i>", "do-acknowledged")
@@ -167,7 +170,6 @@ def test_supervisor_acknowledges_then_closes_as_false_match(console_region, brow
         return note.text, note.find_elements(By.TAG_NAME, "i")
 
     assert _retry(note_shown) == ("on my way <i>lane 3</i>", [])
-    browser.save_screenshot(str(docs_dir / "console-hits.png"))
     _step(browser, hit_id, "holder's passport re-issued", "do-false_match")
     _wait(browser, lambda d: "False match" in d.find_element(By.ID, hit_id).text, what="closed")
     assert not _retry(
@@ -344,6 +346,185 @@ def test_logout_ends_the_session_on_the_server(console_region, browser):
     assert err.value.code == 401
     actions = [e["action"] for e in oplog.OperatorLog(c.desk_dir / "operator-audit.log").entries()]
     assert actions[-1] == "logout"
+
+
+def _hit_row(driver, qid, timeout=30.0, what="hit row"):
+    sel = f'tr.hit[data-query="{qid}"]'
+    return _wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, sel), timeout, what)[0]
+
+
+def _desk_alert(desk, qid):
+    """The alert for ``qid`` at the desk reader (``fieldterm alerts --json``)."""
+    return wait_for_evidence(
+        lambda: next((a for a in desk.alerts() if a["query_id"] == qid), None),
+        f"the alert for {qid} at the desk", timeout=30, proc=desk.proc, log=desk.stderr_log,
+    )  # fmt: skip
+
+
+def _ack_on_kiosk(agent):
+    """The officer's button on the kiosk (SIGUSR1), waiting for the latched match to go."""
+    mark = agent.events.mark()
+    agent.signal(__import__("signal").SIGUSR1)
+    agent.wait_event(lambda e: e["event"] == "state" and e["before"] == "possible_match",
+                     "match acknowledged on the kiosk", mark, 15)  # fmt: skip
+
+
+def test_desk_and_console_run_at_once_and_both_receive_a_hit(console_region, browser):
+    """``fieldterm alerts`` (CN alert-desk) and the console (CN alert-console) on the same
+    terminals' listener, where the CN is the client id: with one shared identity each
+    connection would close the other's; now both stay up and both get the hit."""
+    c, region = console_region["console"], console_region["region"]
+    desk = region.start_desk()  # returns once it hears the region's batches
+    before = len(desk.alerts())
+    _login(browser, c.url, "sup", console_region["passwords"]["sup"])
+    _wait(browser, lambda d: d.current_url.endswith("/hits"), what="logged in")
+    _live(browser)
+    _, ev = _scan_hit(region, "kiosk-001")
+    row = _hit_row(browser, ev["qid"], 10, "the hit on the console")
+    assert not row.find_elements(By.CLASS_NAME, "late")  # answered online at once
+    assert _desk_alert(desk, ev["qid"])["late"] is False
+    assert len(desk.alerts()) == before + 1
+    log = "".join(f.read_text(errors="replace") for f in region.broker.log_files() if f.exists())
+    for cn in ("alert-desk", "alert-console"):
+        assert f" as {cn} (" in log, f"{cn} never connected to the broker"
+        assert f"Client {cn} already connected" not in log, f"{cn}'s session was taken over"
+    _ack_on_kiosk(region.agents["kiosk-001"])
+
+
+def test_a_hit_first_answered_during_an_outage_is_marked_late(console_region, browser, docs_dir):
+    """The broker goes away; the kiosk answers a listed scan from its offline list (or
+    UNKNOWN); the broker comes back; the kiosk re-sends the scan as its sealed box (0x53);
+    the regional signs ``late`` into the alert and the console marks the hit late."""
+    c, region = console_region["console"], console_region["region"]
+    agent = region.agents["kiosk-001"]
+    mark = agent.events.mark()
+    region.broker.stop()
+    agent.wait_event(lambda e: e["event"] == "link" and e["up"] is False, "link down", mark, 30)
+    shown = agent.events.mark()
+    agent.scanner.send(region.listed[0])
+    first = agent.wait_event(
+        lambda e: e["event"] == "state"
+        and e["after"] in ("possible_match_offline", "unknown", "offline"),
+        "an answer without the regional", shown, 30,
+    )  # fmt: skip
+    qid = first["qid"] or next(
+        e["qid"] for e in agent.events.events[shown:] if e["event"] == "document"
+    )
+    region.start_broker()
+    verdict = agent.wait_event(
+        lambda e: e["event"] == "verdict" and e["qid"] == qid, "the online verdict", shown, 60
+    )
+    assert verdict["outcome"] == "POSSIBLE_MATCH" and verdict["late"] is True
+    resends = [e for e in agent.events.events[shown:] if e["event"] == "resend"]
+    assert any(e["qid"] == qid and e["late"] is True for e in resends), resends
+    _login(browser, c.url, "sup", console_region["passwords"]["sup"])
+    _wait(browser, lambda d: d.current_url.endswith("/hits"), what="logged in")
+    row = _hit_row(browser, qid, 30, "the late hit on the console")
+    badge = _retry(lambda: _hit_row(browser, qid).find_element(By.CSS_SELECTOR, ".badge.late"))
+    assert "Late" in badge.text and "↺" in badge.text  # a word and an icon
+    # the hits page for the docs: a late hit, new ones, one acknowledged then closed
+    browser.save_screenshot(str(docs_dir / "console-hits.png"))
+    assert row.get_attribute("id")
+    api = browser.execute_async_script(
+        "const done = arguments[0]; fetch('/api/hits').then(r => r.json()).then(done);"
+    )
+    assert next(h for h in api if h["query_id"] == qid)["late"] is True
+    assert _desk_alert(region.desk, qid)["late"] is True  # the desk's reader says so too
+    _ack_on_kiosk(agent)
+
+
+#: Markup in every field an alert or the fleet file carries, and in a note. The SLTD store
+#: refuses such a reference and add-terminal such an id or site, so this is what a forged
+#: alert (a stolen regional signing key) or an edited fleet.json could bring.
+HOSTILE_ID = "<script>window.__pwned=1</script>kiosk"
+HOSTILE_SITE = '<img src=x onerror="window.__pwned=2">gate'
+HOSTILE_REF = "</td><script>window.__pwned=3</script><b>REF</b>"
+HOSTILE_COUNTRY = "<i>UT</i>"
+HOSTILE_NOTE = '<svg onload="window.__pwned=4"></svg><i>lane 3</i> & "quoted"'
+
+
+def _publish_forged_alert(region, body):
+    """One sealed batch with ``body``, signed with the regional's key and sealed to the
+    desk's, published as the regional service would (its identity, the service listener)."""
+    import paho.mqtt.client as mqtt  # noqa: PLC0415
+
+    from firmware.protocol import alerts, keys, topics  # noqa: PLC0415
+
+    d = region.broker_dir
+    sign = keys.load_ed25519_private(d / "regional-sign.key")
+    desk = keys.load_x25519_public(d / "alert-desk.pub")
+    payload = alerts.seal_batch(desk, "central", src="forged-" + body["query_id"][:8], seq=1,
+                                t=time.time(), alerts=[alerts.sign_alert(sign, body)])  # fmt: skip
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="hostile-test",
+                         protocol=mqtt.MQTTv5)  # fmt: skip
+    client.tls_set(ca_certs=str(d / "ca.crt"), certfile=str(d / "regional.crt"),
+                   keyfile=str(d / "regional.key"))  # fmt: skip
+    client.connect("127.0.0.1", region.service_port)
+    client.loop_start()
+    try:
+        info = client.publish(topics.alert_topic("central"), payload, qos=1)
+        info.wait_for_publish(timeout=10)
+        assert info.is_published(), "the forged batch was not acknowledged (PUBACK)"
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def test_hostile_alert_fields_site_and_note_render_as_text(console_region, browser):
+    c, region = console_region["console"], console_region["region"]
+    fleet_file = c.desk_dir / "fleet.json"
+    doc = json.loads(fleet_file.read_text())
+    doc["terminals"].append({"id": HOSTILE_ID, "site": HOSTILE_SITE, "revoked": False,
+                             "cert_not_after": None, "identity_keys": []})  # fmt: skip
+    tmp = fleet_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc))
+    os.replace(tmp, fleet_file)
+    _login(browser, c.url, "sup", console_region["passwords"]["sup"])
+    _wait(browser, lambda d: d.current_url.endswith("/hits"), what="logged in")
+    _live(browser)
+    qid = "ee" * 16
+    body = {
+        "v": 1, "region": "central", "terminal": HOSTILE_ID, "query_id": qid, "dkh": "ff" * 8,
+        "reference": HOSTILE_REF, "status": "STOLEN", "reporting_country": HOSTILE_COUNTRY,
+        "list_version": 1, "t": time.time(), "late": False,
+    }  # fmt: skip
+    _publish_forged_alert(region, body)
+    row = _hit_row(browser, qid, 15, "the forged hit, live")
+
+    def cells():
+        r = _hit_row(browser, qid)
+        out = {k: r.find_element(By.CLASS_NAME, k) for k in ("terminal", "site", "reference")}
+        return {k: (e.text, e.find_elements(By.XPATH, "./*")) for k, e in out.items()}
+
+    assert _retry(cells) == {
+        "terminal": (HOSTILE_ID, []), "site": (HOSTILE_SITE, []), "reference": (HOSTILE_REF, []),
+    }  # fmt: skip
+    assert _retry(lambda: HOSTILE_COUNTRY in _hit_row(browser, qid).text)
+    _step(browser, row.get_attribute("id"), HOSTILE_NOTE, "do-acknowledged")
+
+    def note():
+        n = _hit_row(browser, qid).find_element(By.CSS_SELECTOR, ".history .note")
+        return n.text, n.find_elements(By.XPATH, "./*")
+
+    _wait(browser, lambda d: _retry(note)[0] == HOSTILE_NOTE, 10, "the note, as typed")
+    assert _retry(note) == (HOSTILE_NOTE, [])
+    assert browser.execute_script("return window.__pwned === undefined")
+    assert not browser.find_elements(By.CSS_SELECTOR, "#hits script, #hits img, #hits svg")
+    browser.find_element(By.ID, "nav-fleet").click()
+    _wait(browser, lambda d: d.current_url.endswith("/fleet"), what="fleet page")
+
+    def fleet_cells():
+        rows = [r for r in browser.find_elements(By.CSS_SELECTOR, "#fleet tbody tr")
+                if r.find_element(By.CLASS_NAME, "terminal").text == HOSTILE_ID]  # fmt: skip
+        return [(td.text, td.find_elements(By.XPATH, "./*"))
+                for r in rows for td in r.find_elements(By.CSS_SELECTOR, ".terminal, .site")]  # fmt: skip
+
+    assert _wait(browser, lambda d: _retry(fleet_cells), 10, "the hostile terminal listed") == [
+        (HOSTILE_ID, []), (HOSTILE_SITE, []),
+    ]  # fmt: skip
+    # nothing ran: no script element, no handler fired, anywhere on either page
+    assert browser.execute_script("return window.__pwned === undefined")
+    assert not browser.find_elements(By.CSS_SELECTOR, "#fleet script, #fleet img, #fleet svg")
 
 
 def test_sixth_bad_password_within_a_minute_is_throttled(console_region, browser):

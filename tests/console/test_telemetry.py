@@ -90,3 +90,22 @@ def test_no_desk_key_in_the_bundle_no_telemetry(tmp_path):
     agent = SimpleNamespace(cfg=cfg, client=SimpleNamespace(publish=lambda *a, **k: None))
     assert start_for(agent) is None
     assert start_for(SimpleNamespace(cfg=SimpleNamespace(client=None), client=None)) is None
+
+
+def test_health_carries_what_the_status_dropped_and_always_fits():
+    """audit_head, pending and documents travel here now (the retained status has only
+    {terminal, state}); the worst alarms and list reason still fit the fixed size."""
+    from firmware.agent.telemetry import health_of  # noqa: PLC0415
+
+    info = {"pending": 4, "documents": 10**9, "audit_head": {"seq": 10**9, "mac": "f" * 64}}
+    h = health_of(info, link=True, scanner=False)
+    assert (h["pending"], h["documents"], h["audit_head"]) == (4, 10**9, info["audit_head"])
+    worst = health_of(
+        {**info, "alarms": ['"\\\u0416' * 500] * 50, "storage_full": True,
+         "offline_list": {"list_version": 2**53, "list_age_s": 1e300, "stale": True,
+                          "records": 2**53, "reason": '"' * 5000}},
+        link=False, scanner=True,
+    )  # fmt: skip
+    assert worst["alarms"] == 50 and len(worst["alarm_text"]) == 3
+    seq, boot = 2**53, "f" * 16
+    assert len(msg(seq=seq, boot=boot, terminal="t" * 63, health=worst)) == len(msg())

@@ -170,21 +170,29 @@ def test_fleet_online_offline_and_problems(tmp_path):
     ]}))  # fmt: skip
     fleet = Fleet(f, offline_after=30, clock=clock)
     fleet.live_since = clock.t
-    status = {"terminal": "k1", "state": "online", "t": clock.t + 45, "pending": 7,
+    # the retained status: who and whether online, no figures
+    assert fleet.on_status("k1", {"terminal": "k1", "state": "online"})
+    row = {r["id"]: r for r in fleet.rows()}["k1"]
+    assert row["online"] and row["pending"] is None and row["clock_offset_s"] is None
+    # the sealed telemetry (opened): every figure
+    health = {"state": "online", "t": clock.t + 45, "pending": 7, "scanner": True,
               "offline_list": {"list_version": 3, "list_age_s": 60, "stale": False}}  # fmt: skip
-    assert fleet.on_status("k1", status)
+    assert fleet.on_status("k1", health, source="telemetry") is False  # it was online
     rows = {r["id"]: r for r in fleet.rows()}
     assert rows["k1"]["online"] and rows["k1"]["clock_offset_s"] == pytest.approx(45)
     assert rows["k1"]["problems"] == ["clock", "outbox"]
     assert rows["k2"]["problems"] == ["revoked", "offline"]
-    assert fleet.was_disconnected("k1", 600)  # queries waiting: its next hit is late
-    clock.t += 31
-    assert not {r["id"]: r for r in fleet.rows()}["k1"]["online"]  # silent too long
+    # a status beat meanwhile changes nothing; the figures stay the telemetry's
+    assert fleet.on_status("k1", {"terminal": "k1", "state": "online"}) is False
+    assert {r["id"]: r for r in fleet.rows()}["k1"]["pending"] == 7
+    clock.t += 9  # telemetry comes every 2 s: silent for longer is offline
+    assert not {r["id"]: r for r in fleet.rows()}["k1"]["online"]
     seen = {r["id"]: r for r in fleet.rows()}["k1"]["last_seen"]
     clock.t += 5
     assert fleet.on_status("k1", {"terminal": "k1", "state": "offline"}) is False
-    assert {r["id"]: r for r in fleet.rows()}["k1"]["last_seen"] == seen  # not the will's time
-    assert fleet.on_status("k1", {**status, "t": clock.t, "pending": 0})
+    row = {r["id"]: r for r in fleet.rows()}["k1"]
+    assert row["last_seen"] == seen and row["pending"] == 7  # not the will's time
+    assert fleet.on_status("k1", {**health, "t": clock.t, "pending": 0}, source="telemetry")
     assert {r["id"]: r for r in fleet.rows()}["k1"]["problems"] == []
 
 
@@ -212,6 +220,12 @@ def test_every_language_has_every_key():
         assert set(i18n.strings(lang)) == set(en)
     assert i18n.strings("ru")["nav_hits"] == "Совпадения"
     assert i18n.strings("kk")["possible_match"] == "МҮМКІН СӘЙКЕСТІК"  # the kiosk's words
+
+
+def test_the_late_badge_has_its_own_word_in_every_language():
+    doc = tomllib.loads((Path(i18n.__file__).with_name("strings.toml")).read_text())
+    words = {lang: doc[lang]["late"] for lang in i18n.LANGUAGES}
+    assert len(set(words.values())) == len(i18n.LANGUAGES), words  # none falls back
 
 
 def test_kiosk_words_match_the_kiosk_catalogue():

@@ -43,6 +43,20 @@ def test_round_trip_and_signature() -> None:
     assert alerts.verify_alert(SIGN.public_key(), batch.alerts[0], "central") == body()
 
 
+def test_late_is_optional_and_must_be_a_boolean() -> None:
+    for late in (True, False):
+        item = alerts.sign_alert(SIGN, body(late=late))
+        assert alerts.verify_alert(SIGN.public_key(), item, "central")["late"] is late
+    assert "late" not in alerts.verify_alert(
+        SIGN.public_key(), alerts.sign_alert(SIGN, body()), "central"
+    )
+    with pytest.raises(EnvelopeError) as e:
+        alerts.verify_alert(SIGN.public_key(), alerts.sign_alert(SIGN, body(late="yes")), "central")
+    assert e.value.reason == "structure"
+    with pytest.raises(EnvelopeError):
+        alerts.verify_alert(SIGN.public_key(), alerts.sign_alert(SIGN, body(extra=1)), "central")
+
+
 def test_empty_and_full_worst_case_batches_are_the_same_size() -> None:
     """The broker must not tell a batch with hits from the empty ones sent every tick."""
     worst = body(
@@ -51,6 +65,7 @@ def test_empty_and_full_worst_case_batches_are_the_same_size() -> None:
         reference='"' * 64,  # JSON-escaped to twice its length
         status="INVALIDATED",
         list_version=2**53,
+        late=True,
     )
     full = [alerts.sign_alert(SIGN, worst) for _ in range(alerts.MAX_PER_BATCH)]
     empty = seal([], region="r" * 63)

@@ -70,6 +70,7 @@ def test_resend_is_answered_days_later_with_a_fresh_envelope() -> None:
     reg = regional()
     q = reg.open_query(TERMINAL, sealed.payload, later + 1)
     assert (q.query_id, q.dk, q.timestamp) == (QID, DK, pytest.approx(later))
+    assert q.resend is True  # its hit alert is marked late
     resp = reg.seal_response(q, Response(QID, "NO_MATCH", list_version=3))
     _, r = term.open_response(resp)
     assert (r.query_id, r.outcome) == (QID, "NO_MATCH")
@@ -78,7 +79,8 @@ def test_resend_is_answered_days_later_with_a_fresh_envelope() -> None:
 def test_a_plain_query_is_unchanged() -> None:
     sealed = terminal().seal_query(QID, DK, NOW)
     assert sealed.payload[1] == TYPE_QUERY
-    assert regional().open_query(TERMINAL, sealed.payload, NOW).dk == DK
+    q = regional().open_query(TERMINAL, sealed.payload, NOW)
+    assert q.dk == DK and q.resend is False
 
 
 def test_resend_of_another_terminals_box_is_refused() -> None:

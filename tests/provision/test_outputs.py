@@ -245,12 +245,23 @@ def test_dynamic_security_file_grants_literal_rights_and_refuses_the_rest(region
         "broker-admin": ["broker-admin"],
         "regional": ["regional"],
         "alert-desk": ["alert-desk"],
+        "alert-console": ["alert-console"],
         "kiosk-001": ["terminal.kiosk-001"],
         "kiosk-002": ["terminal.kiosk-002"],
     }
     roles = {r["rolename"]: r["acls"] for r in state["roles"]}
     subs = {a["topic"] for a in roles["terminal.kiosk-001"] if a["acltype"].startswith("sub")}
     assert subs == {"ft/v1/central/r/kiosk-001", "ft/v1/central/list/#"}
+    # the desk reads the alerts; the console (its own identity) also the fleet's reports
+    assert {(a["acltype"], a["topic"]) for a in roles["alert-desk"]} == {
+        ("subscribeLiteral", "ft/v1/central/alert"),
+        ("publishClientReceive", "ft/v1/central/alert"),
+    }
+    console = {(a["acltype"], a["topic"]) for a in roles["alert-console"]}
+    assert {t for kind, t in console if kind.startswith("subscribe")} == {
+        "ft/v1/central/alert", "ft/v1/central/status/+", "ft/v1/central/telemetry/+",
+    }  # fmt: skip
+    assert not [kind for kind, _ in console if kind == "publishClientSend"]
     regional_subs = {a["topic"] for a in roles["regional"] if a["acltype"] == "subscribeLiteral"}
     assert "$share/regional/ft/v1/central/q/+" in regional_subs
     assert "ft/v1/central/q/+" not in regional_subs  # only through its shared group

@@ -10,6 +10,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -123,13 +124,28 @@ def opened(desk, payload):
 
 def test_hit_alert_has_exactly_the_alert_fields_and_no_document_number():
     b = body(1)
-    assert set(b) == set(alerts.ALERT_FIELDS)
+    assert set(b) == {*alerts.ALERT_FIELDS, "late"} and b["late"] is False
     assert (b["terminal"], b["query_id"], b["reference"], b["t"]) == (
         "kiosk-001",
         "01" * 16,
         "UTO/1",
         1001.0,
     )
+
+
+def test_a_hit_for_a_resend_is_signed_late():
+    """A query that came as a resend (0x53: the kiosk had already shown an offline answer
+    or UNKNOWN) gives an alert marked late, inside the signed body."""
+    q = SimpleNamespace(terminal_id="kiosk-001", query_id=b"\x01" * 16, resend=True)
+    b = hit_alert(REGION, q, now=1.0, dkh="00" * 8, rec=Record("UTO/1", "STOLEN", "UTO"),
+                  list_version=7)  # fmt: skip
+    assert b["late"] is True
+    sign = Ed25519PrivateKey.generate()
+    item = alerts.sign_alert(sign, b)
+    assert alerts.verify_alert(sign.public_key(), item, REGION)["late"] is True
+    item["alert"]["late"] = False  # the broker cannot reach it, nor can anyone else
+    with pytest.raises(EnvelopeError):
+        alerts.verify_alert(sign.public_key(), item, REGION)
 
 
 def test_an_empty_batch_goes_out_on_every_flush(rig):
