@@ -112,7 +112,10 @@ class QueryClient:
         on_late_verdict: OnVerdict | None = None,
         rng: Callable[[int], bytes] = os.urandom,
         client_id: str | None = None,
+        link_factory: Callable[..., Any] | None = None,
     ):
+        """``link_factory``: builds the link instead of :class:`MqttLink`, with the same
+        arguments (a fleet simulator drives many links from one event loop)."""
         self.cfg = cfg
         self._clock = clock
         self._rng = rng
@@ -129,6 +132,7 @@ class QueryClient:
         self._sessions: list[TerminalSession] = []  # newest last; at most two kept
         self._stop = threading.Event()
         self._sweeper: threading.Thread | None = None
+        self._started = False
         self.counts = {"sent": 0, "answered": 0, "timeouts": 0, "late": 0, "bad": 0, "stray": 0}
         self.counts.update(time_hints=0, resealed=0)
         self._sign_public = (
@@ -142,7 +146,7 @@ class QueryClient:
         self.clock_known = False
         self.on_clock: Callable[[float], None] | None = None
         self._session_offset = 0.0  # clock_offset when the current session was made
-        self.link = MqttLink(
+        self.link = (link_factory or MqttLink)(
             cfg.broker,
             client_id or cfg.terminal_id,
             on_message=self._on_message,
@@ -153,15 +157,19 @@ class QueryClient:
         )
 
     # -- lifecycle -------------------------------------------------------------------------
-    def start(self) -> QueryClient:
+    def start(self, *, sweeper: bool = True) -> QueryClient:
+        """Make the session and start the link; without ``sweeper`` no timeout thread is
+        started and the caller calls :meth:`sweep` itself (an external event loop)."""
         with self._lock:
-            if self._sweeper is not None:
+            if self._started:
                 return self
+            self._started = True
             self._session(self._clock())
-            self._sweeper = threading.Thread(
-                target=self._sweep_loop, name="query-timeouts", daemon=True
-            )
-            self._sweeper.start()
+            if sweeper:
+                self._sweeper = threading.Thread(
+                    target=self._sweep_loop, name="query-timeouts", daemon=True
+                )
+                self._sweeper.start()
         self.link.start()
         return self
 

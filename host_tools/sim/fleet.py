@@ -1,0 +1,266 @@
+"""``fieldterm sim fleet``: many simulated kiosks against a real local region.
+
+A run builds a :class:`~host_tools.localregion.LocalRegion` (``--terminals`` kiosks
+provisioned as a technician does, a synthetic list, Mosquitto with mutual TLS, K
+``fieldterm regional`` processes sharing the queries), then drives every kiosk from one
+event loop (:mod:`host_tools.sim.fleet_loop`; no thread per kiosk): each kiosk is the
+real :class:`~firmware.client.client.QueryClient` with its own certificate, identity key,
+session ticket and sealed queries. Scans follow :mod:`host_tools.sim.fleet_traffic`
+(Poisson per lane, bursts, hit rate); faults (``--fault broker@20``) restart parts on a
+schedule. A progress line goes to stderr; at the end one JSON line to stdout (see
+:mod:`host_tools.sim.fleet_stats` for what each figure means).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import json
+import random
+import resource
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from host_tools.sim.fleet_region import broker_pid, build_region, rss_mb, terminal_ids
+from host_tools.sim.fleet_stats import FaultRecord, ScanRecord, summarise
+from host_tools.sim.fleet_traffic import HIT_RATE, DocumentPicker, TrafficModel, scan_schedule
+
+FAULT_KINDS = ("broker", "regional")
+
+
+@dataclass(frozen=True)
+class Fault:
+    """``KIND@SECONDS[:TARGET]``: restart the regional broker or regional process TARGET."""
+
+    kind: str
+    at: float
+    target: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> Fault:
+        kind, sep, rest = text.partition("@")
+        when, _, target = rest.partition(":")
+        if not sep or kind not in FAULT_KINDS:
+            raise ValueError(f"--fault {text!r}: want KIND@SECONDS[:N], KIND one of {FAULT_KINDS}")
+        try:
+            return cls(kind, float(when), int(target or 0))
+        except ValueError:
+            raise ValueError(f"--fault {text!r}: SECONDS and N must be numbers") from None
+
+
+@dataclass(frozen=True)
+class FleetOptions:
+    terminals: int = 200
+    regionals: int = 1
+    rate: float = 50.0
+    duration: float = 30.0
+    hit_rate: float = HIT_RATE
+    faults: tuple[Fault, ...] = ()
+    seed: int = 1
+    records: int = 5000
+    sample_size: int = 500
+    retry_interval: float = 10.0
+    drain: float = 60.0
+    connect_workers: int = 4
+    workdir: Path | None = None
+    keep: bool = False
+    traffic: dict[str, Any] = field(default_factory=dict)
+
+
+class _Driver(threading.Thread):
+    """The loop thread: scans due, timeouts due, one loop turn; repeat until stopped."""
+
+    def __init__(self, loop: Any, kiosks: list[Any], picker: DocumentPicker, rng: random.Random):
+        super().__init__(name="fleet-loop", daemon=True)
+        self.loop, self.kiosks, self.picker, self.rng = loop, kiosks, picker, rng
+        self.stop = threading.Event()
+        self.schedule: Sequence[tuple[float, int]] = ()
+        self.t0 = 0.0
+        self.fed = 0
+        self._deadlines: list[tuple[float, int, Any]] = []
+        self._seq = itertools.count()
+
+    def deadline(self, t: float, kiosk: Any) -> None:
+        heapq.heappush(self._deadlines, (t, next(self._seq), kiosk))
+
+    def call(self, fn: Callable[[], None]) -> None:
+        self.loop.call_soon_threadsafe(fn)
+
+    def feed(self, schedule: Sequence[tuple[float, int]], t0: float) -> None:
+        def go() -> None:
+            self.schedule, self.t0, self.fed = schedule, t0, 0
+
+        self.call(go)
+
+    def run(self) -> None:
+        self.loop.thread_id = threading.get_ident()
+        while not self.stop.is_set():
+            now = time.monotonic()
+            sched = self.schedule
+            while self.fed < len(sched) and self.t0 + sched[self.fed][0] <= now:
+                self.kiosks[sched[self.fed][1]].scan(self.picker.pick(self.rng))
+                self.fed += 1
+            while self._deadlines and self._deadlines[0][0] <= now:
+                heapq.heappop(self._deadlines)[2].sweep()
+            wait = 0.01
+            if self.fed < len(sched):
+                wait = min(wait, self.t0 + sched[self.fed][0] - now)
+            if self._deadlines:
+                wait = min(wait, self._deadlines[0][0] - now)
+            self.loop.run_once(max(0.0, wait))
+
+
+def run_fleet(opts: FleetOptions, err: IO[str] = sys.stderr) -> dict[str, Any]:
+    """One whole run; returns the report (see the module doc)."""
+    from firmware.client.config import ClientConfig  # noqa: PLC0415
+    from host_tools.sim.fleet_kiosk import SimKiosk  # noqa: PLC0415
+    from host_tools.sim.fleet_loop import FleetLoop  # noqa: PLC0415
+
+    def say(text: str) -> None:
+        print(f"fieldterm sim fleet: {text}", file=err, flush=True)
+
+    rng = random.Random(opts.seed)
+    own = opts.workdir is None
+    workdir = opts.workdir or Path(tempfile.mkdtemp(prefix="fieldterm-fleet-", dir="/tmp"))
+    with contextlib.ExitStack() as stack:
+        if own and not opts.keep:
+            stack.callback(shutil.rmtree, workdir, ignore_errors=True)
+        region = build_region(
+            workdir, opts.terminals, records=opts.records, sample_size=opts.sample_size,
+            seed=opts.seed, say=say,
+        )  # fmt: skip
+        stack.callback(region.close)
+        region.start_broker()
+        for _ in range(opts.regionals):
+            region.start_regional()
+        say(f"broker and {opts.regionals} regional process(es) ready")
+        picker = DocumentPicker(region.listed, region.unlisted, opts.hit_rate)
+        loop = FleetLoop(connect_workers=opts.connect_workers, rng=random.Random(opts.seed + 1))
+        scans: list[ScanRecord] = []
+        link_events: list[tuple[float, int, bool]] = []
+        kiosks: list[Any] = []
+        driver = _Driver(loop, kiosks, picker, random.Random(opts.seed + 2))
+        for i, tid in enumerate(terminal_ids(opts.terminals)):
+            cfg = ClientConfig.load(region.terminal_toml(tid))
+            kiosks.append(SimKiosk(
+                i, cfg, loop, scans=scans, link_events=link_events,
+                on_deadline=driver.deadline, retry_interval=opts.retry_interval,
+            ))  # fmt: skip
+        stack.callback(loop.close)
+        stack.callback(driver.join, 10.0)
+        stack.callback(driver.stop.set)
+        t_connect = time.monotonic()
+
+        def start_all() -> None:
+            for k in kiosks:
+                k.start()
+
+        driver.call(start_all)
+        driver.start()
+        peak = {"broker": 0.0, "sim": 0.0}
+
+        def tick(phase: str, t0: float) -> None:
+            peak["broker"] = max(peak["broker"], rss_mb(broker_pid(region)))
+            peak["sim"] = max(peak["sim"], rss_mb())
+            up = sum(k.ready() for k in kiosks)
+            answered = sum(s.answered_at is not None for s in scans)
+            unknown = sum(s.unknowns for s in scans)
+            print(
+                f"\r[{phase} {time.monotonic() - t0:6.1f}s] kiosks up {up}/{len(kiosks)}  "
+                f"scans {len(scans)}  answered {answered}  unknown shown {unknown}  "
+                f"broker {peak['broker']:.0f} MB",
+                end="" if err.isatty() else "\n", file=err, flush=True,
+            )  # fmt: skip
+
+        connect_limit = 60.0 + opts.terminals / 50.0
+        while not all(k.ready() for k in kiosks):
+            if time.monotonic() - t_connect > connect_limit:
+                raise RuntimeError(
+                    f"only {sum(k.ready() for k in kiosks)}/{len(kiosks)} kiosks connected "
+                    f"after {connect_limit:.0f} s"
+                )
+            tick("connect", t_connect)
+            time.sleep(1.0)
+        connect_s = time.monotonic() - t_connect
+        say(f"{len(kiosks)} kiosks connected and subscribed in {connect_s:.1f} s")
+        model = TrafficModel(rate=opts.rate, **opts.traffic)
+        schedule = scan_schedule(model, len(kiosks), opts.duration, rng)
+        t0 = time.monotonic()
+        driver.feed(schedule, t0)
+        fault_records = []
+        pending = sorted(opts.faults, key=lambda f: f.at)
+        next_tick = t0
+        while time.monotonic() < t0 + opts.duration:
+            if pending and time.monotonic() >= t0 + pending[0].at:
+                fault_records.append(_inject(region, pending.pop(0), say))
+                continue
+            if time.monotonic() >= next_tick:
+                tick("run", t0)
+                next_tick += 1.0
+            upcoming = [t0 + opts.duration, next_tick] + ([t0 + pending[0].at] if pending else [])
+            time.sleep(max(0.0, min(upcoming) - time.monotonic()))
+        t_end = time.monotonic()
+        while time.monotonic() < t_end + opts.drain:
+            if driver.fed >= len(schedule) and not any(k.unanswered() for k in kiosks):
+                break
+            tick("drain", t0)
+            time.sleep(0.5)
+        drained_s = time.monotonic() - t_end
+        tick("done", t0)
+        if err.isatty():
+            print(file=err)
+        driver.stop.set()
+        driver.join(10.0)
+        report = summarise(scans, fault_records, link_events, kiosks[0].timeout)
+        run_s = t_end - t0
+        return {
+            "terminals": len(kiosks),
+            "sites": 0,
+            "regionals": opts.regionals,
+            **report,
+            "broker_rss_mb": round(peak["broker"], 1),
+            "sim_rss_mb": round(max(peak["sim"], _maxrss_mb()), 1),
+            "offered_per_s": round(len(schedule) / opts.duration, 1),
+            "answered_per_s": round(
+                sum(s.answered_at is not None and s.answered_at <= t_end for s in scans) / run_s, 1
+            ),
+            "connect_s": round(connect_s, 1),
+            "drain_s": round(drained_s, 1),
+            "connect_failures": loop.connect_failures,
+            "topology": "direct",
+        }
+
+
+def _inject(region: Any, fault: Fault, say: Callable[[str], None]) -> FaultRecord:
+    at = time.monotonic()
+    if fault.kind == "broker":
+        rec = FaultRecord("broker", at, "regional broker")
+        region.broker.stop()
+        region.broker.start(timeout=60.0)
+    else:
+        old = region.regionals[fault.target]
+        rec = FaultRecord("regional", at, f"regional {fault.target}")
+        old.stop()
+        new = region.start_regional()
+        region.regionals.remove(new)
+        region.regionals[fault.target] = new
+    rec.back_at = time.monotonic()
+    say(f"fault: restarted {rec.target} ({rec.back_at - at:.1f} s)")
+    return rec
+
+
+def _maxrss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def print_report(report: dict[str, Any], out: IO[str] = sys.stdout) -> None:
+    out.write(json.dumps(report, sort_keys=False) + "\n")
+    out.flush()
