@@ -14,9 +14,24 @@ from typing import Any
 
 from host_tools.localregion.errors import LocalRegionError
 from host_tools.localregion.events import EventTail
-from host_tools.localregion.processes import AgentProcess, DeskProcess, RegionalProcess
+from host_tools.localregion.processes import (
+    AgentProcess,
+    DeskProcess,
+    RegionalProcess,
+    wait_for_evidence,
+)
 from host_tools.localregion.runner import Fieldterm, OnStep
 from host_tools.mosquitto import Mosquitto, free_port
+
+#: Ids of a region made with ``terminals=N``: ``kiosk-00001`` ... (add-terminals' naming).
+BULK_PREFIX = "kiosk-"
+
+
+def bulk_ids(count: int, start: int = 1) -> list[str]:
+    """The ids ``add-terminals --prefix kiosk- --start START --count COUNT`` makes."""
+    width = max(5, len(str(start + count - 1)))
+    return [f"{BULK_PREFIX}{n:0{width}d}" for n in range(start, start + count)]
+
 
 #: Short agent hold times for the demo and the tests (the defaults suit a real post).
 QUICK_AGENT = {
@@ -50,7 +65,7 @@ class LocalRegion:
         workdir: Path | None = None,
         *,
         region: str = "central",
-        terminals: Sequence[str] = ("kiosk-001",),
+        terminals: Sequence[str] | int = ("kiosk-001",),
         records: int = 2000,
         seed: int = 7,
         sample_size: int = 20,
@@ -61,13 +76,39 @@ class LocalRegion:
         on_step: OnStep | None = None,
         keep: bool = False,
         tool: Fieldterm | None = None,
+        sites: int = 0,
+        regionals: int = 1,
+        replica: bool = False,
     ):
         self._own_dir = workdir is None
         self.dir = Path(workdir or tempfile.mkdtemp(prefix="fieldterm-region-", dir="/tmp"))
         self.dir.mkdir(parents=True, exist_ok=True)
         self.dir.chmod(0o711)  # Mosquitto drops to the user 'mosquitto', which must traverse
         self.region = region
-        self.terminals = tuple(terminals)
+        #: ``terminals`` as a count: ids ``kiosk-00001`` ..., provisioned with add-terminals
+        self.bulk = isinstance(terminals, int)
+        self.terminals = (
+            tuple(bulk_ids(terminals)) if isinstance(terminals, int) else tuple(terminals)
+        )
+        if sites < 0 or regionals < 1:
+            raise LocalRegionError(
+                f"sites={sites}, regionals={regionals}: need sites >= 0, regionals >= 1"
+            )
+        if sites > len(self.terminals):
+            raise LocalRegionError(f"sites={sites} but only {len(self.terminals)} terminals")
+        #: Site names ``site-01`` ... (``sites``), each with its own bridged broker.
+        self.sites = tuple(f"site-{i + 1:02d}" for i in range(sites))
+        #: The site of each terminal (contiguous blocks, as even as the count allows).
+        self.site_of: dict[str, str] = {
+            tid: self.sites[i * sites // len(self.terminals)]
+            for i, tid in enumerate(self.terminals)
+        } if sites else {}  # fmt: skip
+        self.site_ports = {site: free_port() for site in self.sites}
+        self.site_brokers: dict[str, Mosquitto] = {}
+        self.regional_count = regionals
+        self.replica = replica
+        self.pg_primary: Any = None  # host_tools.sltd.pgcluster.PgCluster, with replica=True
+        self.pg_replica: Any = None
         self.records = records
         self.seed = seed
         self.sample_size = sample_size
@@ -114,6 +155,28 @@ class LocalRegion:
     def bundle(self, tid: str) -> Path:
         return self.dir / "bundles" / tid
 
+    def site_dir(self, site: str) -> Path:
+        """The broker directory of ``site`` (``broker-config --site-bridge``)."""
+        return self.dir / "sites" / site
+
+    def terminals_at(self, site: str) -> tuple[str, ...]:
+        return tuple(t for t in self.terminals if self.site_of.get(t) == site)
+
+    def regional_index_dir(self, n: int) -> Path:
+        """Regional process ``n``'s own index directory (a postgresql:// store)."""
+        return self.dir / f"regional-{n}.index"
+
+    @property
+    def store_url(self) -> str:
+        """Where the list is written: the PostgreSQL primary with ``replica``, else the
+        SQLite file."""
+        return self.pg_primary.url if self.pg_primary is not None else str(self.sltd_db)
+
+    @property
+    def lookup_url(self) -> str:
+        """What the regional processes read: the streaming replica with ``replica``."""
+        return self.pg_replica.url if self.pg_replica is not None else str(self.sltd_db)
+
     def terminal_toml(self, tid: str) -> Path:
         return self.bundle(tid) / "terminal.toml"
 
@@ -148,17 +211,39 @@ class LocalRegion:
             "region CA and keys", "init", "--region", self.region,
             "--host", self.terminal_host, "--port", str(self.port),
         )  # fmt: skip
-        for tid in self.terminals:
-            self.add_terminal(tid)
+        if self.bulk and not self.terminal_args:
+            self._add_bulk()
+        else:
+            for tid in self.terminals:
+                self.add_terminal(tid)
         self.broker_config()
+        for site in self.sites:
+            self.site_broker_config(site)
         if desk:
             self.provision_cmd(
                 "alert desk", "alert-desk", "--out", str(self.desk_dir), "--host", "127.0.0.1"
             )
         return self
 
+    def _add_bulk(self) -> None:
+        """``add-terminals`` once per site (or once): ids in contiguous blocks."""
+        groups: list[tuple[str | None, tuple[str, ...]]] = [
+            (s, self.terminals_at(s)) for s in self.sites
+        ] or [(None, self.terminals)]
+        for site, tids in groups:
+            first = int(tids[0][len(BULK_PREFIX) :])
+            self.provision_cmd(
+                f"{len(tids)} kiosk bundles" + (f" at {site}" if site else ""),
+                "add-terminals", "--count", str(len(tids)), "--prefix", BULK_PREFIX,
+                "--start", str(first), "--out", str(self.dir / "bundles"), "--no-progress",
+                *(["--site", site] if site else []),
+            )  # fmt: skip
+
     def add_terminal(self, tid: str) -> Path:
         extra = list(self.terminal_args.get(tid, ()))
+        site = self.site_of.get(tid)
+        if site and "--site" not in extra:
+            extra += ["--site", site]
         self.provision_cmd(
             f"kiosk bundle {tid}", "add-terminal", tid, "--out", str(self.bundle(tid)), *extra
         )
@@ -174,6 +259,15 @@ class LocalRegion:
             "--service-port", str(self.service_port),
         )  # fmt: skip
 
+    def site_broker_config(self, site: str) -> None:
+        """``broker-config --site-bridge SITE``: the site's broker directory, bridged over
+        TLS to the regional broker; the site's bundles now point at it."""
+        self.provision_cmd(
+            f"site broker {site}", "broker-config", "--out", str(self.site_dir(site)),
+            "--site-bridge", site, "--upstream", f"127.0.0.1:{self.port}",
+            "--host", "127.0.0.1", "--port", str(self.site_ports[site]),
+        )  # fmt: skip
+
     def generate_list(self) -> LocalRegion:
         """A synthetic SLTD list behind the regional service, and document samples."""
         self.tool.run(
@@ -184,7 +278,39 @@ class LocalRegion:
             "--unlisted-sample", str(self.dir / "unlisted.jsonl"),
             "--sample-size", str(self.sample_size),
         )  # fmt: skip
+        if self.replica:
+            self._load_replicated_list()
         return self
+
+    def _load_replicated_list(self) -> None:
+        """A PostgreSQL primary holding the same list, and its streaming replica; returns
+        once the replica has replayed the load (its list version is the primary's)."""
+        from host_tools.sltd.generate import GeneratorSpec, ListGenerator  # noqa: PLC0415
+        from host_tools.sltd.pgcluster import PgCluster, PgReplica  # noqa: PLC0415
+        from host_tools.sltd.store import open_store  # noqa: PLC0415
+
+        if self.pg_primary is None:
+            self.pg_primary = self._stack.enter_context(PgCluster(self.dir / "pg-primary"))
+        with open_store(self.pg_primary.url, create=True) as st:
+            st.bulk_load(ListGenerator(GeneratorSpec(records=self.records, seed=self.seed)).rows())
+            version = st.version()
+        if self.pg_replica is None:
+            self.pg_replica = self._stack.enter_context(
+                PgReplica(self.pg_primary, self.dir / "pg-replica")
+            )
+        wait_for_evidence(
+            lambda: self._replica_version() >= version,
+            f"the replica at {self.pg_replica.url} replaying list version {version}",
+        )
+
+    def _replica_version(self) -> int:
+        from host_tools.sltd.store import open_store  # noqa: PLC0415
+
+        try:
+            with open_store(self.pg_replica.url) as st:
+                return int(st.version())
+        except Exception:  # the schema itself may not be replayed yet
+            return -1
 
     # -- services --------------------------------------------------------------------------
     def start_broker(self) -> Mosquitto:
@@ -197,18 +323,98 @@ class LocalRegion:
         self.broker.start()
         return self.broker
 
+    def start_sites(self) -> dict[str, Mosquitto]:
+        """Every site's Mosquitto from its generated ``mosquitto.conf`` (start the regional
+        broker first); returns once each accepts connections and the regional broker logs
+        the site's bridge connected."""
+        for site in self.sites:
+            self.start_site(site)
+        return self.site_brokers
+
+    def start_site(self, site: str, *, wait: bool = True) -> Mosquitto:
+        """Start (or restart after ``stop()``) the broker of ``site``; see
+        :meth:`start_sites`."""
+        broker = self.site_brokers.get(site)
+        if broker is None:
+            d = self.site_dir(site)
+            conf = (d / "mosquitto.conf").read_text()
+            broker = Mosquitto(d, port=self.site_ports[site], conf_text=conf)
+            self.site_brokers[site] = broker
+            self._stack.callback(broker.stop)
+        mark = self.bridge_mark()
+        broker.start()
+        if wait:
+            self.wait_bridges([site], mark)
+        return broker
+
+    def bridge_mark(self) -> int:
+        """Where the regional broker's log ends now: :meth:`wait_bridges` looks after it."""
+        return len(self._regional_broker_log())
+
+    def _regional_broker_log(self) -> bytes:
+        try:
+            return (self.broker_dir / "data" / "mosquitto.log").read_bytes()
+        except OSError:
+            return b""
+
+    def wait_bridges(
+        self, sites: Sequence[str] | None = None, mark: int = 0, timeout: float = 60.0
+    ) -> None:
+        """Wait until the regional broker's log shows, after ``mark``, each site's bridge
+        connected (``New client connected ... as bridge.SITE``): after a start, or after
+        a restart of either broker (the bridge reconnects on its own)."""
+        want = {s: f" as bridge.{s} (".encode() for s in (self.sites if sites is None else sites)}
+
+        def connected() -> bool:
+            log = self._regional_broker_log()[mark:]
+            return all(w in log for w in want.values())
+
+        wait_for_evidence(
+            connected, f"bridge(s) of {', '.join(want)} connected to the regional broker",
+            timeout=timeout, log=self.broker_dir / "data" / "mosquitto.log",
+        )  # fmt: skip
+
+    def start_regionals(
+        self, count: int | None = None, *, env: Mapping[str, str] | None = None
+    ) -> list[RegionalProcess]:
+        """``count`` (default: the ``regionals`` option) more regional processes sharing
+        the queries; returns them once each is ready."""
+        procs = [
+            # LocalRegion's own (a subclass may change what start_regional returns)
+            LocalRegion.start_regional(self, env=env, wait=False)
+            for _ in range(count or self.regional_count)
+        ]
+        return [p.wait_ready() for p in procs]
+
+    def start(self) -> LocalRegion:
+        """Broker, site brokers and the ``regionals`` regional processes, each ready (after
+        :meth:`provision` and :meth:`generate_list`)."""
+        self.start_broker()
+        self.start_sites()
+        self.start_regionals()
+        return self
+
     def start_regional(
         self, *, env: Mapping[str, str] | None = None, wait: bool = True
     ) -> RegionalProcess:
         """One more ``fieldterm regional`` process (several share the queries); returns
-        once it is ready (its subscription granted), unless ``wait`` is False."""
+        once it is ready (its subscription granted), unless ``wait`` is False. With
+        ``replica`` it reads the streaming replica, with its own index directory."""
         n = self._regional_runs
         self._regional_runs += 1
+        store_env: dict[str, str] = {}
+        if self.pg_replica is not None:
+            index_dir = self.regional_index_dir(n)
+            index_dir.mkdir(exist_ok=True)
+            store_env = {
+                "FIELDTERM_REGIONAL__SLTD_DB": self.lookup_url,
+                "FIELDTERM_REGIONAL__INDEX_DIR": str(index_dir),
+            }
         proc = RegionalProcess(
             self.regional_toml,
             self.dir / f"regional-{n}.health.json",
             self.dir / f"regional-{n}.log",
-            env={**os.environ, "FIELDTERM_LOG_LEVEL": "INFO", **(env or {})},
+            env={**os.environ, "FIELDTERM_LOG_LEVEL": "INFO", **store_env, **(env or {})},
             cwd=self.dir,
         )
         self.regionals.append(proc)

@@ -223,7 +223,8 @@ class RegionAuthority(RegionCA):
             b.add("alert-desk.pub", desk_pub.read_bytes())
         return b
 
-    def add_terminal(self, tid: str, target: BundleTarget, opts: TerminalOptions) -> Path:
+    def check_new_terminal(self, tid: str, opts: TerminalOptions) -> None:
+        """Refuse a bad, reserved or existing id or a bad site before anything is made."""
         check_name(tid, "terminal id")
         if tid in RESERVED_IDS:
             raise SetupError(f"{tid!r} is reserved for the region's own services: pick another id")
@@ -236,11 +237,21 @@ class RegionAuthority(RegionCA):
                 f"terminal {tid!r} already exists ({state}, since {iso(existing.created)}): "
                 f"to give it new keys use 'rotate {tid}'; for a new kiosk pick another id"
             )
+
+    def enrol(self, tid: str, opts: TerminalOptions) -> Bundle:
+        """Record a new terminal (row, certificate, identity key) and return its bundle, not
+        yet written. Call inside a registry transaction, after :meth:`check_new_terminal`:
+        ``add-terminal`` writes one bundle, ``add-terminals`` (:mod:`.bulk`) a batch."""
         t = Terminal(tid, opts.site, self.clock(), None, protokeys.new_secret_hex(), None)
+        self.reg.add_terminal(t)
+        bundle = self._bundle(t, opts)
+        self._new_identity(tid, opts, bundle)
+        return bundle
+
+    def add_terminal(self, tid: str, target: BundleTarget, opts: TerminalOptions) -> Path:
+        self.check_new_terminal(tid, opts)
         with self.reg.transaction():
-            self.reg.add_terminal(t)
-            bundle = self._bundle(t, opts)
-            self._new_identity(tid, opts, bundle)
+            bundle = self.enrol(tid, opts)
             final = write_bundle(bundle, out=target.out, sd_card=target.sd_card)
             self.reg.set_bundle_path(tid, str(final))
         return final

@@ -45,6 +45,22 @@ MAX_PACKET_SIZE = 262144
 #: Per-client queue bounds: a kiosk that stays away costs the broker this much at most.
 MAX_QUEUED_MESSAGES = 10000
 MAX_QUEUED_BYTES = 16 * 1024 * 1024
+#: Connections one terminals' listener accepts (``max_connections``; ``--max-connections``).
+#: Each takes a file descriptor: keep it below the broker's fd limit (:data:`BROKER_NOFILE`)
+#: with room for the listeners, the log, persistence and the bridge.
+MAX_CONNECTIONS = 60000
+#: ``LimitNOFILE`` of the systemd unit written beside mosquitto.conf (:data:`UNIT_FILE`).
+BROKER_NOFILE = 65536
+#: File descriptors the broker needs besides its clients' connections.
+FD_MARGIN = 100
+#: Clients of the regional broker's loopback service listener (the regional processes,
+#: the provisioning tool's admin connection): a small fixed bound.
+SERVICE_MAX_CONNECTIONS = 256
+#: A bridge's reconnect delay: "decorrelated jitter" from BASE up to CAP seconds, so that
+#: the site bridges of a region do not all come back in the same second after the regional
+#: broker restarts (Mosquitto's default is 5 30).
+BRIDGE_RESTART = (2, 15)
+UNIT_FILE = "fieldterm-broker.service"
 CRL_FILE = "crl.pem"
 TERMINALS_FILE = "terminals.json"
 REGIONAL_CN = "regional"
@@ -135,6 +151,7 @@ def acl_text(
             out += [
                 f"topic write {topics.query_topic(region, tid)}",
                 f"topic write {topics.status_topic(region, tid)}",
+                f"topic write {telemetry.topic(region, tid)}",
                 f"topic read {topics.response_topic(region, tid)}",
             ]
         out += [f"topic read {topics.list_filter(region)}", ""]
@@ -206,12 +223,14 @@ def regional_acls(region: str, group: str = SHARE_GROUP) -> list[dict[str, Any]]
 
 
 def bridge_acls(region: str, bridge: SiteBridge) -> list[dict[str, Any]]:
-    """A site bridge: its terminals' queries and status out, their responses and the list
-    in. It subscribes upstream with its ``topic ... in`` wildcard; the broker then delivers
-    only the responses of the site's own terminals (receive ACLs)."""
+    """A site bridge: its terminals' queries, status and sealed telemetry out, their
+    responses and the list in. It subscribes upstream with its ``topic ... in`` wildcard;
+    the broker then delivers only the responses of the site's own terminals (receive
+    ACLs). Lane frames stay on the site broker, where the site's panels connect."""
     out = [_acl("subscribeLiteral", topics.per_terminal_filter(region, "r"))]
     for tid in bridge.terminals:
         out += _pub(topics.query_topic(region, tid)) + _pub(topics.status_topic(region, tid))
+        out += _pub(telemetry.topic(region, tid))
         out.append(_acl("publishClientReceive", topics.response_topic(region, tid)))
     return out + _sub_tree(topics.list_filter(region))
 
@@ -301,7 +320,8 @@ def dynsec_json(
     bridges: Sequence[SiteBridge] = (),
     extra: Mapping[str, list[dict[str, Any]]] | None = None,
 ) -> str:
-    return json.dumps(dynsec_state(region, terminals, bridges, extra), indent=2) + "\n"
+    # compact: Python's indenting encoder is ~10x slower, seconds for 10,000 terminals
+    return json.dumps(dynsec_state(region, terminals, bridges, extra)) + "\n"
 
 
 @dataclass(frozen=True)
@@ -313,6 +333,8 @@ class ListenerSpec:
     #: The regional broker's loopback listener for the regional service (several
     #: processes share its identity, so their client ids cannot be bound to it).
     service_port: int | None = None
+    #: ``max_connections`` of the terminals' listener (see :data:`MAX_CONNECTIONS`).
+    max_connections: int = MAX_CONNECTIONS
 
 
 def dynsec_plugin() -> Path:
@@ -381,11 +403,19 @@ def mosquitto_conf(spec: ListenerSpec, bridge: SiteBridge | None = None, region:
         "",
         listener,
         "protocol mqtt",
+        # each connection is a file descriptor: the unit's LimitNOFILE leaves room for it
+        f"max_connections {spec.max_connections}",
         *_tls_lines(d),
         "use_username_as_clientid true",
     ]
     if bridge is None and spec.service_port is not None:
-        lines += ["", f"listener {spec.service_port} 127.0.0.1", "protocol mqtt", *_tls_lines(d)]
+        lines += [
+            "",
+            f"listener {spec.service_port} 127.0.0.1",
+            "protocol mqtt",
+            f"max_connections {SERVICE_MAX_CONNECTIONS}",
+            *_tls_lines(d),
+        ]
     if bridge is not None:
         lines += [
             "",
@@ -400,6 +430,7 @@ def mosquitto_conf(spec: ListenerSpec, bridge: SiteBridge | None = None, region:
             f"bridge_certfile {d / 'bridge.crt'}",
             f"bridge_keyfile {d / 'bridge.key'}",
             "bridge_insecure false",
+            f"restart_timeout {BRIDGE_RESTART[0]} {BRIDGE_RESTART[1]}",
         ]
         # Wildcards here, names in the ACLs: the site ACL lets only the site's terminals
         # write their own q/status topics, and the regional ACL lets this bridge read only
@@ -408,10 +439,60 @@ def mosquitto_conf(spec: ListenerSpec, bridge: SiteBridge | None = None, region:
         lines += [
             f"topic {topics.per_terminal_filter(region, 'q')} out 1",
             f"topic {topics.per_terminal_filter(region, 'status')} out 1",
+            f"topic {telemetry.topic_filter(region)} out 1",
             f"topic {topics.per_terminal_filter(region, 'r')} in 1",
         ]
         lines.append(f"topic {topics.list_filter(region)} in 1")
     return "\n".join(lines) + "\n"
+
+
+def systemd_unit(directory: Path) -> str:
+    """``fieldterm-broker.service``: Mosquitto from this directory under systemd, with a
+    file-descriptor limit for a fleet (Debian's mosquitto.service keeps systemd's default
+    soft limit, 1024, which a region's kiosks exceed)."""
+    d = directory.resolve()
+    return "\n".join(
+        [
+            "# fieldterm broker: generated by 'fieldterm provision broker-config'.",
+            f"# Install: cp {d / UNIT_FILE} /etc/systemd/system/ && systemctl daemon-reload",
+            f"#          && systemctl enable --now {UNIT_FILE}",
+            "[Unit]",
+            "Description=fieldterm MQTT broker (Mosquitto)",
+            "Documentation=man:mosquitto.conf(5)",
+            "After=network-online.target",
+            "Wants=network-online.target",
+            "",
+            "[Service]",
+            "Type=notify",
+            "NotifyAccess=main",
+            f"ExecStart=/usr/sbin/mosquitto -c {d / 'mosquitto.conf'}",
+            "ExecReload=/bin/kill -HUP $MAINPID",
+            "Restart=on-failure",
+            "RestartSec=2",
+            f"# one descriptor per connection: max_connections + {FD_MARGIN} at least",
+            f"LimitNOFILE={BROKER_NOFILE}",
+            "",
+            "[Install]",
+            "WantedBy=multi-user.target",
+            "",
+        ]
+    )
+
+
+def fd_limit_note(max_connections: int) -> str | None:
+    """A note when this shell's ``ulimit -n`` cannot hold ``max_connections`` (a broker
+    started from it, not from the unit, would run out of descriptors first)."""
+    import resource  # noqa: PLC0415 -- POSIX only, like the rest of the broker's set-up
+
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= max_connections + FD_MARGIN:
+        return None
+    return (
+        f"note: ulimit -n here is {soft}: a mosquitto started from this shell accepts about "
+        f"{max(soft - FD_MARGIN, 0)} connections, not max_connections {max_connections}; "
+        f"{UNIT_FILE} sets LimitNOFILE={BROKER_NOFILE} (or run 'ulimit -n "
+        f"{max_connections + FD_MARGIN}' first)"
+    )
 
 
 def regional_toml(region: str, host: str, port: int) -> str:

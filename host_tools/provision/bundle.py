@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,11 +132,20 @@ def write_bundle(bundle: Bundle, *, out: Path | None = None, sd_card: Path | Non
             target.parent.mkdir(parents=True, exist_ok=True)
     target = target.absolute()
     with staged_dir(target, 0o700) as tmp:
-        for name, (content, mode) in bundle.files.items():
-            p = tmp / name
-            p.touch(mode=mode)
-            p.chmod(mode)
-            p.write_bytes(content)
-        (tmp / MANIFEST).write_text(bundle.manifest())
-        (tmp / MANIFEST).chmod(PUBLIC_MODE)
+        fill_dir(bundle, tmp)
     return target
+
+
+def fill_dir(bundle: Bundle, directory: Path) -> None:
+    """Write the bundle's files and manifest into ``directory`` (a staging directory: the
+    caller makes it durable and renames it into place)."""
+    files = [*bundle.files.items(), (MANIFEST, (bundle.manifest().encode(), PUBLIC_MODE))]
+    for name, (content, mode) in files:
+        fd = os.open(directory / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        try:
+            os.fchmod(fd, mode)  # whatever the umask
+            view = memoryview(content)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)

@@ -21,6 +21,7 @@ FIELDTERM_REGISTRY). Typical flow:
 
   fieldterm provision --registry REG init --region central --passphrase-file pass.txt
   fieldterm provision --registry REG add-terminal kiosk-001 --out bundles/kiosk-001
+  fieldterm provision --registry REG add-terminals --count 500 --prefix kiosk- --out bundles/
   fieldterm provision --registry REG broker-config --out /srv/fieldterm --port 8883
   mosquitto -c /srv/fieldterm/mosquitto.conf
   fieldterm provision --registry REG alert-desk --out desk/   # who reads hit alerts
@@ -106,6 +107,42 @@ def register(subparsers: Any) -> None:
     _target(s)
     s.set_defaults(func=_handler("add_terminal"))
 
+    s = sub.add_parser(
+        "add-terminals",
+        help="many new terminals at once, each with its bundle (DIR/<id>)",
+        description="Make --count terminals named PREFIX + a zero-padded number, each with "
+        "the same bundle add-terminal writes, in DIR/<id>. Each batch (--batch-size) is one "
+        "registry transaction; an error leaves nothing of its batch in the registry or in "
+        "DIR. Broker directories are rewritten once at the end.",
+        epilog="example (50 kiosks at post-7, bundles in bundles/post-7/kiosk-00001 ...):\n"
+        "  fieldterm provision --registry REG --passphrase-file PASS add-terminals \\\n"
+        "      --site post-7 --count 50 --prefix kiosk- --out bundles/post-7\n"
+        "then reload the brokers as add-terminal says (kill -HUP $(pidof mosquitto))",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _common(s, top=False)
+    s.add_argument("--count", type=int, required=True, metavar="N", help="how many terminals")
+    s.add_argument(
+        "--prefix", required=True, metavar="P", help="id prefix, e.g. kiosk- (kiosk-00001 ...)"
+    )
+    s.add_argument("--start", type=int, default=1, help="first number (default 1)")
+    s.add_argument(
+        "--digits", type=int, default=5, help="zero-padded width of the number (default 5)"
+    )
+    s.add_argument("--site", help="the post these kiosks stand at")
+    s.add_argument("--out", required=True, type=Path, metavar="DIR", help="bundles go to DIR/<id>")
+    s.add_argument(
+        "--batch-size",
+        type=int,
+        default=1000,
+        metavar="B",
+        help="terminals per registry transaction (default 1000)",
+    )
+    s.add_argument("--language", help="display language: en, ru, kk, ky, uz, tg, tk (default en)")
+    s.add_argument("--scanner-port", help="scanner serial port (default /dev/ttyUSB0)")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    s.set_defaults(func=_handler("add_terminals"))
+
     s = sub.add_parser("broker-config", help="write mosquitto.conf, ACL, CRL and regional.toml")
     _common(s, top=False)
     s.add_argument("--out", required=True, type=Path, metavar="DIR")
@@ -124,6 +161,14 @@ def register(subparsers: Any) -> None:
     )
     s.add_argument(
         "--user", default="mosquitto", help="user mosquitto drops to when started as root"
+    )
+    s.add_argument(
+        "--max-connections",
+        type=int,
+        default=60000,
+        metavar="N",
+        help="connections the terminals' listener accepts (default 60000; the "
+        "fieldterm-broker.service written beside mosquitto.conf sets LimitNOFILE=65536)",
     )
     s.add_argument(
         "--site-bridge", metavar="SITE", help="write a site broker bridged to the regional broker"

@@ -215,6 +215,7 @@ def broker_config(
     site: str | None = None,
     upstream: tuple[str, int] | None = None,
     service_port: int | None = None,
+    max_connections: int = bc.MAX_CONNECTIONS,
 ) -> BrokerResult:
     """Write a broker directory: the regional broker (with the regional service's files),
     or with ``site`` a site broker bridged to ``upstream``."""
@@ -225,6 +226,12 @@ def broker_config(
     if host is None:
         raise SetupError("a site broker needs --host: the address its terminals connect to")
     port = port or (old_port if site is None else 8883)
+    if not 1 <= max_connections <= bc.BROKER_NOFILE - bc.FD_MARGIN:
+        raise SetupError(
+            f"--max-connections {max_connections}: give 1 to "
+            f"{bc.BROKER_NOFILE - bc.FD_MARGIN} (the unit's LimitNOFILE={bc.BROKER_NOFILE} "
+            f"less {bc.FD_MARGIN} for the broker's own files)"
+        )
     if site is not None and upstream is None:
         raise SetupError("--site-bridge needs --upstream HOST:PORT (the regional broker)")
     # Mosquitto started as root drops to ``user`` before reading its files: refuse a
@@ -306,8 +313,11 @@ def broker_config(
         if site is not None:
             assert upstream is not None
             bridge = bc.SiteBridge(site, upstream[0], upstream[1], _active(region, site))
-        spec = bc.ListenerSpec(out, port, bind, user, service_port if site is None else None)
+        spec = bc.ListenerSpec(
+            out, port, bind, user, service_port if site is None else None, max_connections
+        )
         write_file(out / "mosquitto.conf", bc.mosquitto_conf(spec, bridge, region.region), 0o644)
+        write_file(out / bc.UNIT_FILE, bc.systemd_unit(out), 0o644)
         d = Deployment(out, "site" if site else "regional", site)
         reg.add_deployment(d, region.clock())
         render(region, d)
@@ -320,6 +330,8 @@ def broker_config(
             f"warning: user {user} cannot reach {out} ({blocked} has no x bit for it): if "
             f"mosquitto is started as root it drops to {user} and will fail to read its files"
         )
+    if (fd_note := bc.fd_limit_note(max_connections)) is not None:
+        notes.append(fd_note)
     return BrokerResult(out, host, port, tuple(notes))
 
 

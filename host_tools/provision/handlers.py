@@ -209,6 +209,35 @@ def add_terminal(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_terminals(args: argparse.Namespace) -> int:
+    """``add-terminals``: many terminals, their bundles in ``--out``/<id>, in batches."""
+    import time  # noqa: PLC0415
+
+    from tqdm import tqdm  # noqa: PLC0415
+
+    from . import bulk  # noqa: PLC0415
+
+    ids = bulk.terminal_ids(args.prefix, args.count, args.start, args.digits)
+    opts = TerminalOptions(args.site, args.language, args.scanner_port)
+    t0 = time.monotonic()
+    with _open(args) as region:
+        with tqdm(
+            total=len(ids), unit="terminal", desc="add-terminals", file=sys.stderr,
+            disable=args.no_progress,
+        ) as bar:  # fmt: skip
+            r = bulk.add_terminals(region, ids, args.out, opts, batch_size=args.batch_size,
+                                   progress=bar.update)  # fmt: skip
+        made = time.monotonic() - t0
+        site = f" at site {args.site}" if args.site else ""
+        print(
+            f"{len(r.ids)} terminals{site} added to region {region.region} in {made:.1f} s "
+            f"({r.batches} batch(es)): {r.ids[0]} ... {r.ids[-1]}"
+        )
+        print(f"bundles written to {r.out}/<id>")
+        _after_change(region)
+    return 0
+
+
 def rotate(args: argparse.Namespace) -> int:
     """``rotate``: a new certificate and identity key; the old ones for a grace period."""
     with _open(args) as region:
@@ -298,6 +327,7 @@ def broker_config(args: argparse.Namespace) -> int:
             site=args.site_bridge,
             upstream=upstream,
             service_port=args.service_port,
+            max_connections=args.max_connections,
         )
         if args.site_bridge is not None:  # the running regional broker must admit the bridge
             _apply_live(region)

@@ -42,6 +42,9 @@ class RegionalConfig:
     audit_retention_days: float = 365.0  # regional audit rows older than this are deleted
     refusal_burst: int = 50  # refusals a terminal may cost before it is rate limited
     refusal_rate: float = 5.0  # refusals per second it regains (guard.py)
+    #: Where the query-path index of a postgresql:// store lives (a SQLite store keeps it
+    #: beside the file). Give each regional process its own: several share a store.
+    index_dir: Path | None = None
 
     @property
     def offline_settings(self) -> OfflineSettings:
@@ -113,6 +116,7 @@ class RegionalConfig:
             audit_retention_days=sec.number("audit_retention_days", 365.0, lo=1.0, hi=36500.0),
             refusal_burst=sec.integer("refusal_burst", 50, lo=1, hi=1_000_000),
             refusal_rate=sec.number("refusal_rate", 5.0, lo=0.01, hi=1_000_000.0),
+            index_dir=sec.opt_path("index_dir"),
         )
         doc.check_unknown()
         return cfg

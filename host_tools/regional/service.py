@@ -101,7 +101,7 @@ class RegionalService:
         self.refusals: Counter[str] = Counter()
         self._index_key = read_index_key(cfg.index_key)
         self._sign_key = keys.load_ed25519_private(cfg.sign_key)
-        self.lookup = SltdLookup.open(cfg.sltd_db, self._index_key)
+        self.lookup = SltdLookup.open(cfg.sltd_db, self._index_key, index_dir=cfg.index_dir)
         self.sessions: RegionalSessions | None = None
         self.terminals = TerminalRegistry(cfg.terminals, on_forget=self._forget)
         self.sessions = RegionalSessions(
