@@ -29,16 +29,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from host_tools.sim.fleet_region import broker_pid, build_region, rss_mb, terminal_ids
+from host_tools.sim.fleet_region import broker_pid, build_region, rss_mb
 from host_tools.sim.fleet_stats import FaultRecord, ScanRecord, summarise
 from host_tools.sim.fleet_traffic import HIT_RATE, DocumentPicker, TrafficModel, scan_schedule
 
-FAULT_KINDS = ("broker", "regional")
+FAULT_KINDS = ("broker", "regional", "site")
 
 
 @dataclass(frozen=True)
 class Fault:
-    """``KIND@SECONDS[:TARGET]``: restart the regional broker or regional process TARGET."""
+    """``KIND@SECONDS[:TARGET]``: restart the regional broker, regional process TARGET or
+    site broker TARGET (0-based)."""
 
     kind: str
     at: float
@@ -59,6 +60,7 @@ class Fault:
 @dataclass(frozen=True)
 class FleetOptions:
     terminals: int = 200
+    sites: int = 0
     regionals: int = 1
     rate: float = 50.0
     duration: float = 30.0
@@ -124,8 +126,12 @@ def run_fleet(opts: FleetOptions, err: IO[str] = sys.stderr) -> dict[str, Any]:
     from host_tools.sim.fleet_kiosk import SimKiosk  # noqa: PLC0415
     from host_tools.sim.fleet_loop import FleetLoop  # noqa: PLC0415
 
+    began = time.monotonic()
+
     def say(text: str) -> None:
-        print(f"fieldterm sim fleet: {text}", file=err, flush=True)
+        print(
+            f"fieldterm sim fleet: [{time.monotonic() - began:5.1f}s] {text}", file=err, flush=True
+        )
 
     rng = random.Random(opts.seed)
     own = opts.workdir is None
@@ -134,21 +140,22 @@ def run_fleet(opts: FleetOptions, err: IO[str] = sys.stderr) -> dict[str, Any]:
         if own and not opts.keep:
             stack.callback(shutil.rmtree, workdir, ignore_errors=True)
         region = build_region(
-            workdir, opts.terminals, records=opts.records, sample_size=opts.sample_size,
-            seed=opts.seed, say=say,
+            workdir, opts.terminals, sites=opts.sites, regionals=opts.regionals,
+            records=opts.records, sample_size=opts.sample_size, seed=opts.seed, say=say,
         )  # fmt: skip
         stack.callback(region.close)
-        region.start_broker()
-        for _ in range(opts.regionals):
-            region.start_regional()
-        say(f"broker and {opts.regionals} regional process(es) ready")
+        region.start()
+        say(
+            f"regional broker, {opts.sites} bridged site broker(s) and {opts.regionals} "
+            "regional process(es) ready"
+        )
         picker = DocumentPicker(region.listed, region.unlisted, opts.hit_rate)
         loop = FleetLoop(connect_workers=opts.connect_workers, rng=random.Random(opts.seed + 1))
         scans: list[ScanRecord] = []
         link_events: list[tuple[float, int, bool]] = []
         kiosks: list[Any] = []
         driver = _Driver(loop, kiosks, picker, random.Random(opts.seed + 2))
-        for i, tid in enumerate(terminal_ids(opts.terminals)):
+        for i, tid in enumerate(region.terminals):
             cfg = ClientConfig.load(region.terminal_toml(tid))
             kiosks.append(SimKiosk(
                 i, cfg, loop, scans=scans, link_events=link_events,
@@ -223,7 +230,7 @@ def run_fleet(opts: FleetOptions, err: IO[str] = sys.stderr) -> dict[str, Any]:
         run_s = t_end - t0
         return {
             "terminals": len(kiosks),
-            "sites": 0,
+            "sites": opts.sites,
             "regionals": opts.regionals,
             **report,
             "broker_rss_mb": round(peak["broker"], 1),
@@ -235,16 +242,25 @@ def run_fleet(opts: FleetOptions, err: IO[str] = sys.stderr) -> dict[str, Any]:
             "connect_s": round(connect_s, 1),
             "drain_s": round(drained_s, 1),
             "connect_failures": loop.connect_failures,
-            "topology": "direct",
+            "topology": "bridged" if opts.sites else "direct",
         }
 
 
 def _inject(region: Any, fault: Fault, say: Callable[[str], None]) -> FaultRecord:
+    """Restart one part; returns once it (and any bridge through it) is back."""
     at = time.monotonic()
     if fault.kind == "broker":
         rec = FaultRecord("broker", at, "regional broker")
+        mark = region.bridge_mark()
         region.broker.stop()
         region.broker.start(timeout=60.0)
+        if region.sites:
+            region.wait_bridges(mark=mark, timeout=120.0)
+    elif fault.kind == "site":
+        site = region.sites[fault.target]
+        rec = FaultRecord("site", at, site)
+        region.site_brokers[site].stop()
+        region.start_site(site)  # waits for its bridge
     else:
         old = region.regionals[fault.target]
         rec = FaultRecord("regional", at, f"regional {fault.target}")
@@ -253,7 +269,7 @@ def _inject(region: Any, fault: Fault, say: Callable[[str], None]) -> FaultRecor
         region.regionals.remove(new)
         region.regionals[fault.target] = new
     rec.back_at = time.monotonic()
-    say(f"fault: restarted {rec.target} ({rec.back_at - at:.1f} s)")
+    say(f"fault: restarted {rec.target}; back after {rec.back_at - at:.1f} s")
     return rec
 
 

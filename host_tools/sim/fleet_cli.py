@@ -34,6 +34,8 @@ exit status: 0 when lost and wrong are both 0 and every fault recovered, 1 other
 examples:
   fieldterm sim fleet --terminals 200 --regionals 2 --rate 40 --duration 30 \\
       --fault broker@10
+  fieldterm sim fleet --terminals 200 --sites 4 --regionals 2 --fault broker@10 \\
+      --fault site@20:1
   fieldterm sim fleet --terminals 1000 --rate 200 --duration 60 --fault regional@20:0 \\
       --hit-rate 0.01 --workdir /tmp/fleet --keep
 """
@@ -48,6 +50,14 @@ def add_fleet_parser(sims: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     s.add_argument("--terminals", type=int, default=200, metavar="N", help="kiosks (200)")
+    s.add_argument(
+        "--sites",
+        type=int,
+        default=0,
+        metavar="M",
+        help="site brokers (broker-config --site-bridge) bridged over TLS to the regional "
+        "broker, the kiosks split among them in blocks; 0 = every kiosk direct (0)",
+    )
     s.add_argument("--regionals", type=int, default=1, metavar="K", help="regional processes (1)")
     s.add_argument(
         "--rate", type=float, default=50.0, metavar="SCANS_PER_S", help="offered load (50)"
@@ -67,8 +77,8 @@ def add_fleet_parser(sims: Any) -> None:
         action="append",
         default=[],
         metavar="KIND@S[:N]",
-        help="restart a part S seconds into the traffic: broker@S (the regional broker) "
-        "or regional@S:N (regional process N); repeatable",
+        help="restart a part S seconds into the traffic: broker@S (the regional broker), "
+        "site@S:N (site broker N) or regional@S:N (regional process N); repeatable",
     )
     s.add_argument("--burst-share", type=float, default=0.3, help="share of scans in bursts (0.3)")
     s.add_argument("--burst-size", type=int, default=40, help="travellers per bus/train (40)")
@@ -115,8 +125,18 @@ def run_fleet_cli(args: argparse.Namespace) -> int:
         if getattr(args, name) < 1:
             print(f"fieldterm sim fleet: --{name.replace('_', '-')} must be >= 1", file=sys.stderr)
             return 2
+    if not 0 <= args.sites <= args.terminals:
+        print("fieldterm sim fleet: --sites must be between 0 and --terminals", file=sys.stderr)
+        return 2
+    for f in faults:
+        limit = {"site": args.sites, "regional": args.regionals}.get(f.kind)
+        if limit is not None and not 0 <= f.target < limit:
+            print(f"fieldterm sim fleet: --fault {f.kind}@{f.at:g}:{f.target}: no such "
+                  f"{f.kind} (0..{limit - 1})", file=sys.stderr)  # fmt: skip
+            return 2
     opts = FleetOptions(
         terminals=args.terminals,
+        sites=args.sites,
         regionals=args.regionals,
         rate=args.rate,
         duration=args.duration,

@@ -1,10 +1,11 @@
 """The region a fleet run talks to: a :class:`~host_tools.localregion.LocalRegion` with
 many terminals, provisioned in this process.
 
-``fieldterm provision add-terminal`` is run through ``firmware.cli.main`` in-process (a
-Python start per terminal would cost more than the whole run); when the CLI has the bulk
-``provision add-terminals`` it is used instead. Services (Mosquitto, the regional
-processes) are real processes started by the region.
+The one-shot ``fieldterm provision`` commands (``init``, bulk ``add-terminals`` one call
+per site, ``broker-config`` and ``broker-config --site-bridge``) and ``sltd generate`` run
+through ``firmware.cli.main`` in this process, as a technician's commands would. Services
+(the regional Mosquitto, the site brokers bridged to it over TLS, the regional processes)
+are real processes started by the region.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,41 +39,33 @@ class InProcessFieldterm(Fieldterm):
         return out.getvalue()
 
 
-def terminal_ids(n: int, prefix: str = "kiosk") -> list[str]:
-    width = max(5, len(str(n - 1)))
-    return [f"{prefix}-{i:0{width}d}" for i in range(n)]
-
-
 def build_region(
     workdir: Path,
     terminals: int,
     *,
+    sites: int = 0,
+    regionals: int = 1,
     records: int = 5000,
     sample_size: int = 500,
     seed: int = 7,
     say: Callable[[str], None] = lambda _s: None,
 ) -> LocalRegion:
-    """Provision ``terminals`` kiosks and a synthetic list (not started yet)."""
-    tids = terminal_ids(terminals)
+    """Provision ``terminals`` kiosks (bulk ``add-terminals``, one call per site), the
+    site brokers' directories and a synthetic list; nothing is started yet."""
     region = LocalRegion(
         workdir,
-        terminals=(),
+        terminals=terminals,
+        sites=sites,
+        regionals=regionals,
         records=records,
         seed=seed,
         sample_size=sample_size,
         tool=InProcessFieldterm(cwd=workdir),
     )
-    region.passphrase.write_text("local region only, throwaway\n")
-    region.passphrase.chmod(0o600)
-    region.provision_cmd(
-        "region CA and keys", "init", "--region", region.region,
-        "--host", region.terminal_host, "--port", str(region.port),
-    )  # fmt: skip
-    for i, tid in enumerate(tids):
-        region.add_terminal(tid)
-        if (i + 1) % 100 == 0 or i + 1 == len(tids):
-            say(f"provisioned {i + 1}/{len(tids)} kiosks")
-    region.broker_config()
+    t0 = time.monotonic()
+    region.provision()
+    say(f"provisioned {terminals} kiosks at {sites or 'no'} site(s) in "
+        f"{time.monotonic() - t0:.1f} s")  # fmt: skip
     region.generate_list()
     return region
 

@@ -11,7 +11,9 @@ each UNKNOWN the officer saw (a TIMEOUT or an ERROR before the answer), and the 
   scans made outside every fault's window (``[fault - query_timeout, fault + recovery]``);
 - ``recovery_s``: per fault, the time until every kiosk whose link dropped after it is
   ready again (subscribed) *and* every scan made from ``query_timeout`` before the fault
-  to the end of that reconnection has its answer; the largest over the faults.
+  until the later of that reconnection and the restarted part being back (for a broker
+  behind bridges: every site's bridge connected again) has its answer; the largest over
+  the faults.
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ def fault_recovery(
             back[k] = t
     unrecovered = [k for k in down if k not in back]
     links_s = None if unrecovered else max((t - fault.at for t in back.values()), default=0.0)
-    window_end = fault.at + (links_s or 0.0)
+    window_end = max(fault.at + (links_s or 0.0), fault.back_at or fault.at)
     affected = [s for s in scans if fault.at - query_timeout <= s.started <= window_end]
     if any(s.answered_at is None for s in affected):
         scans_s = None
@@ -89,9 +91,14 @@ def fault_recovery(
         )
         scans_s = max(scans_s, 0.0)
     recovery = None if links_s is None or scans_s is None else max(links_s, scans_s)
+    ups = sorted(t - fault.at for t in back.values())
     return {
         "links_down": float(len(down)),
         "links_s": links_s,
+        # how the kiosks' returns spread out (jittered backoff, not a herd): the 10th
+        # and 90th percentile of their times back
+        "back_p10_s": percentile(ups, 10) if ups else None,
+        "back_p90_s": percentile(ups, 90) if ups else None,
         "scans_s": scans_s,
         "recovery_s": recovery,
     }
@@ -107,14 +114,15 @@ def summarise(
     answered = [s for s in scans if s.answered_at is not None]
     wrong = [s for s in answered if s.outcome != s.expected]
     lat = [s.latency * 1000.0 for s in answered if s.latency is not None]
-    per_fault: list[dict[str, Any]] = []
+    per_fault: list[dict[str, Any]] = []  # figures per fault, rounded for the report
     recoveries: list[float | None] = []
     windows: list[tuple[float, float]] = []
     ordered = sorted(faults, key=lambda f: f.at)
     for i, f in enumerate(ordered):
         nxt = ordered[i + 1].at if i + 1 < len(ordered) else math.inf
         rec = fault_recovery(f, nxt, scans, link_events, query_timeout)
-        per_fault.append({"kind": f.kind, "target": f.target, **rec})
+        per_fault.append({"kind": f.kind, "target": f.target, **{
+            k: (round(v, 3) if isinstance(v, float) else v) for k, v in rec.items()}})  # fmt: skip
         recoveries.append(rec["recovery_s"])
         span = rec["recovery_s"] if rec["recovery_s"] is not None else math.inf
         windows.append((f.at - query_timeout, f.at + span))
