@@ -216,8 +216,10 @@ def run_fleet(opts: FleetOptions, err: IO[str] = sys.stderr) -> dict[str, Any]:
             time.sleep(max(0.0, min(upcoming) - time.monotonic()))
         t_end = time.monotonic()
         while time.monotonic() < t_end + opts.drain:
-            if driver.fed >= len(schedule) and not any(k.unanswered() for k in kiosks):
-                break
+            if driver.fed >= len(schedule) and all(
+                k.ready() and not k.unanswered() for k in kiosks
+            ):
+                break  # every scan answered and every kiosk's link back
             tick("drain", t0)
             time.sleep(0.5)
         drained_s = time.monotonic() - t_end

@@ -8,7 +8,8 @@ run can be repeated exactly:
 - background scans: a Poisson process of rate ``rate * (1 - burst_share)`` over the whole
   fleet, each on a uniformly chosen lane (the superposition of one Poisson process per
   lane, which it equals in distribution);
-- bursts: arrivals at rate ``rate * burst_share / burst_size``; each picks ``burst_lanes``
+- bursts: arrivals at rate ``rate * burst_share / burst_size`` (from one span before the
+  start, so the rate is steady over the whole run); each picks ``burst_lanes``
   consecutive lanes and puts ``burst_size`` scans on them, uniformly over ``burst_span``
   seconds.
 
@@ -62,13 +63,14 @@ def scan_schedule(
         t += rng.expovariate(base)
     if model.burst_share > 0:
         arrivals = model.rate * model.burst_share / model.burst_size
-        t = rng.expovariate(arrivals)
+        # bursts begin one span early, so the offered rate is steady from t = 0 to the end
+        t = -model.burst_span + rng.expovariate(arrivals)
         width = min(model.burst_lanes, lanes)
         while t < duration:
             first = rng.randrange(lanes)
             for _ in range(model.burst_size):
                 at = t + rng.uniform(0.0, model.burst_span)
-                if at < duration:
+                if 0.0 <= at < duration:
                     out.append((at, (first + rng.randrange(width)) % lanes))
             t += rng.expovariate(arrivals)
     out.sort()
