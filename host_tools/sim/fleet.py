@@ -71,7 +71,7 @@ class FleetOptions:
     sample_size: int = 500
     retry_interval: float = 10.0
     drain: float = 60.0
-    connect_workers: int = 4
+    connect_workers: int = 32
     workdir: Path | None = None
     keep: bool = False
     traffic: dict[str, Any] = field(default_factory=dict)

@@ -56,7 +56,7 @@ class FleetLoop:
     def __init__(
         self,
         *,
-        connect_workers: int = 4,
+        connect_workers: int = 32,
         policy: ReconnectPolicy = KIOSK_RECONNECT,
         rng: random.Random | None = None,
     ):
