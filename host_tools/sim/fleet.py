@@ -14,6 +14,7 @@ schedule. A progress line goes to stderr; at the end one JSON line to stdout (se
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import heapq
 import itertools
 import json
@@ -61,6 +62,7 @@ class Fault:
 class FleetOptions:
     terminals: int = 200
     sites: int = 0
+    direct: int = 0  # with sites: this many kiosks bypass their site broker (mixed)
     regionals: int = 1
     rate: float = 50.0
     duration: float = 30.0
@@ -157,6 +159,10 @@ def run_fleet(opts: FleetOptions, err: IO[str] = sys.stderr) -> dict[str, Any]:
         driver = _Driver(loop, kiosks, picker, random.Random(opts.seed + 2))
         for i, tid in enumerate(region.terminals):
             cfg = ClientConfig.load(region.terminal_toml(tid))
+            if opts.sites and i < opts.direct:  # mixed: this kiosk talks to the region
+                cfg = dataclasses.replace(
+                    cfg, broker=dataclasses.replace(cfg.broker, port=region.port)
+                )
             kiosks.append(SimKiosk(
                 i, cfg, loop, scans=scans, link_events=link_events,
                 on_deadline=driver.deadline, retry_interval=opts.retry_interval,
@@ -244,7 +250,8 @@ def run_fleet(opts: FleetOptions, err: IO[str] = sys.stderr) -> dict[str, Any]:
             "connect_s": round(connect_s, 1),
             "drain_s": round(drained_s, 1),
             "connect_failures": loop.connect_failures,
-            "topology": "bridged" if opts.sites else "direct",
+            "topology": _topology(opts),
+            "direct_kiosks": opts.direct if opts.sites else len(kiosks),
         }
 
 
@@ -273,6 +280,12 @@ def _inject(region: Any, fault: Fault, say: Callable[[str], None]) -> FaultRecor
     rec.back_at = time.monotonic()
     say(f"fault: restarted {rec.target}; back after {rec.back_at - at:.1f} s")
     return rec
+
+
+def _topology(opts: FleetOptions) -> str:
+    if not opts.sites:
+        return "direct"
+    return "mixed" if opts.direct else "bridged"
 
 
 def _maxrss_mb() -> float:

@@ -58,6 +58,14 @@ def add_fleet_parser(sims: Any) -> None:
         help="site brokers (broker-config --site-bridge) bridged over TLS to the regional "
         "broker, the kiosks split among them in blocks; 0 = every kiosk direct (0)",
     )
+    s.add_argument(
+        "--direct",
+        type=int,
+        default=0,
+        metavar="D",
+        help="with --sites: the first D kiosks bypass their site broker and talk to the "
+        "regional broker with the same certificate (a mixed region) (0)",
+    )
     s.add_argument("--regionals", type=int, default=1, metavar="K", help="regional processes (1)")
     s.add_argument(
         "--rate", type=float, default=50.0, metavar="SCANS_PER_S", help="offered load (50)"
@@ -127,6 +135,9 @@ def run_fleet_cli(args: argparse.Namespace) -> int:
         if getattr(args, name) < 1:
             print(f"fieldterm sim fleet: --{name.replace('_', '-')} must be >= 1", file=sys.stderr)
             return 2
+    if not 0 <= args.direct <= args.terminals:
+        print("fieldterm sim fleet: --direct must be between 0 and --terminals", file=sys.stderr)
+        return 2
     if not 0 <= args.sites <= args.terminals:
         print("fieldterm sim fleet: --sites must be between 0 and --terminals", file=sys.stderr)
         return 2
@@ -139,6 +150,7 @@ def run_fleet_cli(args: argparse.Namespace) -> int:
     opts = FleetOptions(
         terminals=args.terminals,
         sites=args.sites,
+        direct=args.direct,
         regionals=args.regionals,
         rate=args.rate,
         duration=args.duration,

@@ -1,7 +1,8 @@
-"""``fieldterm sim fleet`` end to end: 200 kiosks behind 4 bridged site brokers, 2 regional
-processes, a regional broker restart and a site broker restart, all real (Mosquitto with
-mutual TLS, the bridges, ``fieldterm regional``, the kiosks' own certificates, keys and
-sealed queries). Nothing may be lost or answered against the list."""
+"""``fieldterm sim fleet`` end to end: 200 kiosks behind 4 bridged site brokers (20 of them
+direct to the region: a mixed region), 2 regional processes, a regional broker restart
+and a site broker restart, all real (Mosquitto with mutual TLS, the bridges, ``fieldterm
+regional``, the kiosks' own certificates, keys and sealed queries). Nothing may be lost
+or answered against the list."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ RATE, DURATION = 40.0, 24.0
 def test_200_kiosks_4_sites_2_regionals_survive_broker_and_site_restarts(tmp_path: Path) -> None:
     argv = [
         sys.executable, "-m", "firmware.cli", "sim", "fleet",
-        "--terminals", "200", "--sites", "4", "--regionals", "2",
+        "--terminals", "200", "--sites", "4", "--direct", "20", "--regionals", "2",
         "--rate", str(RATE), "--duration", str(DURATION), "--hit-rate", "0.02",
         "--fault", "broker@6", "--fault", "site@15:1",
         "--workdir", str(tmp_path / "region"), "--seed", "3",
@@ -44,9 +45,12 @@ def test_200_kiosks_4_sites_2_regionals_survive_broker_and_site_restarts(tmp_pat
     assert report["hits"] >= 5 and report["hits_answered"] == report["hits"]
     broker, site = report["faults"]
     assert broker["kind"] == "broker" and broker["recovery_s"] is not None
-    # kiosks behind the sites keep their links while the regional broker restarts
-    assert broker["links_down"] == 0
-    # a site restart drops its 50 kiosks; they come back spread out (jittered backoff)
+    # kiosks behind the sites keep their links while the regional broker restarts; the 20
+    # direct ones lose theirs and come back
+    assert report["topology"] == "mixed" and report["direct_kiosks"] == 20
+    assert broker["links_down"] == 20 and broker["links_s"] is not None
+    # a site restart drops its 50 kiosks (site-02: kiosks 50-99, none of them direct);
+    # they come back spread out (jittered backoff: first delays 1 s +/- 50 %)
     assert site["kind"] == "site" and site["links_down"] == 50
     assert site["back_p90_s"] - site["back_p10_s"] >= 0.3
     assert report["recovery_s"] == max(broker["recovery_s"], site["recovery_s"])
