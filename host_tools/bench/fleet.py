@@ -96,7 +96,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         goals[f"{r['label']}_recovery_under_{RECOVERY_GOAL_S:.0f}s"] = (
             rec is not None and rec < RECOVERY_GOAL_S
         )
-    return {"runs": runs, "scaling": scaling, "goals": goals, "failures": failures}
+    # K processes against K = 1 in the same benchmark: the ratio of answered q/s
+    base = next((r for r in scaling if r.get("regionals") == 1 and "error" not in r), None)
+    ratios = {
+        f"k{r['regionals']}_vs_k1_qps": round(r["answered_per_s"] / base["answered_per_s"], 2)
+        for r in scaling
+        if base and "error" not in r and base.get("answered_per_s")
+    }
+    return {
+        "runs": runs, "scaling": scaling, "scaling_ratios": ratios, "goals": goals,
+        "failures": failures,
+    }  # fmt: skip
 
 
 _ROW = "{:<9} {:>6} {:>5} {:>3} {:>7} {:>7} {:>5} {:>5} {:>7} {:>8} {:>8} {:>8} {:>8} {:>7} {:>7}"
@@ -118,6 +128,8 @@ def format_text(result: dict[str, Any]) -> str:
             _f(r["p99_ms"]), _f(r.get("p99_outside_ms")), _f(r["max_ms"]),
             _f(r["recovery_s"]), _f(r["broker_rss_mb"]), _f(r.get("sim_rss_mb")),
         ))  # fmt: skip
+    for name, ratio in result.get("scaling_ratios", {}).items():
+        lines.append(f"  {name}: {ratio:.2f}x")
     for goal, met in result["goals"].items():
         lines.append(f"  goal {goal}: {'met' if met else 'MISSED'}")
     return "\n".join(lines)

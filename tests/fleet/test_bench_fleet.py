@@ -34,7 +34,8 @@ def test_runs_the_issue_sizes_and_fails_only_on_lost_or_wrong(
     results = {
         "direct": _report("direct", p99_outside_ms=300.0),  # misses the latency goal
         "bridged": _report("bridged", lost=2),  # lost scans: the benchmark fails
-        "k=1": _report("k=1"), "k=2": _report("k=2"), "k=4": _report("k=4", wrong=1),
+        "k=1": _report("k=1"), "k=2": _report("k=2", regionals=2, answered_per_s=15.0),
+        "k=4": _report("k=4", regionals=4, wrong=1),
     }  # fmt: skip
 
     def sim(label: str, *argv: str) -> dict[str, Any]:
@@ -54,6 +55,7 @@ def test_runs_the_issue_sizes_and_fails_only_on_lost_or_wrong(
     assert out["failures"] == ["bridged: lost 2, wrong 0", "k=4: lost 0, wrong 1"]
     assert out["goals"]["direct_p99_under_250ms"] is False
     assert out["goals"]["bridged_recovery_under_60s"] is True
+    assert out["scaling_ratios"] == {"k1_vs_k1_qps": 1.0, "k2_vs_k1_qps": 1.5, "k4_vs_k1_qps": 1.0}
     text = fleet.format_text(out)
     assert "goal direct_p99_under_250ms: MISSED" in text and "k=4" in text
 
