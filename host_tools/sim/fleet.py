@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from host_tools.sim.fleet_region import broker_pid, build_region, rss_mb
+from host_tools.sim.fleet_region import broker_pid, build_region, cpu_s, role_pids, rss_mb
 from host_tools.sim.fleet_stats import FaultRecord, ScanRecord, summarise
 from host_tools.sim.fleet_traffic import HIT_RATE, DocumentPicker, TrafficModel, scan_schedule
 
@@ -180,7 +180,15 @@ def run_fleet(opts: FleetOptions, err: IO[str] = sys.stderr) -> dict[str, Any]:
         driver.start()
         peak = {"broker": 0.0, "sim": 0.0}
 
+        cpu: dict[str, dict[int, float]] = {"broker": {}, "sites": {}, "regionals": {}}
+
+        def sample_cpu() -> None:
+            for role, pids in role_pids(region).items():
+                for pid in pids:
+                    cpu[role][pid] = cpu_s(pid)
+
         def tick(phase: str, t0: float) -> None:
+            sample_cpu()
             peak["broker"] = max(peak["broker"], rss_mb(broker_pid(region)))
             peak["sim"] = max(peak["sim"], rss_mb())
             up = sum(k.ready() for k in kiosks)
@@ -206,6 +214,9 @@ def run_fleet(opts: FleetOptions, err: IO[str] = sys.stderr) -> dict[str, Any]:
         say(f"{len(kiosks)} kiosks connected and subscribed in {connect_s:.1f} s")
         model = TrafficModel(rate=opts.rate, **opts.traffic)
         schedule = scan_schedule(model, len(kiosks), opts.duration, rng)
+        sample_cpu()
+        cpu_before = {role: dict(v) for role, v in cpu.items()}
+        sim_before = _self_cpu_s()
         t0 = time.monotonic()
         driver.feed(schedule, t0)
         fault_records = []
@@ -234,6 +245,12 @@ def run_fleet(opts: FleetOptions, err: IO[str] = sys.stderr) -> dict[str, Any]:
             print(file=err)
         driver.stop.set()
         driver.join(10.0)
+        sample_cpu()
+        used = {
+            role: sum(t - cpu_before[role].get(pid, 0.0) for pid, t in cpu[role].items())
+            for role in cpu
+        }
+        used["sim"] = _self_cpu_s() - sim_before
         report = summarise(scans, fault_records, link_events, kiosks[0].timeout)
         run_s = t_end - t0
         return {
@@ -250,6 +267,11 @@ def run_fleet(opts: FleetOptions, err: IO[str] = sys.stderr) -> dict[str, Any]:
             "connect_s": round(connect_s, 1),
             "drain_s": round(drained_s, 1),
             "connect_failures": loop.connect_failures,
+            # CPU seconds per part from the start of the traffic to the end of the drain,
+            # and per scan (restarts, reconnects and resends included)
+            "cpu_s": {k: round(v, 1) for k, v in used.items()},
+            "cpu_us_per_scan": {k: round(v * 1e6 / max(1, len(scans))) for k, v in used.items()},
+            "traffic_s": round(time.monotonic() - t0, 1),
             "topology": _topology(opts),
             "direct_kiosks": opts.direct if opts.sites else len(kiosks),
         }
@@ -286,6 +308,11 @@ def _topology(opts: FleetOptions) -> str:
     if not opts.sites:
         return "direct"
     return "mixed" if opts.direct else "bridged"
+
+
+def _self_cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def _maxrss_mb() -> float:

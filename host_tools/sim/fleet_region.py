@@ -86,3 +86,29 @@ def rss_mb(pid: int | None = None) -> float:
 def broker_pid(region: LocalRegion) -> int | None:
     proc: Any = getattr(region.broker, "proc", None)
     return proc.pid if proc is not None and proc.poll() is None else None
+
+
+def cpu_s(pid: int | None) -> float:
+    """User plus system CPU seconds ``pid`` has used (0 if it is gone), from /proc."""
+    if pid is None:
+        return 0.0
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def role_pids(region: LocalRegion) -> dict[str, list[int]]:
+    """The running processes of the region by role: broker, sites, regionals."""
+    sites = []
+    for b in region.site_brokers.values():
+        proc: Any = getattr(b, "proc", None)
+        if proc is not None and proc.poll() is None:
+            sites.append(int(proc.pid))
+    return {
+        "broker": [p for p in [broker_pid(region)] if p is not None],
+        "sites": sites,
+        "regionals": [r.pid for r in region.regionals if r.running()],
+    }
