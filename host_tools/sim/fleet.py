@@ -73,7 +73,6 @@ class FleetOptions:
     sample_size: int = 500
     retry_interval: float = 10.0
     drain: float = 60.0
-    connect_workers: int = 32
     workdir: Path | None = None
     keep: bool = False
     traffic: dict[str, Any] = field(default_factory=dict)
@@ -152,7 +151,7 @@ def run_fleet(opts: FleetOptions, err: IO[str] = sys.stderr) -> dict[str, Any]:
             "regional process(es) ready"
         )
         picker = DocumentPicker(region.listed, region.unlisted, opts.hit_rate)
-        loop = FleetLoop(connect_workers=opts.connect_workers, rng=random.Random(opts.seed + 1))
+        loop = FleetLoop(rng=random.Random(opts.seed + 1))
         scans: list[ScanRecord] = []
         link_events: list[tuple[float, int, bool]] = []
         kiosks: list[Any] = []

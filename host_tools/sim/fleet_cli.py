@@ -109,14 +109,6 @@ def add_fleet_parser(sims: Any) -> None:
     s.add_argument(
         "--sample-size", type=int, default=500, help="listed/unlisted sample documents (500)"
     )
-    s.add_argument(
-        "--connect-workers",
-        type=int,
-        default=32,
-        help="threads doing TCP connects and TLS handshakes for the loop; each waits for "
-        "the broker's side of its handshake, so few threads would throttle a fleet's "
-        "reconnects below what the broker takes (32)",
-    )
     s.add_argument("--seed", type=int, default=1, help="seed for traffic and documents (1)")
     s.add_argument("--workdir", type=Path, default=None, help="region directory (a new temp dir)")
     s.add_argument("--keep", action="store_true", help="keep the region directory afterwards")
@@ -131,7 +123,7 @@ def run_fleet_cli(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"fieldterm sim fleet: {exc}", file=sys.stderr)
         return 2
-    for name in ("terminals", "regionals", "connect_workers", "sample_size"):
+    for name in ("terminals", "regionals", "sample_size"):
         if getattr(args, name) < 1:
             print(f"fieldterm sim fleet: --{name.replace('_', '-')} must be >= 1", file=sys.stderr)
             return 2
@@ -161,7 +153,6 @@ def run_fleet_cli(args: argparse.Namespace) -> int:
         sample_size=args.sample_size,
         retry_interval=args.retry_interval,
         drain=args.drain,
-        connect_workers=args.connect_workers,
         workdir=args.workdir,
         keep=args.keep,
         traffic={

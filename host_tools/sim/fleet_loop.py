@@ -11,10 +11,15 @@ interface by one :class:`FleetLoop`:
   link as having bytes to send; the loop calls ``loop_read`` (and again while the TLS
   object still holds decrypted bytes, ``sock.pending()``), ``loop_write`` and, once a
   second per link, ``loop_misc`` (keepalive).
-- paho's ``reconnect()`` does the TCP connect and the TLS handshake blocking. It runs in a
-  small thread pool (``connect_workers``), so the loop never stalls on a handshake and the
-  simulator's own handshake rate is bounded; publishes made while a link's connect is in
-  the pool wait on the loop thread and go out after it.
+- paho's ``reconnect()`` would do the TCP connect and the TLS handshake blocking (inside
+  ``_create_socket``). The loop does both itself, non-blocking: a non-blocking
+  ``connect``, then ``SSLSocket.do_handshake()`` driven by the selector on
+  ``SSLWantReadError``/``SSLWantWriteError``, with paho's 5 s connect timeout; only then
+  does it call ``reconnect()``, whose ``_create_socket`` (:class:`_ReadySocketClient`)
+  returns that socket. So the loop never blocks on a handshake, a whole fleet's handshakes
+  are in flight at once as real kiosks' would be, and there are no connect threads
+  (threads doing handshakes starve a loop thread of the GIL: the convoy effect).
+  Publishes made while a link is connecting wait and go out after it.
 - Reconnects follow the kiosk's own policy
   (:data:`firmware.transport.reconnect.KIOSK_RECONNECT`): a first delay drawn once per
   link with jitter, doubled per failed attempt up to the cap, reset by a CONNACK.
@@ -26,9 +31,11 @@ the loop thread; paho callbacks (``on_message`` included) therefore run there to
 
 from __future__ import annotations
 
+import errno
 import heapq
 import itertools
 import logging
+import os
 import random
 import selectors
 import socket
@@ -37,7 +44,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -48,6 +54,20 @@ from firmware.transport.reconnect import KIOSK_RECONNECT, ReconnectPolicy
 log = logging.getLogger(__name__)
 
 MISC_PERIOD = 1.0  # each link's loop_misc (keepalive) runs about this often
+CONNECT_TIMEOUT = 5.0  # paho's default connect timeout (TCP connect and TLS handshake)
+
+
+class _ReadySocketClient(mqtt.Client):
+    """A paho client whose ``reconnect()`` takes a socket the loop has already connected
+    and TLS-handshaken (paho's own ``_create_socket`` would block doing both)."""
+
+    ready_socket: Any = None
+
+    def _create_socket(self) -> Any:
+        sock, self.ready_socket = self.ready_socket, None
+        if sock is None:
+            raise OSError(errno.ENOTCONN, "no connected socket prepared by the fleet loop")
+        return sock
 
 
 class FleetLoop:
@@ -56,7 +76,6 @@ class FleetLoop:
     def __init__(
         self,
         *,
-        connect_workers: int = 32,
         policy: ReconnectPolicy = KIOSK_RECONNECT,
         rng: random.Random | None = None,
     ):
@@ -70,12 +89,11 @@ class FleetLoop:
         self.sel.register(self._wake_r, selectors.EVENT_READ, None)
         self._timers: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = itertools.count()
-        self._pool = ThreadPoolExecutor(connect_workers, thread_name_prefix="fleet-connect")
         self.links: list[LoopLink] = []
         self._dirty: set[LoopLink] = set()
         self._misc_at = 0
         self.thread_id: int | None = None
-        self.connects_in_pool = 0
+        self.connecting = 0
         self.connect_failures = 0
 
     # -- scheduling ------------------------------------------------------------------------
@@ -95,10 +113,6 @@ class FleetLoop:
 
     def call_later(self, delay: float, fn: Callable[[], None]) -> None:
         self.call_at(time.monotonic() + delay, fn)
-
-    def submit_connect(self, link: LoopLink) -> None:
-        self.connects_in_pool += 1
-        self._pool.submit(link._connect_in_pool)
 
     # -- one turn --------------------------------------------------------------------------
     def run_once(self, max_wait: float = 0.05) -> None:
@@ -150,7 +164,6 @@ class FleetLoop:
     def close(self) -> None:
         for link in list(self.links):
             link.close()
-        self._pool.shutdown(wait=True, cancel_futures=True)
         for _ in range(20):
             self.run_once(0.01)
         self.sel.close()
@@ -194,12 +207,17 @@ class LoopLink:
         self._deferred: deque[tuple[str, bytes, int, bool]] = deque()
         self._sub_mid: int | None = None
         self._sock: Any = None
+        self._hs: Any = None  # the socket being connected / handshaken, not yet paho's
+        self._hs_deadline = 0.0
         self._want_write = False
         self._mask = 0
         self._first_delay = loop.policy.first_delay(loop.rng.random)
         self._delays = loop.policy.delays(self._first_delay)
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-        c.tls_set_context(broker.ssl_context())
+        c = _ReadySocketClient(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
+        )
+        self._ctx = broker.ssl_context()
+        c.tls_set_context(self._ctx)
         c.max_inflight_messages_set(0)
         c.max_queued_messages_set(0)
         if will is not None:
@@ -261,18 +279,70 @@ class LoopLink:
             return
         self._connecting = True
         self.attempts += 1
-        self.loop.submit_connect(self)
+        self.loop.connecting += 1
+        self._hs_deadline = time.monotonic() + CONNECT_TIMEOUT
+        raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        raw.setblocking(False)
+        rc = raw.connect_ex((self.broker.host, self.broker.port))
+        if rc not in (0, errno.EINPROGRESS):
+            raw.close()
+            self._connect_done(OSError(rc, os.strerror(rc)))
+            return
+        self._hs = raw
+        self.loop.sel.register(raw, selectors.EVENT_WRITE, self)
 
-    def _connect_in_pool(self) -> None:
-        err: BaseException | None = None
+    def _handshake(self) -> None:
+        """Drive the TCP connect and the TLS handshake one step (the selector said so)."""
+        s = self._hs
+        if not isinstance(s, ssl.SSLSocket):
+            err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if err:
+                self._handshake_failed(OSError(err, os.strerror(err)))
+                return
+            self.loop.sel.unregister(s)
+            try:
+                s = self._ctx.wrap_socket(
+                    s, server_hostname=self.broker.host, do_handshake_on_connect=False
+                )
+            except (OSError, ValueError) as exc:
+                self._hs = None
+                self._connect_done(exc)
+                return
+            self._hs = s
+            self.loop.sel.register(s, selectors.EVENT_WRITE, self)
         try:
-            self._client.reconnect()
-        except (OSError, ValueError) as exc:  # refused, reset, timeout, TLS failure
-            err = exc
-        self.loop.call_soon_threadsafe(lambda: self._connect_done(err))
+            s.do_handshake()
+        except ssl.SSLWantReadError:
+            self.loop.sel.modify(s, selectors.EVENT_READ, self)
+            return
+        except ssl.SSLWantWriteError:
+            self.loop.sel.modify(s, selectors.EVENT_WRITE, self)
+            return
+        except (OSError, ValueError) as exc:  # refused, reset, certificate refused
+            self._handshake_failed(exc)
+            return
+        self.loop.sel.unregister(s)
+        self._hs = None
+        self._client.ready_socket = s
+        try:
+            self._client.reconnect()  # CONNECT queued; the socket registered as paho's
+        except (OSError, ValueError) as exc:
+            self._connect_done(exc)
+            return
+        self._connect_done(None)
+
+    def _handshake_failed(self, err: BaseException) -> None:
+        s, self._hs = self._hs, None
+        if s is not None:
+            try:
+                self.loop.sel.unregister(s)
+            except (KeyError, ValueError):
+                pass
+            s.close()
+        self._connect_done(err)
 
     def _connect_done(self, err: BaseException | None) -> None:
-        self.loop.connects_in_pool -= 1
+        self.loop.connecting -= 1
         self._connecting = False
         if self._closed:
             self._client._sock_close()  # paho has no public "drop the socket"
@@ -281,6 +351,7 @@ class LoopLink:
             self.loop.connect_failures += 1
             log.debug("connect %s failed: %s", self.client_id, err)
             self._schedule_reconnect()
+            return
         while self._deferred:
             topic, payload, qos, retain = self._deferred.popleft()
             self._client.publish(topic, payload, qos=qos, retain=retain)
@@ -335,6 +406,9 @@ class LoopLink:
 
     # -- I/O from the loop -----------------------------------------------------------------
     def _readable(self) -> None:
+        if self._hs is not None:
+            self._handshake()
+            return
         c = self._client
         rc = c.loop_read()
         sock = c.socket()
@@ -343,6 +417,9 @@ class LoopLink:
             sock = c.socket()
 
     def _writable(self) -> None:
+        if self._hs is not None:
+            self._handshake()
+            return
         self._client.loop_write()
 
     def _flush(self) -> None:
@@ -361,6 +438,9 @@ class LoopLink:
                 pass
 
     def _misc(self) -> None:
+        if self._hs is not None and time.monotonic() > self._hs_deadline:
+            self._handshake_failed(TimeoutError("connect and TLS handshake timed out"))
+            return
         if not self._connecting and self._sock is not None:
             self._client.loop_misc()
 
