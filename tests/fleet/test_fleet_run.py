@@ -53,6 +53,8 @@ def test_200_kiosks_4_sites_2_regionals_survive_broker_and_site_restarts(tmp_pat
     # they come back spread out (jittered backoff: first delays 1 s +/- 50 %)
     assert site["kind"] == "site" and site["links_down"] == 50
     assert site["back_p90_s"] - site["back_p10_s"] >= 0.3
-    assert report["recovery_s"] == max(broker["recovery_s"], site["recovery_s"])
+    assert report["recovery_s"] == pytest.approx(
+        max(broker["recovery_s"], site["recovery_s"]), abs=0.01
+    )
     assert report["broker_rss_mb"] > 0
     assert "kiosks up 200/200" in r.stderr  # the live progress line
