@@ -128,9 +128,12 @@ class QueryClient:
         on_late_verdict: OnVerdict | None = None,
         rng: Callable[[int], bytes] = os.urandom,
         client_id: str | None = None,
+        link_factory: Callable[..., Any] | None = None,
     ):
         """``clock`` is the wall clock (protocol time only); ``timer`` a monotonic clock
-        for every deadline and round trip (see the module doc)."""
+        for every deadline and round trip (see the module doc).
+        ``link_factory``: builds the link instead of :class:`MqttLink`, with the same
+        arguments (a fleet simulator drives many links from one event loop)."""
         self.cfg = cfg
         self._clock = clock
         self._timer = timer
@@ -153,6 +156,7 @@ class QueryClient:
         self.audit_head: Callable[[], tuple[int, bytes] | None] | None = None
         self._stop = threading.Event()
         self._sweeper: threading.Thread | None = None
+        self._started = False
         self.counts = {"sent": 0, "answered": 0, "timeouts": 0, "late": 0, "bad": 0, "stray": 0}
         self.counts.update(time_hints=0, resealed=0)
         self._sign_public = (
@@ -166,7 +170,7 @@ class QueryClient:
         self.clock_known = False
         self.on_clock: Callable[[float], None] | None = None
         self._session_offset = 0.0  # clock_offset when the current session was made
-        self.link = MqttLink(
+        self.link = (link_factory or MqttLink)(
             cfg.broker,
             client_id or cfg.terminal_id,
             on_message=self._on_message,
@@ -179,15 +183,19 @@ class QueryClient:
         )
 
     # -- lifecycle -------------------------------------------------------------------------
-    def start(self) -> QueryClient:
+    def start(self, *, sweeper: bool = True) -> QueryClient:
+        """Make the session and start the link; without ``sweeper`` no timeout thread is
+        started and the caller calls :meth:`sweep` itself (an external event loop)."""
         with self._lock:
-            if self._sweeper is not None:
+            if self._started:
                 return self
+            self._started = True
             self._session(self._clock())
-            self._sweeper = threading.Thread(
-                target=self._sweep_loop, name="query-timeouts", daemon=True
-            )
-            self._sweeper.start()
+            if sweeper:
+                self._sweeper = threading.Thread(
+                    target=self._sweep_loop, name="query-timeouts", daemon=True
+                )
+                self._sweeper.start()
         self.link.start()
         return self
 

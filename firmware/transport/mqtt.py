@@ -14,8 +14,9 @@ Design notes:
   nothing addressed to this link can be dropped for want of a subscription. ``on_link``
   reports ``True`` at ready and ``False`` when the link is lost. A refused subscription
   (an ACL that denies it) is logged and leaves the link connected but never ready.
-- Reconnection is paho's own (``loop_start`` + ``reconnect_delay_set``); every state
-  change is logged and mirrored in the events and the ``on_link`` callback.
+- Reconnection is paho's own (``loop_start`` + ``reconnect_delay_set``) with a jittered
+  first delay (:mod:`firmware.transport.reconnect`); every state change is logged and
+  mirrored in the events and the ``on_link`` callback.
 - No v5 ``Properties`` are built or read here: paho's property handling costs tens of
   microseconds per message and the sealed protocol carries everything in the payload.
 - ``max_inflight_messages_set(0)`` makes paho's in-flight window unlimited (0 = no
@@ -63,6 +64,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from firmware.errors import ConfigError, OperationError, SetupError
+from firmware.transport.reconnect import ReconnectPolicy
 
 log = logging.getLogger(__name__)
 
@@ -260,7 +262,11 @@ class MqttLink:
         c.tls_set_context(ctx)
         c.max_inflight_messages_set(0)  # 0 = unlimited in paho 2.x
         c.max_queued_messages_set(0)
-        c.reconnect_delay_set(reconnect_min, reconnect_max)
+        # A first delay of its own per link (jitter), so a fleet that lost the broker in
+        # one instant does not come back in one instant (firmware/transport/reconnect.py);
+        # paho's delays are floats in practice, its stub says int.
+        backoff = ReconnectPolicy(first=reconnect_min, cap=reconnect_max)
+        c.reconnect_delay_set(backoff.first_delay(), reconnect_max)  # type: ignore[arg-type]
         if will is not None:
             topic, payload, *rest = will
             qos, retain = (1, rest[0]) if len(rest) == 1 else (rest[0], rest[1])

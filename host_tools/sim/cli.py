@@ -13,10 +13,13 @@ from typing import Any
 
 
 def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("sim", help="simulators (document scanner, ...)")
+    p = subparsers.add_parser("sim", help="simulators (document scanner, kiosk fleet)")
     sims = p.add_subparsers(dest="sim", metavar="SIMULATOR")
     p.set_defaults(func=lambda _a: (p.print_help(), 2)[1])
     add_scanner_parser(sims)
+    from host_tools.sim.fleet_cli import add_fleet_parser  # noqa: PLC0415
+
+    add_fleet_parser(sims)
 
 
 def add_scanner_parser(sims: Any) -> None:
