@@ -152,6 +152,7 @@ class Agent:
             a.outbox_path,
             migrate=lambda qid, key: sealer.seal(qid, DocumentKey(*key)),
             seq_floor=self.audit.head.seq,
+            accepted_at=self.audit.last_accepted_seq(),
             wall=self.wall,
         )
         alarms = start_alarms(self.outbox, self.audit)

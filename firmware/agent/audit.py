@@ -127,6 +127,7 @@ SEGMENT_BYTES = 4 << 20
 #: How much of a segment's end is read at first to find the chain head (doubled if needed).
 _TAIL = 64 << 10
 _VERDICT = b'"kind":"verdict"'
+_ACCEPTED = b'"kind":"accepted"'
 #: What :meth:`AuditLog.latched_matches` reads (lines are written with no spaces).
 _LATCH_MARKS = (b'"kind":"start"', b'"kind":"latched"', b'"kind":"acknowledged"')
 _MATCH = b'"outcome":"POSSIBLE_MATCH"'
@@ -349,6 +350,26 @@ class AuditLog:
                     elif entry.get("kind") == "verdict":
                         accepted.discard(qid)
         return {bytes.fromhex(q) for q in accepted if _is_hex(q)}
+
+    def last_accepted_seq(self) -> int:
+        """The seq of the newest ``accepted`` line (0: none). Streams segments from the
+        newest back, and stops at the first that holds one: a start reads one segment."""
+        for p in reversed(segments(self.path)):
+            last = 0
+            with open(p, "rb") as fh:
+                for raw in fh:
+                    if _ACCEPTED not in raw:
+                        continue
+                    entry = _parse(raw)
+                    if (
+                        entry
+                        and entry.get("kind") == "accepted"
+                        and isinstance(entry.get("seq"), int)
+                    ):
+                        last = max(last, int(entry["seq"]))
+            if last:
+                return last
+        return 0
 
     def verdicts_among(self, wanted: Mapping[bytes, int | None]) -> set[bytes]:
         """The query ids of ``wanted`` that have a ``verdict`` line. Each id maps to a seq

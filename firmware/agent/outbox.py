@@ -104,12 +104,20 @@ class Outbox:
         *,
         migrate: Migrate | None = None,
         seq_floor: int = 0,
+        accepted_at: int = 0,
         wall: Callable[[], float] = time.time,
     ):
         """``seq_floor`` is the audit log's head: a lower bound for the scan numbers
         already used (every scan writes at least one audit line). It is used only when the
         outbox was missing, empty or damaged, so scan numbers never restart at 1; each
-        such case is in :attr:`alarms` (:mod:`firmware.agent.outbox_file`)."""
+        such case is in :attr:`alarms` (:mod:`firmware.agent.outbox_file`).
+
+        ``accepted_at`` is the seq of the audit log's newest ``accepted`` line. Every scan
+        is committed here (with the audit head before its line, :meth:`audit_seen`)
+        before that line is written, so an outbox whose :meth:`audit_seen` is below
+        ``accepted_at - 1`` lost commits it had made: its WAL was deleted or rolled back
+        while the main file looks sound. That is an alarm and a cross-check, as for a
+        missing outbox."""
         self.path = Path(path)
         #: What was found wrong at open (empty when the file was sound).
         self.alarms: list[str] = []
@@ -138,6 +146,15 @@ class Outbox:
                 self.alarms.append(
                     f"outbox {self.path.name} was {what} although the audit log has "
                     f"{seq_floor} lines: pending scans may be lost"
+                )
+            behind = accepted_at - 1 - self.audit_seen()
+            if size and not self.needs_cross_check and behind > 0:
+                self.needs_cross_check = True
+                self.alarms.append(
+                    f"outbox {self.path.name} is behind the audit log: its last scan was "
+                    f"recorded at audit seq {self.audit_seen()}, but the log accepted one at "
+                    f"seq {accepted_at} (its WAL was lost or rolled back): pending scans may "
+                    "be lost"
                 )
             if self.needs_cross_check and seq_floor > self.next_seq() - 1:
                 with self._lock:

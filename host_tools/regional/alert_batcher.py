@@ -62,12 +62,27 @@ CREATE TABLE IF NOT EXISTS alert_queue (
     lease REAL NOT NULL DEFAULT 0            -- claimed for a batch until (unix time)
 );
 CREATE TABLE IF NOT EXISTS alert_epoch (epoch TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS alerted (     -- one alert per query: a re-sent copy makes none
+    terminal TEXT NOT NULL,
+    query_id TEXT NOT NULL,
+    PRIMARY KEY (terminal, query_id)
+) WITHOUT ROWID;
 """
 
 
-def queue_alert(db: sqlite3.Connection, t: float, body: dict[str, Any]) -> None:
-    """Insert one alert body (inside the caller's transaction: the audit writer's)."""
+def queue_alert(db: sqlite3.Connection, t: float, body: dict[str, Any]) -> bool:
+    """Insert one alert body (inside the caller's transaction: the audit writer's), unless
+    this terminal's query already raised one: a kiosk re-sends a pending query after a
+    reconnect (several copies, one id) and each copy is answered, but the desk gets one
+    alert per hit. Returns whether it was queued."""
+    cur = db.execute(
+        "INSERT OR IGNORE INTO alerted (terminal, query_id) VALUES (?, ?)",
+        (str(body["terminal"]), str(body["query_id"])),
+    )
+    if cur.rowcount == 0:
+        return False
     db.execute("INSERT INTO alert_queue (t, body) VALUES (?, ?)", (t, json.dumps(body)))
+    return True
 
 
 def hit_alert(

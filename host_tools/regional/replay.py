@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from pathlib import Path
 
 from firmware.quarantine import reopen_if_damaged
@@ -39,7 +40,7 @@ class ReplayStore:
             log.error("ALARM: %s", alarm)
         self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.execute("PRAGMA journal_mode=WAL")
+        _wal_mode(self._db)
         self._db.execute("PRAGMA synchronous=OFF")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS seen (nonce BLOB PRIMARY KEY, ts REAL NOT NULL) WITHOUT ROWID"
@@ -70,3 +71,17 @@ class ReplayStore:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _wal_mode(db: sqlite3.Connection, attempts: int = 50) -> None:
+    """``PRAGMA journal_mode=WAL``, retried: it needs the file to itself for a moment, and
+    SQLite does not call the busy handler for it, so K regional processes started at
+    once on a new store failed with "database is locked"."""
+    for i in range(attempts):
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or i == attempts - 1:
+                raise
+            time.sleep(0.02 * (i + 1))

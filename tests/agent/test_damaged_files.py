@@ -42,7 +42,9 @@ def history(d, pending=3, answered=2):
 
 def reopen(d):
     audit = AuditLog(d / "audit.log", KEY)
-    ob = Outbox(d / "outbox.sqlite", seq_floor=audit.head.seq)
+    ob = Outbox(
+        d / "outbox.sqlite", seq_floor=audit.head.seq, accepted_at=audit.last_accepted_seq()
+    )
     return ob, audit, start_alarms(ob, audit)
 
 
@@ -131,6 +133,32 @@ def test_bad_wal_is_put_aside_and_its_scans_reported(tmp_path):
     assert any(a.startswith("1 accepted scans") and qid.hex()[:12] in a for a in alarms)
     assert aside(crash, "outbox.sqlite-wal")
     assert ob.next_seq() > 2
+
+
+def test_lost_wal_behind_a_sound_main_file_is_an_alarm(tmp_path):
+    """Found by the chaos run's wal-lost scenario (seed 21): the WAL and shm deleted while
+    the main file is sound gave an older outbox, no alarm, and scan numbers used again."""
+    live = tmp_path / "live"
+    live.mkdir()
+    history(live, pending=1, answered=2)  # closed: checkpointed into the main file
+    audit = AuditLog(live / "audit.log", KEY)
+    ob = Outbox(live / "outbox.sqlite")
+    qid = b"\x09" * 16
+    ob.add(qid, SEALED, 1.0, audit_seq=audit.head.seq)  # committed into the WAL only
+    audit.append("accepted", query_id=qid)
+    crash = tmp_path / "crash"
+    shutil.copytree(live, crash)  # no checkpoint: that scan is only in the WAL
+    ob.close()
+    audit.close()
+    (crash / "outbox.sqlite-wal").unlink()
+    (crash / "outbox.sqlite-shm").unlink(missing_ok=True)
+
+    ob, _audit, alarms = reopen(crash)
+    assert any("is behind the audit log" in a for a in alarms), alarms
+    lost = [a for a in alarms if "neither a verdict nor an outbox row" in a]
+    assert lost and lost[0].startswith("1 accepted scans") and qid.hex()[:12] in lost[0]
+    assert [e.query_id for e in ob.pending()] == [b"\x03" * 16]  # the older one kept
+    assert ob.next_seq() > 4  # scans 1-4 were used: never given out again
 
 
 @pytest.mark.parametrize("damage", ["cut", "deleted"])

@@ -5,6 +5,7 @@ tests/regional/test_alert_durability.py cover the path through Mosquitto to the
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections import Counter
@@ -314,3 +315,18 @@ def test_the_queue_survives_a_new_process_and_an_unacknowledged_batch_is_sent_ag
         for item in opened(desk, p).alerts
     ]
     assert got == [7, 8, 1, 2, 3, 4, 5, 6] and len(again) == 0
+
+
+def test_copies_of_one_query_raise_one_alert(tmp_path):
+    """A kiosk re-sends a pending query after a reconnect (issue 14's resend rounds): every
+    copy is answered, but the desk must see one alert per hit, not one per copy."""
+    queue = AlertQueue(tmp_path / "audit.sqlite")
+    first, again = body(4), body(4)
+    again["late"] = True  # the copy came later, as a resend
+    other = dict(body(4), terminal="kiosk-009")  # the same id from another kiosk is its own
+    queue.add(first)
+    queue.add(again)
+    queue.add(other)
+    rows = queue._db.execute("SELECT body FROM alert_queue ORDER BY aseq").fetchall()
+    got = [(json.loads(r[0])["terminal"], json.loads(r[0])["late"]) for r in rows]
+    assert got == [("kiosk-004", False), ("kiosk-009", False)]
