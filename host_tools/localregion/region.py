@@ -379,12 +379,13 @@ class LocalRegion:
     ) -> list[RegionalProcess]:
         """``count`` (default: the ``regionals`` option) more regional processes sharing
         the queries; returns them once each is ready."""
-        procs = [
-            # LocalRegion's own (a subclass may change what start_regional returns)
-            LocalRegion.start_regional(self, env=env, wait=False)
-            for _ in range(count or self.regional_count)
+        # One after another, each ready before the next: processes opening the shared
+        # replay/audit SQLite files at the same instant can fail "database is locked"
+        # (PRAGMA journal_mode=WAL on a new file). LocalRegion's own start_regional: a
+        # subclass may change what it returns.
+        return [
+            LocalRegion.start_regional(self, env=env) for _ in range(count or self.regional_count)
         ]
-        return [p.wait_ready() for p in procs]
 
     def start(self) -> LocalRegion:
         """Broker, site brokers and the ``regionals`` regional processes, each ready (after
