@@ -77,6 +77,14 @@ NO_CHECK_TIME = 0x200000
 FAILURE_LOG_INTERVAL = 60.0
 
 
+def set_will(client: Any, will: Will) -> None:
+    """Register ``will`` ((topic, payload, retain) or (topic, payload, qos, retain); QoS 1
+    when not given) as a paho client's last will."""
+    topic, payload, *rest = will
+    qos, retain = (1, rest[0]) if len(rest) == 1 else (rest[0], rest[1])
+    client.will_set(topic, payload, qos=int(qos), retain=bool(retain))
+
+
 def describe_connect_error(exc: BaseException | None, host: str, port: int) -> str:
     """A technician's reason for a failed connect (paho raised ``exc`` in reconnect)."""
     where = f"{host}:{port}"
@@ -268,9 +276,7 @@ class MqttLink:
         backoff = ReconnectPolicy(first=reconnect_min, cap=reconnect_max)
         c.reconnect_delay_set(backoff.first_delay(), reconnect_max)  # type: ignore[arg-type]
         if will is not None:
-            topic, payload, *rest = will
-            qos, retain = (1, rest[0]) if len(rest) == 1 else (rest[0], rest[1])
-            c.will_set(topic, payload, qos=int(qos), retain=bool(retain))
+            set_will(c, will)
         c.on_connect = self._connected_cb
         c.on_disconnect = self._disconnected_cb
         c.on_message = self._message_cb

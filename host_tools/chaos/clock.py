@@ -26,7 +26,8 @@ from host_tools.localregion.errors import LocalRegionError
 
 STEPS = (("+7m", 420), ("-7m", -420), ("+2d", 2 * 86400), ("-2d", -2 * 86400))
 
-_SITECUSTOMIZE = '''\
+#: On PYTHONPATH of a process under libfaketime: harness only, never in the product.
+SITECUSTOMIZE = '''\
 import threading
 import time
 
@@ -45,7 +46,7 @@ def libfaketime() -> str:
     found = sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1"))
     if not found:
         raise LocalRegionError(
-            "clock-step needs libfaketime (make system-deps installs the faketime package)"
+            "libfaketime missing (make system-deps installs the faketime package)"
         )
     return found[0]
 
@@ -64,7 +65,7 @@ def _set(ctx: Ctx, spec: str) -> None:
 def faketime_env(ctx: Ctx) -> dict[str, str]:
     site = ctx.state_dir.with_name("faketime-site")
     site.mkdir(exist_ok=True)
-    (site / "sitecustomize.py").write_text(_SITECUSTOMIZE)
+    (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
     _set(ctx, "+0")
     path = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH")) if p)
     return {

@@ -48,7 +48,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from firmware.transport.mqtt import BrokerConfig, Will
+from firmware.transport.mqtt import BrokerConfig, Will, set_will
 from firmware.transport.reconnect import KIOSK_RECONNECT, ReconnectPolicy
 
 log = logging.getLogger(__name__)
@@ -226,9 +226,7 @@ class LoopLink:
         c.max_inflight_messages_set(0)
         c.max_queued_messages_set(0)
         if will is not None:
-            topic, payload, *rest = will
-            qos, retain = (1, rest[0]) if len(rest) == 1 else (rest[0], rest[1])
-            c.will_set(topic, payload, qos=int(qos), retain=bool(retain))
+            set_will(c, will)
         c.on_connect = self._connected_cb
         c.on_disconnect = self._disconnected_cb
         c.on_message = self._message_cb

@@ -12,33 +12,24 @@ it with a timed ``Event().wait`` -- in the test harness only, never in the produ
 
 from __future__ import annotations
 
-import glob
 import os
 from pathlib import Path
 
+from host_tools.chaos import clock
+from host_tools.localregion.errors import LocalRegionError
 from tests.support.require import need
 
-_SITECUSTOMIZE = '''\
-import threading
-import time
-
-
-def _sleep(seconds):
-    """time.sleep under libfaketime's wall-clock-only mode (EINVAL otherwise)."""
-    if seconds > 0:
-        threading.Event().wait(seconds)
-
-
-time.sleep = _sleep
-'''
+#: The harness-only ``time.sleep`` replacement (shared with the chaos run's clock-step).
+SITECUSTOMIZE = clock.SITECUSTOMIZE
 
 
 def libfaketime() -> str:
     """The libfaketime shared object; ``need("faketime", ...)`` when it is not installed."""
-    found = sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1"))
-    if not found:
-        need("faketime", "libfaketime missing (make system-deps installs the faketime package)")
-    return found[0]
+    try:
+        return clock.libfaketime()
+    except LocalRegionError as exc:
+        need("faketime", str(exc))
+        raise
 
 
 def faketime_env(
@@ -47,7 +38,7 @@ def faketime_env(
     """The environment for a child process whose wall clock is ``offset_s`` off."""
     site = workdir / "faketime-site"
     site.mkdir(parents=True, exist_ok=True)
-    (site / "sitecustomize.py").write_text(_SITECUSTOMIZE)
+    (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
     env = dict(os.environ if base is None else base)
     env.pop("NOTIFY_SOCKET", None)
     env["LD_PRELOAD"] = libfaketime()
