@@ -82,10 +82,16 @@ def power_setup(ctx: Ctx) -> None:
 
 
 def power_teardown(ctx: Ctx) -> None:
-    ctx.stop_agent()
-    fs: LazyFS | None = ctx.fs
-    if fs is not None:
-        fs.sync_unmount()
+    try:
+        ctx.stop_agent()
+    finally:  # never leave the mount (and its daemon) behind, whatever failed
+        fs: LazyFS | None = ctx.fs
+        ctx.fs = None
+        if fs is not None:
+            try:
+                fs.sync_unmount()
+            finally:
+                fs.unmount()  # idempotent: nothing left to do after a clean sync_unmount
     state, backing = ctx.state_dir, _backing(ctx)
     if backing.exists():
         if state.exists():
