@@ -62,6 +62,8 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from firmware.errors import ConfigError, OperationError, SetupError
 from firmware.transport.reconnect import ReconnectPolicy
@@ -231,9 +233,17 @@ class MqttLink:
         cert_time: Callable[[], float | None] | None = None,
         on_round_trip: Callable[[float], None] | None = None,
         timer: Callable[[], float] = time.monotonic,
+        session_expiry: int = 0,
     ):
         """``cert_time``: check the broker certificate's times against this authenticated
-        time (None while unknown) instead of the local clock (see the module doc)."""
+        time (None while unknown) instead of the local clock (see the module doc).
+
+        ``session_expiry`` (seconds; 0: none): keep the MQTT session, with its
+        subscriptions and the QoS 1 messages not yet delivered, across a lost link and a
+        broker restart (the broker's persistence keeps it), and resume it at every
+        connect (``clean_start`` false). A reader that must not miss a message the broker
+        accepted (the alert desk, the console) sets it."""
+        self._session_expiry = int(session_expiry)
         self.broker = broker
         self.client_id = client_id
         self.subscriptions = tuple(subscriptions)
@@ -293,7 +303,15 @@ class MqttLink:
             if self._started or self._closed:
                 return self
             self._started = True
-        self._client.connect_async(self.broker.host, self.broker.port, self.broker.keepalive)
+        if self._session_expiry > 0:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = self._session_expiry
+            self._client.connect_async(
+                self.broker.host, self.broker.port, self.broker.keepalive,
+                clean_start=False, properties=props,
+            )  # fmt: skip
+        else:
+            self._client.connect_async(self.broker.host, self.broker.port, self.broker.keepalive)
         self._client.loop_start()
         return self
 

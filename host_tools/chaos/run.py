@@ -615,14 +615,26 @@ def _tracebacks(sizes: dict[Path, int]) -> tuple[list[str], list[str]]:
             fh.seek(size)
             text = fh.read().decode(errors="replace")
         lines = text.splitlines()
+        into: list[str] = crashed
         for i, line in enumerate(lines):
             if not line.startswith("Traceback (most recent call last):"):
                 continue
             last = next((x for x in lines[i + 1 :] if x and not x.startswith(" ")), "?")
             what = f"traceback in {path.name}: {last[:160]}"
             before = lines[i - 1] if i else ""
-            (logged if _LOG_RECORD.match(before) else crashed).append(what)
+            if not before.strip() and i >= 2 and lines[i - 2].startswith(_CHAINED):
+                into[-1] = what  # the same exception's chain: one entry, its last exception
+                continue
+            into = logged if _LOG_RECORD.match(before) else crashed
+            into.append(what)
     return crashed, logged
+
+
+#: How Python joins the tracebacks of one chained exception.
+_CHAINED = (
+    "During handling of the above exception, another exception occurred:",
+    "The above exception was the direct cause of the following exception:",
+)
 
 
 def check_audits(ctx: Ctx, sc: Scenario, c: Check, regional_db: Path) -> None:

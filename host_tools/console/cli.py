@@ -94,7 +94,7 @@ def serve(args: argparse.Namespace, desk_dir: Path) -> int:
     from host_tools.console.oplog import OperatorLog  # noqa: PLC0415
     from host_tools.console.region import RegionHealth  # noqa: PLC0415
     from host_tools.provision.operators import FLEET_FILE, OPERATORS_FILE, Operators  # noqa: PLC0415
-    from host_tools.regional.desk import DeskConfig  # noqa: PLC0415
+    from host_tools.regional.desk import DESK_SESSION_EXPIRY, DeskConfig  # noqa: PLC0415
 
     host, port = _listen(args.listen)
     cfg = DeskConfig.load(args.config)
@@ -137,6 +137,7 @@ def serve(args: argparse.Namespace, desk_dir: Path) -> int:
     link = MqttLink(
         broker, f"console-{os.uname().nodename}-{os.getpid()}",
         on_message=feed.on_message, subscriptions=subs, on_link=on_link,
+        session_expiry=DESK_SESSION_EXPIRY,  # hit alerts survive a broker restart
     )  # fmt: skip
     app = build(state)
 

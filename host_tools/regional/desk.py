@@ -49,6 +49,9 @@ from firmware.transport.mqtt import BrokerConfig, MqttLink
 
 log = logging.getLogger(__name__)
 
+#: Seconds the broker keeps the desk's session (and the alert batches queued in it).
+DESK_SESSION_EXPIRY = 3600
+
 #: Batches missed in a row (at the configured interval) before the desk raises an alarm.
 MISSED_INTERVALS = 3
 #: Alerts remembered (epoch, aseq) so that one sent twice is shown once.
@@ -353,6 +356,9 @@ def _run(args: argparse.Namespace) -> int:
         f"alert-desk-{os.uname().nodename}-{os.getpid()}",
         on_message=desk.on_message,
         subscriptions=(topics.alert_topic(cfg.region),),
+        # a batch the broker accepted while this desk's link was down (or just before the
+        # broker restarted) is kept in the session and delivered at the reconnect
+        session_expiry=DESK_SESSION_EXPIRY,
     ).start()
     deadline = time.monotonic() + args.timeout if args.timeout else None
     try:

@@ -149,3 +149,30 @@ def test_an_uncaught_traceback_is_a_crash_and_a_logged_one_is_reported(tmp_path:
     crashed, logged = _tracebacks(mark)
     assert crashed == ["traceback in agent.log: sqlite3.DatabaseError: file is not a database"]
     assert logged == ["traceback in agent.log: psycopg.OperationalError: connection refused"]
+
+
+def test_a_logged_chained_traceback_is_one_logged_entry_not_a_crash(tmp_path: Path) -> None:
+    """The regional's "lookup failed" while PostgreSQL restarts is one log record with a
+    chained exception (three tracebacks joined by Python's chain lines): handled, and
+    reported once by its last exception (a full pytest run counted it as 3 crashes)."""
+    from host_tools.chaos.run import _tracebacks  # noqa: PLC0415
+
+    log = tmp_path / "regional-0.log"
+    log.write_text(
+        "2026-12-02 18:18:49,264 ERROR host_tools.regional.service: lookup failed\n"
+        'Traceback (most recent call last):\n  File "pgstore.py", line 120, in _read\n'
+        "psycopg.errors.AdminShutdown: terminating connection\n\n"
+        "During handling of the above exception, another exception occurred:\n\n"
+        'Traceback (most recent call last):\n  File "pgstore.py", line 97, in _conn\n'
+        "psycopg.OperationalError: connection failed\n\n"
+        "The above exception was the direct cause of the following exception:\n\n"
+        'Traceback (most recent call last):\n  File "service.py", line 189, in on_query\n'
+        "firmware.errors.OperationError: cannot connect to the SLTD store\n"
+        "Traceback (most recent call last):\n  File \"z\", line 3\nKeyError: 'x'\n"
+    )
+    crashed, logged = _tracebacks({log: 0})
+    assert logged == [
+        "traceback in regional-0.log: firmware.errors.OperationError: cannot connect to the "
+        "SLTD store"
+    ]
+    assert crashed == ["traceback in regional-0.log: KeyError: 'x'"]

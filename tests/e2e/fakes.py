@@ -48,7 +48,7 @@ class FakeQueryClient:
         self.port = port
         self._up = threading.Event()
 
-    def start(self) -> FakeQueryClient:
+    def start(self, *, sweeper: bool = True) -> FakeQueryClient:
         self.c.connect_async("127.0.0.1", self.port, keepalive=5)
         self.c.loop_start()
         return self
