@@ -4,8 +4,8 @@ loses nothing.
 - Accepting a document: the outbox row is committed (fsynced) first, then the audit line
   ``accepted``; only then may the query leave the terminal.
 - A final verdict: the audit line ``verdict`` (fsynced) first (for a POSSIBLE_MATCH then
-  a ``latched`` line with its scan number), then the outbox row is removed. A verdict for a query with no outbox row, or one already audited, is a
-  duplicate and writes nothing.
+  a ``latched`` line with its scan number), then the outbox row is removed. A verdict for
+  a query with no outbox row, or one already audited, is a duplicate and writes nothing.
 - ``unknown`` (the officer was told to check manually) is audited once per query.
 - After a (re)start, a row whose verdict is already in the audit log is the trace of a
   crash between the two steps: :meth:`QueryLedger.restore` finishes the delete (the log is
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from firmware.agent.audit import AuditHead, AuditLog
@@ -83,7 +83,7 @@ class QueryLedger:
             restored.append((e.query_id, e.seq))
         return restored
 
-    def started(self, pending: int, latched: list[tuple[bytes, int]] = ()) -> None:  # type: ignore[assignment]
+    def started(self, pending: int, latched: Sequence[tuple[bytes, int]] = ()) -> None:
         """Audit the start, with how many verdicts are still pending and the possible
         matches still latched (query id and scan number: the next start reads from here)."""
         text = f"pending={pending}"
