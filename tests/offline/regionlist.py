@@ -8,12 +8,14 @@ Until provisioning writes the offline-list key, :func:`write_list_key` puts one 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import paho.mqtt.client as mqtt
 
 from firmware.config import ConfigDoc
 from firmware.offline.config import OfflineTerminalConfig
@@ -82,8 +84,23 @@ class RegionalLink:
             raise AssertionError("the regional's test link never became ready")
 
     def put(self, topic: str, payload: bytes) -> None:
-        info = self.link.publish(topic, payload, retain=True)
-        info.wait_for_publish(PUBLISH_TIMEOUT)  # PUBACK: the broker holds it
+        """Publish once the link is up, and wait for the broker's PUBACK. After a broker
+        restart the link comes back after a jittered delay (as the regional's does); a
+        publish paho refuses as "not connected" (the drop came before its callback cleared
+        ``ready``) is made again once the link is back (retained: a second copy is the same
+        message)."""
+        deadline = time.monotonic() + PUBLISH_TIMEOUT
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not self.link.wait_ready(left):
+                raise AssertionError(f"the regional's test link is down: {topic} not published")
+            info = self.link.publish(topic, payload, retain=True)
+            if info.rc == mqtt.MQTT_ERR_SUCCESS:
+                break
+            wait_for_evidence(
+                lambda: not self.link.ready.is_set(), "the test link's drop noticed", timeout=10.0
+            )
+        info.wait_for_publish(max(0.1, deadline - time.monotonic()))  # PUBACK: the broker holds it
         assert info.is_published(), topic
 
     def chunk(self, built: Built, index: int, payload: bytes | None = None) -> None:
