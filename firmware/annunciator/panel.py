@@ -103,12 +103,15 @@ class Panel:
         calling = False
         for lane in self.lanes:
             shown = self.display_state(lane, now)
-            if shown != lane.shown:
+            changed = shown != lane.shown
+            if changed:
                 lane.shown = shown
                 self.log(f"lane {lane.index + 1} {lane.id} {shown}")
             calling = calling or shown == patterns.CALL
             on = patterns.light(shown, now)
-            if on != lane.light:
+            # a new state is written even when the light stays on: a NeoPixel's colour
+            # is the state's, and the port must not keep showing the old one
+            if on != lane.light or changed:
                 lane.light = on
                 self.hw.set_lane(lane.index, on, shown)
         buzz = patterns.chime(calling, now)

@@ -110,6 +110,12 @@ class LineProc:
     def wait_for(self, pattern: str, timeout: float, after: int = 0) -> tuple[float, str]:
         """The first line from index ``after`` matching ``pattern`` (a regex), waiting at
         most ``timeout`` s; AssertionError with the output tail otherwise."""
+        i = self.wait_index(pattern, timeout, after)
+        with self._cond:
+            return self.lines[i]
+
+    def wait_index(self, pattern: str, timeout: float, after: int = 0) -> int:
+        """The index of the line ``wait_for`` would return."""
         rx = re.compile(pattern)
         deadline = time.monotonic() + timeout
         with self._cond:
@@ -117,7 +123,7 @@ class LineProc:
             while True:
                 while i < len(self.lines):
                     if rx.search(self.lines[i][1]):
-                        return self.lines[i]
+                        return i
                     i += 1
                 left = deadline - time.monotonic()
                 if left <= 0 or (self.proc.poll() is not None and i >= len(self.lines)):

@@ -27,7 +27,11 @@ keys = frames.derive(bytes(32))
 cfg = {"id": "panel-1", "lanes": [{"id": "k1", "topic": "t/1"}, {"id": "k2", "topic": "t/2"}]}
 hw = Hw()
 logs = []
-p = Panel(cfg, (keys, {1: keys}), hw, clock, log=logs.append, epoch=1)
+timed = []
+def log(m):
+    logs.append(m)
+    timed.append([clock.t, m])
+p = Panel(cfg, (keys, {1: keys}), hw, clock, log=log, epoch=1)
 n = [0]
 def frame(lane, state, call):
     n[0] += 1
@@ -44,7 +48,7 @@ run(4000)
 p.press()
 run(20000)
 ack = frames.open_frame({1: keys}, p.ack_frame(), frames.KIND_ACK)
-out = {"ev": hw.ev, "logs": logs, "ack": [ack[0], ack[1], list(frames.parse_ack_body(ack[2]))]}
+out = {"ev": hw.ev, "logs": logs, "timed": timed, "ack": [ack[0], ack[1], list(frames.parse_ack_body(ack[2]))]}
 out["distinct"] = [[patterns.light(s, t) for t in range(0, 2000, 10)] for s in patterns.DISPLAY_STATES]
 print(json.dumps(out))
 """
@@ -76,8 +80,10 @@ def test_state_changes_in_order(run):
 
 
 def test_call_blinks_at_4_hz_and_chimes(run):
-    # on (idle was steady on), then 125 ms off / 125 ms on (ticks every 10 ms)
+    # on (idle was steady on, and the new state is written at once, light still on),
+    # then 125 ms off / 125 ms on (ticks every 10 ms)
     assert _edges(run, 2, 2000, 2800) == [
+        (2000, True),
         (2130, False),
         (2250, True),
         (2380, False),
@@ -105,3 +111,15 @@ def test_ack_frame_names_the_call_until_the_lane_moves_on(run):
 def test_patterns_differ_by_timing_alone(run):
     waves = [tuple(w) for w in run["distinct"]]
     assert len(set(waves)) == len(waves)  # no two states look alike on one LED
+
+
+def test_every_state_change_reaches_the_port_with_the_new_state(run):
+    # A NeoPixel's colour is the state's: when the state changes while the light stays
+    # on (idle -> call at 2.0 s), the port is told in the same tick anyway.
+    # Found live: "lane 1 idle" was logged but the port last heard "led 1 1 down".
+    changes = [
+        (t, int(m.split()[1]), m.split()[-1]) for t, m in run["timed"] if m.startswith("lane ")
+    ]
+    assert len(changes) == 5
+    told = {(t, rest[0], rest[2]) for t, kind, *rest in run["ev"] if kind == "led"}
+    assert [c for c in changes if c not in told] == []
