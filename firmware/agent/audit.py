@@ -36,14 +36,15 @@ while the query stays pending), ``verdict`` (final verdict; once per query id),
 stays pending: outcome ``LISTED`` or ``NOT_LISTED``, ``list_version`` the offline list's
 version; the query's later online result is its ``verdict`` line), ``latched`` (right
 after a POSSIBLE_MATCH verdict: outcome ``scan=<scan number>``), ``acknowledged`` (the
-officer released that match) and ``anchor`` (the regional's record of this log's head
+officer released that match, or an offline hit) and ``anchor`` (the regional's record of this log's head
 disagrees with it: outcome says how).
 
 A POSSIBLE MATCH latches until acknowledged, across crashes too (issue 14: 12 of 12 were
 not shown again after a restart): :meth:`AuditLog.latched_matches` gives the POSSIBLE_MATCH
 verdicts with no ``acknowledged`` line after them. A ``start`` line lists the matches still
 latched at that start (``pending=N latched=<qid>:<scan>,...``), so only the lines since
-the last start are read.
+the last start are read. An offline hit (``offline`` LISTED) latches the same way while its
+query is pending: :meth:`AuditLog.acknowledged_among` tells which ones were released.
 """
 
 from __future__ import annotations
@@ -128,8 +129,9 @@ SEGMENT_BYTES = 4 << 20
 _TAIL = 64 << 10
 _VERDICT = b'"kind":"verdict"'
 _ACCEPTED = b'"kind":"accepted"'
+_ACKNOWLEDGED = b'"kind":"acknowledged"'
 #: What :meth:`AuditLog.latched_matches` reads (lines are written with no spaces).
-_LATCH_MARKS = (b'"kind":"start"', b'"kind":"latched"', b'"kind":"acknowledged"')
+_LATCH_MARKS = (b'"kind":"start"', b'"kind":"latched"', _ACKNOWLEDGED)
 _MATCH = b'"outcome":"POSSIBLE_MATCH"'
 
 
@@ -375,6 +377,14 @@ class AuditLog:
         """The query ids of ``wanted`` that have a ``verdict`` line. Each id maps to a seq
         its verdict can only come after (None: anywhere); only the segments that can hold
         such lines are streamed, one line at a time."""
+        return self._qids_with(_VERDICT, wanted)
+
+    def acknowledged_among(self, wanted: Mapping[bytes, int | None]) -> set[bytes]:
+        """The query ids of ``wanted`` that have an ``acknowledged`` line (an offline hit
+        the officer released: its query stays pending for the online re-check)."""
+        return self._qids_with(_ACKNOWLEDGED, wanted)
+
+    def _qids_with(self, mark: bytes, wanted: Mapping[bytes, int | None]) -> set[bytes]:
         if not wanted:
             return set()
         after = min((s if s is not None else 0) for s in wanted.values())
@@ -383,7 +393,7 @@ class AuditLog:
         for p in self._segments_after(after):
             with open(p, "rb") as fh:
                 for raw in fh:
-                    if _VERDICT not in raw:
+                    if mark not in raw:
                         continue
                     entry = _parse(raw)
                     qid = entry.get("qid") if entry else None

@@ -46,8 +46,11 @@ line with the scan number) is fsynced before it is shown, and the officer's ackn
 is audited (``acknowledged``) before the latch is released. :meth:`AgentCore.restore`
 latches again every POSSIBLE_MATCH without an acknowledgement
 (:meth:`~firmware.agent.audit.AuditLog.latched_matches`): the first on screen, the others
-as sticky notices, each a ``relatched`` event. An alarm raised while a match is latched
-does not hide it: FAULT is shown once the match is acknowledged.
+as sticky notices, each a ``relatched`` event. An offline hit (POSSIBLE MATCH from the
+offline list) latches again the same way while its query is still pending and no
+``acknowledged`` line names it (its answer is on the outbox row); its ``relatched`` event
+says ``"offline": true``. An alarm raised while a match is latched does not hide it:
+FAULT is shown once the match is acknowledged.
 
 The audit anchor (issue 14): each query carries the audit log's head, and an answer
 carries the head the regional held for this kiosk (``Verdict.anchor``). If the local log
@@ -80,11 +83,11 @@ from firmware.agent.states import (
     IDLE,
     LATCHED,
     OFFLINE_STATES,
-    POSSIBLE_MATCH,
     QUERYING,
     READING,
     STORAGE_FULL,
     UNKNOWN,
+    OfflineResult,
     TerminalStateMachine,
     Transition,
 )
@@ -219,7 +222,9 @@ class AgentCore:
         """After a (re)start: settle half-done work and list pending scans for the officer.
         ``alarms`` (what the stores found wrong at open, and the start-up cross-check)
         put the screen on FAULT until acknowledged (:meth:`raise_alarms`)."""
-        scan_of = {e.query_id: e.seq for e in self.outbox.pending()}  # before restore settles
+        rows = self.outbox.pending()  # before restore settles
+        scan_of = {e.query_id: e.seq for e in rows}
+        accepted_at = {e.query_id: e.audit_seq for e in rows}
         restored = self.ledger.restore()
         self.machine.restored(restored)
         pending = {qid for qid, _ in restored}
@@ -238,6 +243,11 @@ class AgentCore:
         if seqs:
             log.warning("verdicts still pending for scans %s: re-sending", seqs)
         self._relatch(latched)
+        hits = {q: accepted_at.get(q) for q, r in answered.items() if r.listed}
+        released = self.audit.acknowledged_among(hits)
+        self._relatch_offline(
+            [(q, s) for q, s in restored if q in hits and q not in released], answered
+        )
         self.raise_alarms(list(alarms))
         self._render(force=True)
         return seqs
@@ -249,6 +259,19 @@ class AgentCore:
             self.events.write("relatched", seq=seq, qid=qid.hex())
             self.machine.restored([(qid, seq)])
             self._note(self.machine.verdict(qid, "POSSIBLE_MATCH", final=True))
+
+    def _relatch_offline(
+        self, hits: list[tuple[bytes, int]], answers: dict[bytes, OfflineResult]
+    ) -> None:
+        """Latch again the offline hits no officer acknowledged before the restart (their
+        queries are pending: the online re-check goes on as for any pending scan)."""
+        for qid, seq in hits:
+            log.warning(
+                "POSSIBLE MATCH (offline list) on scan #%s not acknowledged before the restart",
+                seq,
+            )
+            self.events.write("relatched", seq=seq, qid=qid.hex(), offline=True)
+            self._note(self.machine.relatch_offline(qid, seq, answers[qid]))
 
     def raise_alarms(self, alarms: list[str]) -> None:
         """Each alarm: an error in the log, an ``alarm`` event, the status; the screen
@@ -267,8 +290,8 @@ class AgentCore:
         (before the release, so a crash in between shows the match again), then FAULT
         for alarms held back while a match was latched."""
         m = self.machine
-        if m.state == POSSIBLE_MATCH and m.current is not None and m.current.query_id:
-            released = [m.current.query_id]
+        if m.state in LATCHED and m.current is not None and m.current.query_id:
+            released = [m.current.query_id]  # an offline hit too: not latched again
         elif m.state in LATCHED:
             released = []
         else:

@@ -120,7 +120,7 @@ class Notice:
 
     seq: int
     query_id: bytes
-    state: str  # CLEAR, POSSIBLE_MATCH, UNKNOWN or CLEARED
+    state: str  # CLEAR, POSSIBLE_MATCH, OFFLINE_MATCH (after a restart), UNKNOWN or CLEARED
     at: float
     sticky: bool  # a possible match: kept until acknowledged
 
@@ -244,6 +244,18 @@ class TerminalStateMachine:
         for qid, seq in entries:
             self.pending[qid] = seq
 
+    def relatch_offline(self, query_id: bytes, seq: int, res: OfflineResult) -> Transition:
+        """An offline hit no officer acknowledged before a restart (its query is pending):
+        latched again, or a sticky notice behind a match latched already."""
+        self.pending[query_id] = seq
+        self.answered_offline[query_id] = res
+        if self.state in LATCHED:
+            now = self.clock()
+            self.notices.append(Notice(seq, query_id, OFFLINE_MATCH, now, sticky=True))
+            return Transition(now, self.state, self.state, "restart", seq, query_id)
+        self.current = _Open(seq, query_id)
+        return self._go(OFFLINE_MATCH, "restart", seq=seq, qid=query_id, offline=res)
+
     def verdict(self, query_id: bytes, outcome: str, *, final: bool = True) -> Transition | None:
         """A verdict for ``query_id``. ``final`` is False when the query stays pending
         (a timeout): then it only ever makes things UNKNOWN."""
@@ -295,6 +307,11 @@ class TerminalStateMachine:
                 nxt = sticky[0]
                 self.notices.remove(nxt)
                 self.current = _Open(nxt.seq, nxt.query_id)
+                if nxt.state == OFFLINE_MATCH and nxt.query_id in self.answered_offline:
+                    res = self.answered_offline[nxt.query_id]
+                    return self._go(
+                        OFFLINE_MATCH, "acknowledged", seq=nxt.seq, qid=nxt.query_id, offline=res
+                    )
                 return self._go(
                     POSSIBLE_MATCH, "acknowledged", seq=nxt.seq, qid=nxt.query_id, late=True
                 )

@@ -23,6 +23,7 @@ from firmware.signals.patterns import PATTERNS
 _RESULT_KEYS = {
     "clear": "title.clear",
     "possible_match": "title.possible_match",
+    "possible_match_offline": "title.possible_match_offline",
     "unknown": "title.unknown",
     "rescan": "title.rescan",
     "cleared": "notice.cleared",

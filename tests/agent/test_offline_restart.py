@@ -3,7 +3,8 @@
 The outbox row of a scan answered from the offline list records that answer (listed or
 not, the list's version and age), so after a restart, even a SIGKILL, the online verdict
 is still judged against it: a NO_MATCH after an offline hit is "cleared online", a
-POSSIBLE_MATCH after an offline NOT LISTED a latched late hit. Also: an outbox written
+POSSIBLE_MATCH after an offline NOT LISTED a latched late hit. An offline hit nobody
+acknowledged is latched again at the start (issue 14), behind any online match latched. Also: an outbox written
 before these columns existed gets them at open, its rows intact.
 """
 
@@ -15,12 +16,13 @@ import subprocess
 import sys
 import textwrap
 
+from firmware.agent.audit import verify_file
 from firmware.agent.outbox import OfflineMark, Outbox
 from firmware.protocol.dockey import DocumentKey
 from firmware.protocol.pending import SealedDocumentKey
 from tests.agent.offline_lists import LISTED, UNLISTED, Region
 from tests.agent.sealing import SEALER, opened
-from tests.agent.test_offline_verdicts import Kiosk
+from tests.agent.test_offline_verdicts import AUDIT_KEY, Kiosk, scan
 
 #: The ``pending`` table as the first release made it (before the offline columns).
 OLD_SCHEMA = """
@@ -104,9 +106,10 @@ def test_an_offline_mark_survives_sigkill_right_after_it_returned(tmp_path):
 
 
 def _restart(k: Kiosk, region: Region) -> Kiosk:
-    """The same kiosk started again over the same state (its list stays installed)."""
+    """The same kiosk started again over the same state (its list stays installed), with
+    query ids of its own."""
     k.close()
-    return Kiosk(k.tmp, region=region, list_age_h=None)
+    return Kiosk(k.tmp, region=region, list_age_h=None, first_id=100)
 
 
 def test_after_a_restart_an_online_no_match_for_an_offline_hit_is_cleared_online(tmp_path):
@@ -120,12 +123,22 @@ def test_after_a_restart_an_online_no_match_for_an_offline_hit_is_cleared_online
         assert k.machine.answered_offline[qid].listed
         [start] = k.events("start")[-1:]
         assert start["pending"] == [1] and start["answered_offline"] == [1]
+        # latched again (issue 14), with its list, and new documents refused meanwhile
+        view = k.machine.view()
+        assert (view.state, view.seq) == ("possible_match_offline", 1)
+        assert view.offline is not None and view.offline.list_version == 3
+        assert k.sig.shown[-1] == "possible_match_offline"
+        [ev] = k.events("relatched")
+        assert (ev["seq"], ev["qid"], ev["offline"]) == (1, qid.hex(), True)
+        k.core.on_document(scan(UNLISTED))
+        k.core.run_once(0)
+        assert k.events("refused")[-1]["reason"] == "possible match not acknowledged"
         k.link(True)  # re-sent with the same id
         assert [q for q, _ in k.q.sent] == [qid]
         k.q.answer(qid, "NO_MATCH")
         k.core.run_once(0)
-        [n] = k.machine.view().notices
-        assert (n.state, n.seq, n.sticky) == ("cleared", 1, False)
+        view = k.machine.view()  # cleared on the screen that showed the hit
+        assert (view.state, view.cleared, view.late, view.notices) == ("clear", True, True, ())
         [st] = [e for e in k.events("state") if e["cause"] == "cleared online"]
         assert st["seq"] == 1 and st["late"] is True
         [ev] = k.events("verdict")
@@ -172,5 +185,64 @@ def test_a_refused_list_is_an_event_with_its_reason_and_the_old_list_stays(tmp_p
         k.scan(LISTED)
         [off] = k.events("offline")
         assert (off["outcome"], off["list_version"]) == ("LISTED", 3)
+    finally:
+        k.close()
+
+
+def test_an_acknowledged_offline_hit_is_not_latched_again(tmp_path):
+    region = Region()
+    k = Kiosk(tmp_path, region=region)
+    k.link(False)
+    qid = k.scan(LISTED)
+    k.sig.ack = True
+    k.advance(0.1)
+    assert k.machine.state == "idle"
+    assert [a["qid"] for a in k.audit_lines("acknowledged")] == [qid.hex()]
+    k = _restart(k, region)
+    try:
+        assert k.machine.state == "idle" and k.events("relatched") == []
+        assert [e.query_id for e in k.outbox.pending()] == [qid]  # still to be re-checked
+        assert verify_file(tmp_path / "audit.log", AUDIT_KEY).ok
+    finally:
+        k.close()
+
+
+def test_an_offline_hit_behind_a_latched_match_comes_after_its_acknowledgement(tmp_path):
+    """Scan 1 timed out (NOT LISTED offline, still pending); with the link down, scan 2 is
+    an offline hit, latched; back online, scan 1 turns out a match (a sticky notice).
+    After a crash: scan 1's match is on screen, scan 2's offline hit waits as a sticky
+    notice and is latched again once scan 1 is acknowledged."""
+    region = Region()
+    k = Kiosk(tmp_path, region=region)
+    k.link(True)
+    first = k.scan(UNLISTED)
+    k.q.answer(first, "TIMEOUT")
+    k.core.run_once(0)
+    assert k.machine.state == "not_listed"
+    k.advance(10.1)
+    k.link(False)
+    hit = k.scan(LISTED)
+    assert k.machine.state == "possible_match_offline"
+    k.link(True)
+    k.q.answer(first, "POSSIBLE_MATCH")
+    k.core.run_once(0)
+    assert [(n.seq, n.state) for n in k.machine.view().notices] == [(1, "possible_match")]
+    k = _restart(k, region)
+    try:
+        view = k.machine.view()
+        assert (view.state, view.seq) == ("possible_match", 1)
+        assert [(n.seq, n.state, n.sticky) for n in view.notices] == [
+            (2, "possible_match_offline", True)
+        ]
+        k.sig.ack = True
+        k.advance(0.1)
+        view = k.machine.view()
+        assert (view.state, view.seq, view.notices) == ("possible_match_offline", 2, ())
+        assert view.offline is not None and view.offline.list_version == 3
+        k.sig.ack = True
+        k.advance(0.1)
+        assert k.machine.state == "idle"
+        acked = [a["qid"] for a in k.audit_lines("acknowledged")]
+        assert acked == [first.hex(), hit.hex()]
     finally:
         k.close()

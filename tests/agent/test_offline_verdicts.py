@@ -43,7 +43,14 @@ def scan(d: tuple[str, str, str]) -> ScannedDocument:
 class Kiosk:
     """The core over a real outbox, audit log, events file and offline answerer."""
 
-    def __init__(self, tmp_path, *, region: Region | None, list_age_h: float | None = 3.0):
+    def __init__(
+        self,
+        tmp_path,
+        *,
+        region: Region | None,
+        list_age_h: float | None = 3.0,
+        first_id: int = 1,
+    ):
         self.tmp = tmp_path
         self.clock, self.wall = Clock(), Clock(T0)
         self.region = region
@@ -55,7 +62,7 @@ class Kiosk:
             self.answerer = OfflineAnswerer(
                 self.store, region.list_key, max_age=MAX_AGE, clock=self.wall
             )
-        ids = iter(bytes([i]) * 16 for i in range(1, 100))
+        ids = iter(bytes([i]) * 16 for i in range(first_id, first_id + 99))
         self.machine = TerminalStateMachine(
             self.clock, query_timeout=2.0, grace=1.0, result_hold=5.0, unknown_hold=10.0
         )

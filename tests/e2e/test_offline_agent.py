@@ -275,10 +275,14 @@ def test_offline_answers_are_judged_online_after_a_sigkill_and_restart(region, l
     lines = [json.loads(x) for x in (state / "audit.log").read_text().splitlines()]
     for x, offline, online in ((hit, "LISTED", "NO_MATCH"), (miss, "NOT_LISTED", "POSSIBLE_MATCH")):
         mine = [(y["kind"], y["outcome"]) for y in lines if y["qid"] == x["qid"]]
-        # a possible match is followed by its ``latched`` line (issue 14: it latches
-        # across restarts until acknowledged)
+        # a possible match is followed by its ``latched`` line, and the officer's release
+        # of an offline hit is audited (issue 14: both latch across restarts until
+        # acknowledged)
         latched = [("latched", f"scan={x['seq']}")] if online == "POSSIBLE_MATCH" else []
-        assert mine == [("accepted", None), ("offline", offline), ("verdict", online), *latched]
+        acked = [("acknowledged", None)] if offline == "LISTED" else []
+        assert mine == [
+            ("accepted", None), ("offline", offline), *acked, ("verdict", online), *latched,
+        ]  # fmt: skip
     _ack(agent)
     agent.stop()
 

@@ -154,6 +154,12 @@ def test_cleared_online_on_screen_and_as_a_notice():
     assert "Scan #2: cleared online" in n.lines
 
 
+def test_an_offline_hit_waiting_behind_a_match_is_named_as_one():
+    # after a restart an unacknowledged offline hit can wait as a sticky notice
+    s = render_screen("possible_match", "en", seq=1, notices=[(2, "possible_match_offline")])
+    assert "Scan #2: POSSIBLE MATCH (offline list)" in s.lines
+
+
 def test_supervisor_on_the_way_only_on_a_possible_match():
     from firmware.signals.display import render_screen  # noqa: PLC0415
 
