@@ -229,6 +229,8 @@ SCENARIOS = {
                  verify=storage.full_verify),
         Scenario("corrupt-files", "outbox or audit log, and the offline list, damaged between runs",
                  storage.corrupt_files, verify=storage.corrupt_verify, damages_audit=True),
+        Scenario("regional-stores", "regional SIGKILLed, its replay or audit store damaged, restarted",
+                 storage.regional_stores, verify=storage.regional_stores_verify),
         Scenario("wal-lost", "the outbox's WAL and shm files lost between runs (known defect)",
                  storage.wal_lost, verify=storage.wal_verify),
         Scenario("clock-step", "wall clock stepped by minutes or days, forward or back (libfaketime)",

@@ -14,6 +14,14 @@
   each bad file aside as ``<name>.bad-<UTC>``, raise an alarm, and lose no pending scan
   that survives elsewhere (a scan named lost by the agent's own alarm is *accounted*).
 
+- ``regional-stores``: the regional SIGKILLed under load, then its replay store or its
+  audit trail (alternately, run by run) truncated or garbled, and the regional restarted
+  on it. Where SQLite's own ``PRAGMA integrity_check`` (on a copy taken before the
+  restart) finds the damage, the regional must put the file aside and name it in its
+  health's ``alarms``; damage SQLite cannot see (bytes inside a row) must still leave it
+  answering. Verdicts whose audit rows went aside with the file are reported
+  ``unverified``, never counted right.
+
 Each scenario's ``setup`` restarts the agent on its special directory and ``teardown``
 puts the ordinary one back (an orderly stop, so nothing is lost there).
 """
@@ -266,6 +274,91 @@ def corrupt_files(ctx: Ctx) -> Fault:
     yield 0.2
     ctx.restart_agent()
     ctx.note("agent restarted on the damaged files")
+
+
+def _sqlite_sees_damage(path: Path) -> str | None:
+    """SQLite's full integrity check of ``path`` (with its WAL), on a copy: what it
+    reports, or None when it finds nothing. Independent of the product's own check
+    (:func:`firmware.quarantine.sqlite_damage`, a ``quick_check`` of the file in place)."""
+    import sqlite3  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory(prefix="chaos-sqlite-") as tmp:
+        copy = Path(tmp) / path.name
+        shutil.copyfile(path, copy)
+        wal = path.with_name(path.name + "-wal")
+        if wal.exists():
+            shutil.copyfile(wal, copy.with_name(copy.name + "-wal"))
+        try:
+            con = sqlite3.connect(copy)
+            try:
+                rows = con.execute("PRAGMA integrity_check").fetchall()
+            finally:
+                con.close()
+        except sqlite3.Error as exc:
+            return str(exc)
+    return None if rows == [("ok",)] else "; ".join(str(r[0]) for r in rows[:2])
+
+
+def _damage_sqlite(path: Path, rng: Any) -> str:
+    """Truncate the SQLite file at a page boundary, or overwrite the header of one of its
+    pages past the first (where a b-tree page says what it holds); bytes at random
+    offsets (:func:`_garble`) mostly land in slack space SQLite never reads."""
+    data = bytearray(path.read_bytes())
+    size = int.from_bytes(data[16:18], "big") if len(data) >= 100 else 0
+    page = 65536 if size == 1 else size
+    pages = len(data) // page if page else 0
+    if pages < 2:
+        return _garble(path, rng)
+    if rng.random() < 0.5:
+        cut = rng.randrange(1, pages) * page
+        path.write_bytes(bytes(data[:cut]))
+        return f"{path.name} truncated {len(data)} -> {cut} bytes ({cut // page} of {pages} pages)"
+    k = rng.randrange(1, pages)
+    n = rng.randrange(8, 64)
+    data[k * page : k * page + n] = rng.randbytes(n)
+    path.write_bytes(bytes(data))
+    return f"{path.name} garbled: page {k + 1} of {pages}, its first {n} bytes"
+
+
+def regional_stores(ctx: Ctx) -> Fault:
+    from host_tools.regional.config import RegionalConfig  # noqa: PLC0415
+
+    cfg = RegionalConfig.load(ctx.region.regional_toml)
+    live = [r for r in ctx.region.regionals if r.running()]
+    for r in live:
+        ctx.expected_exit.add(r.pid)
+        r.kill()
+    target = (cfg.replay_db, cfg.audit_db)[ctx.run_index % 2]
+    ctx.param(f"regional SIGKILLed; {_damage_sqlite(target, ctx.rng)}")
+    seen = _sqlite_sees_damage(target)
+    ctx.expect["regional_store"] = target
+    ctx.expect["sqlite_sees"] = seen
+    verdict = seen or "ok (damage it cannot see)"
+    ctx.audit_notes.append(f"SQLite's integrity_check of the damaged {target.name}: {verdict}")
+    yield 0.2
+    ctx.region.start_regional(env=ctx.regional_env, wait=False)
+    ctx.note("regional restarted on the damaged store")
+
+
+def regional_stores_verify(ctx: Ctx, events: list[dict[str, Any]]) -> list[str]:
+    """A store SQLite finds damaged is put aside with an alarm in the regional's health;
+    in any case a regional runs again (its answers are the run's recovery)."""
+    target: Path = ctx.expect["regional_store"]
+    live = [r for r in ctx.region.regionals if r.running()]
+    if not live:
+        return ["regional stores: no regional process runs after the restart"]
+    alarms = [str(a) for a in live[-1].health().get("alarms", [])]
+    aside = sorted(p.name for p in target.parent.glob(target.name + ".bad-*"))
+    ctx.audit_notes.append(f"regional alarms: {alarms}; put aside so far: {aside[-2:]}")
+    if ctx.expect["sqlite_sees"] is None:
+        return []
+    unmet = []
+    if not any(target.name in a for a in alarms):
+        unmet.append(f"regional stores: {target.name} damaged and no alarm in the health")
+    if not aside:
+        unmet.append(f"regional stores: {target.name} damaged and not put aside")
+    return unmet
 
 
 def wal_lost(ctx: Ctx) -> Fault:

@@ -176,3 +176,70 @@ def test_a_logged_chained_traceback_is_one_logged_entry_not_a_crash(tmp_path: Pa
         "SLTD store"
     ]
     assert crashed == ["traceback in regional-0.log: KeyError: 'x'"]
+
+
+# -- regional-stores: the damage and its verdict ------------------------------------------
+
+
+def _store(path: Path, rows: int = 400) -> None:
+    """A WAL-mode SQLite file of several pages, checkpointed (every page in the file)."""
+    import sqlite3  # noqa: PLC0415
+
+    con = sqlite3.connect(path)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("CREATE TABLE audit (id INTEGER PRIMARY KEY, body TEXT)")
+    con.executemany("INSERT INTO audit(body) VALUES (?)", [("x" * 100,)] * rows)
+    con.commit()
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+
+
+def test_damage_to_a_regional_store_is_told_apart_by_sqlite_itself(tmp_path: Path) -> None:
+    import random  # noqa: PLC0415
+
+    from host_tools.chaos.storage import _damage_sqlite, _sqlite_sees_damage  # noqa: PLC0415
+
+    rng = random.Random(3)
+    seen = {"truncated": 0, "garbled": 0}
+    for i in range(12):
+        p = tmp_path / f"s{i}.sqlite"
+        _store(p)
+        assert _sqlite_sees_damage(p) is None  # sound before
+        what = _damage_sqlite(p, rng)
+        kind = "truncated" if " truncated " in what else "garbled"
+        assert re.fullmatch(rf"s{i}\.sqlite (truncated \d+ -> \d+ bytes \(\d+ of \d+ pages\)"
+                            r"|garbled: page \d+ of \d+, its first \d+ bytes)", what), what  # fmt: skip
+        if _sqlite_sees_damage(p) is not None:
+            seen[kind] += 1
+    # a cut at a page boundary always loses b-tree pages; most page headers garbled show
+    assert seen["truncated"] >= 3 and seen["garbled"] >= 1, seen
+
+
+def test_a_damaged_regional_store_without_an_alarm_is_an_unmet_promise(tmp_path: Path) -> None:
+    from types import SimpleNamespace  # noqa: PLC0415
+
+    from host_tools.chaos.storage import regional_stores_verify  # noqa: PLC0415
+
+    target = tmp_path / "regional-audit.sqlite"
+    alarms: list[str] = []
+    proc = SimpleNamespace(running=lambda: True, health=lambda: {"alarms": alarms})
+    ctx = SimpleNamespace(
+        expect={"regional_store": target, "sqlite_sees": "database disk image is malformed"},
+        region=SimpleNamespace(regionals=[proc]),
+        audit_notes=[],
+    )
+    unmet = regional_stores_verify(ctx, [])  # type: ignore[arg-type]
+    assert unmet == [
+        "regional stores: regional-audit.sqlite damaged and no alarm in the health",
+        "regional stores: regional-audit.sqlite damaged and not put aside",
+    ]
+    alarms.append("regional audit trail regional-audit.sqlite is damaged (x); put aside as y")
+    (tmp_path / "regional-audit.sqlite.bad-20261203T000000Z").write_bytes(b"")
+    assert regional_stores_verify(ctx, []) == []  # type: ignore[arg-type]
+    ctx.expect["sqlite_sees"] = None  # damage SQLite cannot see: only a running regional
+    alarms.clear()
+    assert regional_stores_verify(ctx, []) == []  # type: ignore[arg-type]
+    proc.running = lambda: False
+    assert regional_stores_verify(ctx, []) == [  # type: ignore[arg-type]
+        "regional stores: no regional process runs after the restart"
+    ]
