@@ -18,6 +18,7 @@ packet, so a test asserts the fault itself and not only its symptoms.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import heapq
 import os
 import random
@@ -27,9 +28,14 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from firmware.errors import SetupError
 from host_tools.chaos.netns import Namespace
+
+#: Where links hold the lock of their index.
+LOCK_DIR = Path("/run/fieldterm-chaos")
 
 UP, DOWN = "up", "down"  # kiosk -> broker, broker -> kiosk
 
@@ -137,6 +143,8 @@ class Forwarder:
                 heapq.heappush(self._queue, (time.monotonic() + hold, self._seq, dst, pkt))
 
     def stop(self) -> None:
+        if self._stop.is_set():
+            return  # stopped already
         self._stop.set()
         os.write(self._wake_w, b"x")
         self._thread.join(5)
@@ -236,7 +244,10 @@ class KioskLink:
     """A kiosk namespace joined to the broker at ``127.0.0.1:port`` through a faulty link.
 
     ``index`` picks the /30 (``10.199.<index>.0``) and the names (``ftk-<index>``,
-    ``ftg-<index>``), so several links can coexist."""
+    ``ftg-<index>``), so several links can coexist. A link holds ``LOCK_DIR/link-<index>
+    .lock`` while it lives: a second one with the same index is refused instead of
+    deleting the namespaces under the first (a namespace left by a killed run, whose lock
+    went with it, is replaced)."""
 
     def __init__(self, broker_port: int, *, index: int = 1, seed: int = 0):
         if not 1 <= index <= 250:
@@ -250,8 +261,24 @@ class KioskLink:
         self.gateway: Namespace | None = None
         self.forwarder: Forwarder | None = None
         self.relay: Relay | None = None
+        self._lock: int | None = None
+
+    def _take_index(self) -> None:
+        LOCK_DIR.mkdir(parents=True, exist_ok=True)
+        fd = os.open(LOCK_DIR / f"link-{self.index}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise SetupError(
+                f"link index {self.index} (namespaces ftk-{self.index}, ftg-{self.index}) is in"
+                " use by another chaos run on this machine; give this one another index"
+                " (fieldterm chaos --link-index N)"
+            ) from None
+        self._lock = fd
 
     def start(self) -> KioskLink:
+        self._take_index()
         try:
             self.kiosk = Namespace.create(f"ftk-{self.index}")
             self.gateway = Namespace.create(f"ftg-{self.index}")
@@ -291,6 +318,9 @@ class KioskLink:
         for ns in (self.gateway, self.kiosk):
             if ns is not None:
                 ns.close()
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
 
     def __enter__(self) -> KioskLink:
         return self.start()

@@ -205,28 +205,33 @@ class Scenario:
     teardown: Callable[[Ctx], None] | None = None  # after them
     verify: Callable[[Ctx, list[dict[str, Any]]], list[str]] | None = None  # its own checks
     damages_audit: bool = False  # its fault edits the audit log on purpose
+    timed_s: float = 0.0  # how long its fault lasts (capped by --fault-s), for planning
+    fixed_s: float = 2.0  # what its fault takes besides (kills, restarts, a storm)
 
 
 SCENARIOS = {
     s.name: s
     for s in (
         Scenario("agent-kill", "kiosk agent SIGKILLed with queries in flight, then restarted", agent_kill),
-        Scenario("regional-kill", "regional service SIGKILLed under load, then restarted", regional_kill),
-        Scenario("broker-restart", "Mosquitto stopped and started", broker_restart),
-        Scenario("broker-kill", "Mosquitto SIGKILLed and started", broker_kill),
+        Scenario("regional-kill", "regional service SIGKILLed under load, then restarted", regional_kill,
+                 fixed_s=4.0),
+        Scenario("broker-restart", "Mosquitto stopped and started", broker_restart, fixed_s=4.0),
+        Scenario("broker-kill", "Mosquitto SIGKILLed and started", broker_kill, fixed_s=4.0),
         Scenario("partition", "kiosk-broker link fully down (60 s by default)", partition, True),
-        Scenario("flap", "link down and up every 5 s", flap, True),
-        Scenario("loss", "30 % packet loss both ways", loss, True),
-        Scenario("delay", "500 +- 200 ms delay each way", delay, True),
-        Scenario("half-open", "broker-to-kiosk packets silently dropped", half_open, True),
-        Scenario("scanner-storm", "scanner unplugged and replugged mid-frame, 20 times", scanner_storm),
-        Scenario("scanner-junk", "1 MB/s of junk from the scanner for 5 s", scanner_junk),
-        Scenario("pg-restart", "the regional's PostgreSQL store stopped and started (--store pg)", pg_restart),
+        Scenario("flap", "link down and up every 5 s", flap, True, timed_s=30.0),
+        Scenario("loss", "30 % packet loss both ways", loss, True, timed_s=30.0),
+        Scenario("delay", "500 +- 200 ms delay each way", delay, True, timed_s=30.0),
+        Scenario("half-open", "broker-to-kiosk packets silently dropped", half_open, True, timed_s=20.0),
+        Scenario("scanner-storm", "scanner unplugged and replugged mid-frame, 20 times", scanner_storm,
+                 fixed_s=15.0),
+        Scenario("scanner-junk", "1 MB/s of junk from the scanner for 5 s", scanner_junk, fixed_s=5.0),
+        Scenario("pg-restart", "the regional's PostgreSQL store stopped and started (--store pg)", pg_restart,
+                 fixed_s=4.0),
         Scenario("power-cut", "power cut: agent SIGKILLed and unsynced writes dropped (FUSE)",
                  storage.power_cut, setup=storage.power_setup, teardown=storage.power_teardown),
         Scenario("disk-full", "state directory (tmpfs) filled to the last byte, then freed",
                  storage.disk_full, setup=storage.full_setup, teardown=storage.full_teardown,
-                 verify=storage.full_verify),
+                 verify=storage.full_verify, timed_s=20.0, fixed_s=5.0),
         Scenario("corrupt-files", "outbox or audit log, and the offline list, damaged between runs",
                  storage.corrupt_files, verify=storage.corrupt_verify, damages_audit=True),
         Scenario("regional-stores", "regional SIGKILLed, its replay or audit store damaged, restarted",
@@ -235,7 +240,7 @@ SCENARIOS = {
                  storage.wal_lost, verify=storage.wal_verify),
         Scenario("clock-step", "wall clock stepped by minutes or days, forward or back (libfaketime)",
                  clock.clock_step, setup=clock.clock_setup, teardown=clock.clock_teardown,
-                 verify=clock.clock_verify),
+                 verify=clock.clock_verify, timed_s=20.0),
     )
 }  # fmt: skip
 
@@ -684,6 +689,8 @@ def main_run(args: argparse.Namespace) -> int:
         if args.json
         else (lambda s: print(s, flush=True))
     )
+    if args.parallel > 1:
+        return _main_parallel(args, names, seed, log)
     log(f"chaos: seed {seed} (replay with --seed {seed}); scenarios {', '.join(names)}; "
         f"{args.repeat} run(s) each, {args.scans} scans a run")  # fmt: skip
     rng = random.Random(seed)
@@ -695,13 +702,13 @@ def main_run(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     with LocalRegion(Path(args.workdir) if args.workdir else None, keep=bool(args.workdir),
                      records=args.records, sample_size=20, region="chaos",
-                     terminal_host="10.199.9.1" if not why else "127.0.0.1",
+                     terminal_host=f"10.199.{args.link_index}.1" if not why else "127.0.0.1",
                      bind="127.0.0.1") as region:  # fmt: skip
         region.provision().generate_list()
         pg, regional_env = _pg_store(region) if args.store == "pg" else (None, {})
         region.start_broker()
         if not why:
-            link = KioskLink(region.port, index=9, seed=seed).start()
+            link = KioskLink(region.port, index=args.link_index, seed=seed).start()
         try:
             region.start_regional(env=regional_env)
             ctx = Ctx(region, region.terminals[0], link, rng, args.partition_s, log,
@@ -734,6 +741,45 @@ def main_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0 if summary["ok"] else 1
+
+
+def fault_length(args: argparse.Namespace) -> Callable[[str], float]:
+    """Scenario name -> how long one of its faults is expected to last with ``args``."""
+
+    def length(name: str) -> float:
+        sc = SCENARIOS[name]
+        if name == "partition":
+            return float(args.partition_s)
+        timed = sc.timed_s if args.fault_s is None else min(sc.timed_s, args.fault_s)
+        return timed + sc.fixed_s
+
+    return length
+
+
+def _main_parallel(
+    args: argparse.Namespace, names: list[str], seed: int, log: Callable[[str], None]
+) -> int:
+    from host_tools.chaos import parallel  # noqa: PLC0415
+
+    passthrough = ["--store", args.store, "--partition-s", str(args.partition_s),
+                   "--records", str(args.records)]  # fmt: skip
+    if args.fault_s is not None:
+        passthrough += ["--fault-s", str(args.fault_s)]
+    log(f"chaos: {len(names)} scenarios over {args.parallel} local regions at once")
+    merged, problems = parallel.main(
+        names, fault_length(args), k=args.parallel, seed=seed, repeat=args.repeat,
+        scans=args.scans, passthrough=passthrough, log=log,
+    )  # fmt: skip
+    merged["seed"] = seed
+    merged["last_line"] = last_line(merged)
+    print(json.dumps(merged) if args.json else table(merged), flush=True)
+    for p in problems:
+        print(f"chaos: {p}", file=sys.stderr)
+    if not merged["ok"]:
+        bad = [n for n, r in merged["scenarios"].items() if not r["ok"]]
+        print(f"chaos: promises broken in {', '.join(bad) or 'a child'} (each child's replay"
+              " line is printed above)", file=sys.stderr)  # fmt: skip
+    return 0 if merged["ok"] else 1
 
 
 def _pct(values: list[float], q: float) -> float | None:
@@ -868,6 +914,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="sqlite",
         help="the regional's SLTD store: SQLite (default) or a PostgreSQL cluster"
         " started here (needed by pg-restart)",
+    )
+    p.add_argument(
+        "--parallel",
+        type=int,
+        default=1,
+        metavar="K",
+        help="share the scenarios out over K local regions run at once, each a child"
+        " 'fieldterm chaos' with a seed of its own (1: one region, in this process)",
+    )
+    p.add_argument(
+        "--link-index",
+        type=int,
+        default=9,
+        help="network namespaces ftk-N/ftg-N on 10.199.N.0/30 for the kiosk's link (9);"
+        " --parallel gives child i 9 + i",
     )
     p.add_argument("--workdir", help="keep the region in this directory (default: a temporary one)")
     p.add_argument("--json", action="store_true", help="one JSON summary line on stdout")

@@ -243,3 +243,55 @@ def test_a_damaged_regional_store_without_an_alarm_is_an_unmet_promise(tmp_path:
     assert regional_stores_verify(ctx, []) == [  # type: ignore[arg-type]
         "regional stores: no regional process runs after the restart"
     ]
+
+
+# -- --parallel: sharing out and merging ----------------------------------------------------
+
+
+def test_scenarios_are_shared_out_longest_first_and_never_split() -> None:
+    from host_tools.chaos.parallel import share_out  # noqa: PLC0415
+
+    costs = {"partition": 1640.0, "loss": 1000.0, "delay": 1000.0, "flap": 1000.0,
+             "agent-kill": 600.0, "wal-lost": 500.0, "corrupt-files": 500.0}  # fmt: skip
+    groups = share_out(costs, 3)
+    assert sorted(n for g in groups for n in g) == sorted(costs)  # each once, none split
+    loads = sorted(sum(costs[n] for n in g) for g in groups)
+    assert groups[0][0] == "partition" and loads == [2000.0, 2100.0, 2140.0]
+    assert share_out({"a": 1.0}, 4) == [["a"]]  # no empty children
+
+
+def test_children_get_their_own_seed_link_and_scenarios_on_a_replayable_line() -> None:
+    from host_tools.chaos.parallel import FIRST_LINK_INDEX, plan  # noqa: PLC0415
+
+    names = ["partition", "loss", "agent-kill"]
+    kids = plan(names, {"partition": 60.0, "loss": 30.0, "agent-kill": 2.0}.__getitem__, k=2,
+                seed=5, repeat=20, scans=8, passthrough=["--store", "pg"])  # fmt: skip
+    assert [c.scenarios for c in kids] == [("partition",), ("loss", "agent-kill")]
+    for c in kids:
+        argv = list(c.argv)
+        assert argv[argv.index("--link-index") + 1] == str(FIRST_LINK_INDEX + c.index)
+        assert argv[argv.index("--seed") + 1] == str(c.seed)
+        assert argv[argv.index("--repeat") + 1] == "20" and "--json" in argv
+        assert argv[argv.index("--store") + 1] == "pg"
+        assert [argv[i + 1] for i, a in enumerate(argv) if a == "--scenario"] == list(c.scenarios)
+    assert len({c.seed for c in kids}) == 2
+    assert [c.seed for c in plan(names, lambda n: 1.0, k=2, seed=5, repeat=1, scans=1,
+                                 passthrough=[])] == [c.seed for c in kids]  # fmt: skip
+
+
+def test_merged_children_count_everything_and_fail_if_any_failed() -> None:
+    from host_tools.chaos.parallel import merge  # noqa: PLC0415
+
+    a = summarize({"agent-kill": [Check(accepted=3, answered=3)]})
+    b = summarize({"loss": [Check(accepted=4, answered=3, lost=[7])]})
+    a["link"], b["link"] = (
+        {"up_dropped": 2, "down_dropped": 1},
+        {"up_dropped": 5, "down_dropped": 0},
+    )
+    m = merge([a, b])
+    assert sorted(m["scenarios"]) == ["agent-kill", "loss"]
+    assert m["total"] == {"runs": 2, "accepted": 7, "lost": 1, "wrong": 0, "duplicated": 0,
+                          "crashes": 0}  # fmt: skip
+    assert m["ok"] is False and m["link"] == {"up_dropped": 7, "down_dropped": 1}
+    assert last_line(m) == "chaos: 2 faults, 7 scans, 1 lost, 0 wrong, 0 duplicated, 0 crashes"
+    assert merge([a])["ok"] is True and merge([])["ok"] is False

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from firmware.errors import SetupError
 from host_tools.chaos import netns
 from host_tools.chaos.link import KioskLink
 from tests.support.require import need
@@ -150,3 +151,20 @@ def test_a_half_open_link_passes_one_direction_only(link: tuple[KioskLink, Echo]
         s.settimeout(0.3)
         with pytest.raises(TimeoutError):
             s.recv(16)
+
+
+def test_a_second_link_with_the_same_index_is_refused_and_the_first_keeps_working(
+    link: tuple[KioskLink, Echo],
+) -> None:
+    """Two chaos runs on one machine: the second must not delete the first's namespaces
+    (CI once saw a kiosk lose its broker link that way)."""
+    lk, _ = link
+    with pytest.raises(SetupError, match=r"link index 201 .* in use .* --link-index"):
+        KioskLink(lk.broker_port, index=201).start()
+    s = _client(lk)  # the first link still carries TCP
+    s.sendall(b"ping")
+    assert _recv_exactly(s, 4) == b"ping"
+    s.close()
+    lk.stop()  # its lock goes with it: the index can be taken again
+    with KioskLink(lk.broker_port, index=201) as again:
+        assert again.kiosk is not None and again.kiosk.path.exists()
