@@ -21,7 +21,8 @@ help:
 	@echo "make chaos  - faults against a local region (kills, broker/PostgreSQL restarts, partitions, loss,"
 	@echo "              delay, half-open links in network namespaces, power cuts on a FUSE file system that"
 	@echo "              drops unsynced writes, a full card, damaged files, clock steps, scanner storms): no scan"
-	@echo "              lost, none wrong, none answered twice, no crash; ARGS=\"--seed N --repeat N\""
+	@echo "              lost, none wrong, none answered twice, no crash. Every scenario CHAOS_REPEAT times"
+	@echo "              (20) over CHAOS_PARALLEL local regions at once (10); ARGS=\"--seed N --scenario S\""
 	@echo "make fuzz   - fuzz the framers, the MRZ parser, the regional's envelope and ticket parsing"
 	@echo "              (FUZZ_SECONDS each, default 300), then a live fuzz through a real broker to a real"
 	@echo "              regional (FUZZ_LIVE payloads, default 100000); ARGS='--inputs 1000000': 1 M each"
@@ -61,7 +62,7 @@ bench: system-deps $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/fieldterm bench all $(ARGS)
 
 chaos: setup
-	$(BIN)/fieldterm chaos --store pg $(ARGS)
+	$(BIN)/fieldterm chaos --store pg --repeat $${CHAOS_REPEAT:-20} --parallel $${CHAOS_PARALLEL:-10} $(ARGS)
 
 fuzz: setup
 	$(BIN)/python -m tests.fuzz.run --seconds $${FUZZ_SECONDS:-300} --live $${FUZZ_LIVE:-100000} $(ARGS)

@@ -36,8 +36,13 @@ while the query stays pending), ``verdict`` (final verdict; once per query id),
 stays pending: outcome ``LISTED`` or ``NOT_LISTED``, ``list_version`` the offline list's
 version; the query's later online result is its ``verdict`` line), ``latched`` (right
 after a POSSIBLE_MATCH verdict: outcome ``scan=<scan number>``), ``acknowledged`` (the
-officer released that match, or an offline hit) and ``anchor`` (the regional's record of this log's head
-disagrees with it: outcome says how).
+officer released that match, or an offline hit) and ``anchor`` (the regional's record of
+this log's head disagrees with it: outcome says how).
+
+At open the active segment is verified whole: lines damaged in it (garbled, edited) are an
+alarm, reported once (a ``recovered`` line ``damaged_lines=N`` follows them, and a later
+start raises only what came after it). The lines stay: they are evidence, and the chain
+goes on from the head. A head that does not verify puts the segment aside instead.
 
 A POSSIBLE MATCH latches until acknowledged, across crashes too (issue 14: 12 of 12 were
 not shown again after a restart): :meth:`AuditLog.latched_matches` gives the POSSIBLE_MATCH
@@ -130,6 +135,8 @@ _TAIL = 64 << 10
 _VERDICT = b'"kind":"verdict"'
 _ACCEPTED = b'"kind":"accepted"'
 _ACKNOWLEDGED = b'"kind":"acknowledged"'
+#: A ``recovered`` line's outcome after damaged lines were reported at a start.
+_DAMAGED = "damaged_lines="
 #: What :meth:`AuditLog.latched_matches` reads (lines are written with no spaces).
 _LATCH_MARKS = (b'"kind":"start"', b'"kind":"latched"', _ACKNOWLEDGED)
 _MATCH = b'"outcome":"POSSIBLE_MATCH"'
@@ -255,14 +262,24 @@ class AuditLog:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._open_active()
             torn, last = self._recover()
+            damaged: list[str] = []
             if last is not None and not self._verifies(last):
                 self._set_aside(wall)
+            else:
+                damaged = self._check_active()
         except OSError as exc:
             raise SetupError(f"audit log {self.path}: {exc.strerror or exc}") from exc
         if torn:
             self.append("recovered", outcome=f"torn_bytes={torn}")
         if self.put_aside:
             self.append("recovered", outcome=f"put_aside={self.put_aside[0].name}")
+        if damaged:
+            self.alarms.append(
+                f"audit log {self.path.name}: {len(damaged)} problem(s) found at start, the"
+                f" first {damaged[0]}; the lines stay as they are (fieldterm audit verify"
+                " lists them) and the chain goes on from its head"
+            )
+            self.append("recovered", outcome=f"{_DAMAGED}{len(damaged)}")
 
     @property
     def head(self) -> AuditHead:
@@ -514,6 +531,23 @@ class AuditLog:
                 return torn, entry
         return torn, None
 
+    def _check_active(self) -> list[str]:
+        """The active segment verified whole at open (at most ``segment_bytes``: an HMAC
+        per line, a few ms a MB): a line damaged in the middle of it is found now, not only
+        by ``fieldterm audit verify``. Problems before a ``recovered damaged=`` line were
+        reported at an earlier start and are not raised again."""
+        chain = _Chain(b"", ckey=self._ckey)
+        with open(self.path, "rb") as fh:
+            for n, raw in enumerate(fh, start=1):
+                if n == 1:  # the segment goes on from the one before it
+                    entry = _parse(raw)
+                    if entry is not None and isinstance(entry.get("seq"), int):
+                        chain.prev, chain.seq = str(entry.get("prev")), entry["seq"] - 1
+                chain.feed(raw, f"line {n}")
+                if _DAMAGED.encode() in raw and b'"kind":"recovered"' in raw:
+                    chain.rep.problems.clear()
+        return chain.rep.problems
+
     def _undo_write(self) -> None:
         """A failed append leaves no partial or unsynced line behind: the next append
         must follow the last line that is known durable, or the chain would fork."""
@@ -575,8 +609,8 @@ class VerifyReport:
 class _Chain:
     """The running check of :func:`verify`: fed one line at a time (constant memory)."""
 
-    def __init__(self, audit_key: bytes) -> None:
-        self.ckey = chain_key(audit_key)
+    def __init__(self, audit_key: bytes, *, ckey: bytes | None = None) -> None:
+        self.ckey = ckey if ckey is not None else chain_key(audit_key)
         self.rep = VerifyReport()
         self.prev, self.seq = GENESIS, 0
 

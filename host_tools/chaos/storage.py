@@ -265,6 +265,10 @@ def corrupt_files(ctx: Ctx) -> Fault:
     first = ("outbox.sqlite", "audit.log")[run % 2]
     done = []
     done.append(_garble(state / first, ctx.rng))
+    if first == "outbox.sqlite":  # bytes the WAL covers are damage SQLite never reads
+        seen = _sqlite_sees_damage(state / first)
+        ctx.expect["outbox_seen"] = seen
+        ctx.audit_notes.append(f"SQLite's integrity_check of the damaged outbox: {seen or 'ok'}")
     offline = _offline_files(state)
     if offline:
         done.append("offline/" + _garble(ctx.rng.choice(offline), ctx.rng))
@@ -396,8 +400,11 @@ def corrupt_verify(ctx: Ctx, events: list[dict[str, Any]]) -> list[str]:
     alarms = [e for e in events if e["event"] == "alarm"]
     bad = sorted(p.name for p in ctx.state_dir.rglob("*.bad-*"))
     ctx.audit_notes.append(f"files put aside so far: {bad[-4:]}; alarms this run: {len(alarms)}")
-    damaged = any(
-        "truncated" in p or "garbled" in p for p in ctx.params if not p.startswith("offline/")
+    # the audit log: any damage is in some line (its MAC) or cuts lines (the anchor); the
+    # outbox: what SQLite's own check sees
+    damaged = (
+        any(p.startswith("audit.log ") and ("truncated" in p or "garbled" in p) for p in ctx.params)
+        or ctx.expect.get("outbox_seen") is not None
     )
     if damaged and not alarms:
         unmet.append("corrupt files: damaged files but no alarm was raised")

@@ -187,8 +187,10 @@ def test_rotation_cut_by_a_crash_goes_on(tmp_path):
     assert verify_file(p, KEY).ok
 
 
-def test_start_reads_only_the_tail(tmp_path, monkeypatch):
-    """A start does not read the log: only the end of the newest segment."""
+def test_start_reads_only_the_tail_at_once(tmp_path, monkeypatch):
+    """A start finds the head from the end of the newest segment (at most ``_TAIL`` bytes
+    read at once); its check of the active segment streams it line by line, and never
+    reads the full segments before it."""
     p, head = seg_log(tmp_path, n=400, segment_bytes=1 << 30)
     size = p.stat().st_size
     assert size > 16 * 1024  # many times what a start may read
@@ -226,3 +228,37 @@ def test_load_audit_key(tmp_path):
 
 def test_head_type():
     assert AuditHead(1, "a") == AuditHead(1, "a")
+
+
+def test_a_line_damaged_in_the_middle_is_an_alarm_at_start_once(tmp_path):
+    """Chaos found a garbled line in the middle of audit.log went unnoticed until someone
+    ran verify. A start now checks the active segment: one alarm naming the line, the
+    lines kept, the chain going on; the next start does not raise it again, but new
+    damage after it is raised."""
+    p = tmp_path / "audit.log"
+    make_log(p, n=8)
+    ls = lines(p)
+    ls[3] = ls[3][:20] + b"#garbled#" + ls[3][29:]
+    p.write_bytes(b"".join(ls))
+    with AuditLog(p, KEY) as log:
+        [alarm] = log.alarms
+        assert "audit.log: 1 problem(s) found at start, the first line 4: MAC mismatch" in alarm
+        assert log.put_aside == [] and log.head.seq == 9  # kept: 8 lines and the marker
+        log.append("start")
+    assert lines(p)[:3] == ls[:3] and lines(p)[3] == ls[3]  # nothing rewritten
+    rep = verify_file(p, KEY)
+    assert [x.split(":")[0] for x in rep.problems] == ["line 4"]
+    with AuditLog(p, KEY) as log:
+        assert log.alarms == []  # reported already
+    ls = lines(p)
+    ls[-1] = ls[-1].replace(b'"start"', b'"START"')  # damage after the report: the head
+    p.write_bytes(b"".join(ls))
+    with AuditLog(p, KEY) as log:  # a head that does not verify is put aside, as before
+        assert len(log.put_aside) == 1 and "does not verify" in log.alarms[0]
+
+
+def test_a_rotated_active_segment_is_checked_from_where_it_goes_on(tmp_path):
+    p, head = seg_log(tmp_path)
+    assert len(segments(p)) > 1 and json.loads(lines(p)[0])["seq"] > 1
+    with AuditLog(p, KEY, segment_bytes=2000) as log:
+        assert log.alarms == [] and log.head == head
