@@ -40,9 +40,10 @@ officer released that match, or an offline hit) and ``anchor`` (the regional's r
 this log's head disagrees with it: outcome says how).
 
 At open the active segment is verified whole: lines damaged in it (garbled, edited) are an
-alarm, reported once (a ``recovered`` line ``damaged_lines=N`` follows them, and a later
-start raises only what came after it). The lines stay: they are evidence, and the chain
-goes on from the head. A head that does not verify puts the segment aside instead.
+alarm, reported once (a ``recovered`` line ``damaged_at=<byte offsets>`` follows them, and
+a later start raises only damage at other offsets). The lines stay: they are evidence,
+and the chain goes on from the head. A head that does not verify puts the segment aside
+instead.
 
 A POSSIBLE MATCH latches until acknowledged, across crashes too (issue 14: 12 of 12 were
 not shown again after a restart): :meth:`AuditLog.latched_matches` gives the POSSIBLE_MATCH
@@ -136,7 +137,9 @@ _VERDICT = b'"kind":"verdict"'
 _ACCEPTED = b'"kind":"accepted"'
 _ACKNOWLEDGED = b'"kind":"acknowledged"'
 #: A ``recovered`` line's outcome after damaged lines were reported at a start.
-_DAMAGED = "damaged_lines="
+_DAMAGED = "damaged_at="
+#: At most this many byte offsets in one such line (more are raised again at a start).
+_MAX_DAMAGED = 64
 #: What :meth:`AuditLog.latched_matches` reads (lines are written with no spaces).
 _LATCH_MARKS = (b'"kind":"start"', b'"kind":"latched"', _ACKNOWLEDGED)
 _MATCH = b'"outcome":"POSSIBLE_MATCH"'
@@ -262,7 +265,7 @@ class AuditLog:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._open_active()
             torn, last = self._recover()
-            damaged: list[str] = []
+            damaged: list[tuple[int, str]] = []
             if last is not None and not self._verifies(last):
                 self._set_aside(wall)
             else:
@@ -276,10 +279,11 @@ class AuditLog:
         if damaged:
             self.alarms.append(
                 f"audit log {self.path.name}: {len(damaged)} problem(s) found at start, the"
-                f" first {damaged[0]}; the lines stay as they are (fieldterm audit verify"
+                f" first {damaged[0][1]}; the lines stay as they are (fieldterm audit verify"
                 " lists them) and the chain goes on from its head"
             )
-            self.append("recovered", outcome=f"{_DAMAGED}{len(damaged)}")
+            at = ",".join(str(o) for o, _ in damaged[:_MAX_DAMAGED])
+            self.append("recovered", outcome=f"{_DAMAGED}{at}")
 
     @property
     def head(self) -> AuditHead:
@@ -531,22 +535,33 @@ class AuditLog:
                 return torn, entry
         return torn, None
 
-    def _check_active(self) -> list[str]:
+    def _check_active(self) -> list[tuple[int, str]]:
         """The active segment verified whole at open (at most ``segment_bytes``: an HMAC
         per line, a few ms a MB): a line damaged in the middle of it is found now, not only
-        by ``fieldterm audit verify``. Problems before a ``recovered damaged=`` line were
-        reported at an earlier start and are not raised again."""
+        by ``fieldterm audit verify``. Returns the new problems with the byte offset of
+        their line; lines named by a ``recovered damaged_at=<offsets>`` line were reported
+        at an earlier start and are not raised again (damage elsewhere is: offsets stay put
+        when bytes are overwritten, unlike line numbers)."""
         chain = _Chain(b"", ckey=self._ckey)
+        known: set[int] = set()
+        found: list[tuple[int, str]] = []
+        offset = 0
         with open(self.path, "rb") as fh:
             for n, raw in enumerate(fh, start=1):
                 if n == 1:  # the segment goes on from the one before it
                     entry = _parse(raw)
                     if entry is not None and isinstance(entry.get("seq"), int):
                         chain.prev, chain.seq = str(entry.get("prev")), entry["seq"] - 1
+                before = len(chain.rep.problems)
                 chain.feed(raw, f"line {n}")
+                found += [(offset, p) for p in chain.rep.problems[before:]]
                 if _DAMAGED.encode() in raw and b'"kind":"recovered"' in raw:
-                    chain.rep.problems.clear()
-        return chain.rep.problems
+                    outcome = (_parse(raw) or {}).get("outcome")
+                    for o in str(outcome).removeprefix(_DAMAGED).split(","):
+                        if o.isdigit():
+                            known.add(int(o))
+                offset += len(raw)
+        return [(o, p) for o, p in found if o not in known]
 
     def _undo_write(self) -> None:
         """A failed append leaves no partial or unsynced line behind: the next append

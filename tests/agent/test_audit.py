@@ -243,7 +243,7 @@ def test_a_line_damaged_in_the_middle_is_an_alarm_at_start_once(tmp_path):
     with AuditLog(p, KEY) as log:
         [alarm] = log.alarms
         assert "audit.log: 1 problem(s) found at start, the first line 4: MAC mismatch" in alarm
-        assert log.put_aside == [] and log.head.seq == 9  # kept: 8 lines and the marker
+        assert log.put_aside == [] and log.head.seq == 9  # kept: 8 lines and the report
         log.append("start")
     assert lines(p)[:3] == ls[:3] and lines(p)[3] == ls[3]  # nothing rewritten
     rep = verify_file(p, KEY)
@@ -251,7 +251,15 @@ def test_a_line_damaged_in_the_middle_is_an_alarm_at_start_once(tmp_path):
     with AuditLog(p, KEY) as log:
         assert log.alarms == []  # reported already
     ls = lines(p)
-    ls[-1] = ls[-1].replace(b'"start"', b'"START"')  # damage after the report: the head
+    ls[1] = ls[1][:20] + b"#again#" + ls[1][27:]  # new damage before the report's line
+    p.write_bytes(b"".join(ls))
+    with AuditLog(p, KEY) as log:
+        [alarm] = log.alarms
+        assert "1 problem(s) found at start, the first line 2: MAC mismatch" in alarm
+    with AuditLog(p, KEY) as log:
+        assert log.alarms == []
+    ls = lines(p)
+    ls[-1] = ls[-1].replace(b'"kind":"', b'"kind":"X')  # the head itself damaged
     p.write_bytes(b"".join(ls))
     with AuditLog(p, KEY) as log:  # a head that does not verify is put aside, as before
         assert len(log.put_aside) == 1 and "does not verify" in log.alarms[0]
