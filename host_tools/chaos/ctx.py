@@ -44,6 +44,7 @@ class Ctx:
     run_index: int = 0  # which run of the scenario this is
     fs: Any = None  # the LazyFS under the state directory (power-cut)
     known_audit_problems: set[str] = field(default_factory=set)  # reported once
+    audit_touched: set[int] = field(default_factory=set)  # line offsets corrupt-files hit
 
     @property
     def agent(self) -> Any:

@@ -238,7 +238,9 @@ def full_verify(ctx: Ctx, events: list[dict[str, Any]]) -> list[str]:
 
 
 # -- corrupt files ---------------------------------------------------------------------------
-def _garble(path: Path, rng: Any) -> str:
+def _garble(path: Path, rng: Any, span: list[int] | None = None) -> str:
+    """Truncate ``path`` at a random byte or overwrite 16-600 bytes of it; what was done.
+    ``span`` gets the byte range overwritten (a garble only)."""
     data = bytearray(path.read_bytes())
     if not data:
         return f"{path.name} was empty"
@@ -250,7 +252,20 @@ def _garble(path: Path, rng: Any) -> str:
     at = rng.randrange(0, len(data) - n + 1)
     data[at : at + n] = rng.randbytes(n)
     path.write_bytes(bytes(data))
+    if span is not None:
+        span += [at, at + n]
     return f"{path.name} garbled: {n} bytes at {at} of {len(data)}"
+
+
+def _lines_touched(data: bytes, start: int, end: int) -> set[int]:
+    """The byte offsets where the lines of ``data`` overlapping ``[start, end)`` begin."""
+    first = data.rfind(b"\n", 0, start) + 1
+    out = {first}
+    i = data.find(b"\n", first)
+    while 0 <= i < end - 1 and i + 1 < len(data):
+        out.add(i + 1)
+        i = data.find(b"\n", i + 1)
+    return out
 
 
 def _offline_files(state: Path) -> list[Path]:
@@ -264,7 +279,21 @@ def corrupt_files(ctx: Ctx) -> Fault:
     run = ctx.run_index
     first = ("outbox.sqlite", "audit.log")[run % 2]
     done = []
-    done.append(_garble(state / first, ctx.rng))
+    before = (state / first).read_bytes() if (state / first).exists() else b""
+    span: list[int] = []
+    done.append(_garble(state / first, ctx.rng, span))
+    if first == "audit.log" and span:
+        # An alarm is due unless every line hit was damaged (and reported) by an earlier
+        # run. What the agent can have reported: the lines hit, as they were and as the
+        # garble left them (random bytes may hold new line ends), and the line after them
+        # (its link to the damaged one breaks).
+        touched = _lines_touched(before, *span)
+        ctx.expect["audit_new_damage"] = bool(touched - ctx.audit_touched)
+        after = (state / first).read_bytes()
+        nxt = after.find(b"\n", span[1] - 1)  # the end of the last line hit
+        ctx.audit_touched |= touched | _lines_touched(after, span[0], span[1])
+        if 0 <= nxt < len(after) - 1:
+            ctx.audit_touched.add(nxt + 1)
     if first == "outbox.sqlite":  # bytes the WAL covers are damage SQLite never reads
         seen = _sqlite_sees_damage(state / first)
         ctx.expect["outbox_seen"] = seen
@@ -400,10 +429,12 @@ def corrupt_verify(ctx: Ctx, events: list[dict[str, Any]]) -> list[str]:
     alarms = [e for e in events if e["event"] == "alarm"]
     bad = sorted(p.name for p in ctx.state_dir.rglob("*.bad-*"))
     ctx.audit_notes.append(f"files put aside so far: {bad[-4:]}; alarms this run: {len(alarms)}")
-    # the audit log: any damage is in some line (its MAC) or cuts lines (the anchor); the
-    # outbox: what SQLite's own check sees
+    # the audit log: a cut loses lines (the anchor), bytes overwritten break a line's MAC
+    # (unless only lines damaged by an earlier run were hit); the outbox: what SQLite's own
+    # check sees
     damaged = (
-        any(p.startswith("audit.log ") and ("truncated" in p or "garbled" in p) for p in ctx.params)
+        any(p.startswith("audit.log ") and "truncated" in p for p in ctx.params)
+        or ctx.expect.get("audit_new_damage", False)
         or ctx.expect.get("outbox_seen") is not None
     )
     if damaged and not alarms:

@@ -295,3 +295,28 @@ def test_merged_children_count_everything_and_fail_if_any_failed() -> None:
     assert m["ok"] is False and m["link"] == {"up_dropped": 7, "down_dropped": 1}
     assert last_line(m) == "chaos: 2 faults, 7 scans, 1 lost, 0 wrong, 0 duplicated, 0 crashes"
     assert merge([a])["ok"] is True and merge([])["ok"] is False
+
+
+def test_an_alarm_is_due_for_audit_damage_only_where_no_earlier_run_hit() -> None:
+    from types import SimpleNamespace  # noqa: PLC0415
+
+    from host_tools.chaos.storage import _lines_touched, corrupt_verify  # noqa: PLC0415
+
+    data = b"aaaa\nbbbb\ncccc\n"
+    assert _lines_touched(data, 0, 2) == {0} and _lines_touched(data, 3, 6) == {0, 5}
+    assert _lines_touched(data, 5, 10) == {5} and _lines_touched(data, 5, 11) == {5, 10}
+
+    def unmet(params: list[str], expect: dict, events: list[dict]) -> list[str]:
+        ctx = SimpleNamespace(params=params, expect=expect, audit_notes=[],
+                              state_dir=Path("/nonexistent"))  # fmt: skip
+        return corrupt_verify(ctx, [{"event": "start"}, *events])  # type: ignore[arg-type]
+
+    no_alarm = "corrupt files: damaged files but no alarm was raised"
+    garbled = ["audit.log garbled: 52 bytes at 6313 of 44907"]
+    assert unmet(garbled, {"audit_new_damage": True}, []) == [no_alarm]
+    assert unmet(garbled, {"audit_new_damage": True}, [{"event": "alarm"}]) == []
+    assert unmet(garbled, {"audit_new_damage": False}, []) == []  # reported by an earlier run
+    assert unmet(["audit.log truncated 900 -> 10 bytes"], {}, []) == [no_alarm]
+    assert unmet(["outbox.sqlite truncated 4096 -> 1104 bytes"], {"outbox_seen": None}, []) == []
+    assert unmet(["outbox.sqlite truncated 8192 -> 4096 bytes"], {"outbox_seen": "malformed"},
+                 []) == [no_alarm]  # fmt: skip
