@@ -22,7 +22,8 @@ help:
 	@echo "              delay, half-open links in network namespaces, power cuts on a FUSE file system that"
 	@echo "              drops unsynced writes, a full card, damaged files, clock steps, scanner storms): no scan"
 	@echo "              lost, none wrong, none answered twice, no crash. Every scenario CHAOS_REPEAT times"
-	@echo "              (20) over CHAOS_PARALLEL local regions at once (10); ARGS=\"--seed N --scenario S\""
+	@echo "              (20) over CHAOS_PARALLEL local regions at once (10), and beside them the fuzzers,"
+	@echo "              FUZZ_INPUTS each (1000000; 0: none); ARGS=\"--seed N --scenario S\" (the scenarios')"
 	@echo "make fuzz   - fuzz the framers, the MRZ parser, the regional's envelope and ticket parsing"
 	@echo "              (FUZZ_SECONDS each, default 300), then a live fuzz through a real broker to a real"
 	@echo "              regional (FUZZ_LIVE payloads, default 100000); ARGS='--inputs 1000000': 1 M each"
@@ -62,7 +63,19 @@ bench: system-deps $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/fieldterm bench all $(ARGS)
 
 chaos: setup
-	$(BIN)/fieldterm chaos --store pg --repeat $${CHAOS_REPEAT:-20} --parallel $${CHAOS_PARALLEL:-10} $(ARGS)
+	@# the fuzzers (FUZZ_INPUTS each, 1 M; 0: none) run beside the regions, which mostly wait
+	@rc=0; log=$$(mktemp); fuzz=; \
+	if [ "$${FUZZ_INPUTS:-1000000}" != 0 ]; then \
+	  echo "make chaos: fuzzing, $${FUZZ_INPUTS:-1000000} inputs a harness, beside the scenarios ($$log)"; \
+	  $(BIN)/python -m tests.fuzz.run --inputs $${FUZZ_INPUTS:-1000000} \
+	    --live $${FUZZ_LIVE:-$${FUZZ_INPUTS:-1000000}} > $$log 2>&1 & fuzz=$$!; \
+	fi; \
+	$(BIN)/fieldterm chaos --store pg --repeat $${CHAOS_REPEAT:-20} --parallel $${CHAOS_PARALLEL:-10} $(ARGS) || rc=1; \
+	if [ -n "$$fuzz" ]; then \
+	  echo "make chaos: waiting for the fuzzers"; wait $$fuzz || rc=1; \
+	  tail -n 25 $$log; \
+	fi; \
+	exit $$rc
 
 fuzz: setup
 	$(BIN)/python -m tests.fuzz.run --seconds $${FUZZ_SECONDS:-300} --live $${FUZZ_LIVE:-100000} $(ARGS)
