@@ -537,11 +537,11 @@ class AuditLog:
 
     def _check_active(self) -> list[tuple[int, str]]:
         """The active segment verified whole at open (at most ``segment_bytes``: an HMAC
-        per line, a few ms a MB): a line damaged in the middle of it is found now, not only
-        by ``fieldterm audit verify``. Returns the new problems with the byte offset of
-        their line; lines named by a ``recovered damaged_at=<offsets>`` line were reported
-        at an earlier start and are not raised again (damage elsewhere is: offsets stay put
-        when bytes are overwritten, unlike line numbers)."""
+        per line, about 60 ms a MB here): a line damaged in the middle of it is found now,
+        not only by ``fieldterm audit verify``. Returns the new problems with the byte
+        offset of their line; lines named by a ``recovered damaged_at=<offsets>`` line were
+        reported at an earlier start and are not raised again (damage elsewhere is: offsets
+        stay put when bytes are overwritten, unlike line numbers)."""
         chain = _Chain(b"", ckey=self._ckey)
         known: set[int] = set()
         found: list[tuple[int, str]] = []

@@ -13,13 +13,15 @@
   audit log, and the offline list, are truncated or garbled. The agent must start, put
   each bad file aside as ``<name>.bad-<UTC>``, raise an alarm, and lose no pending scan
   that survives elsewhere (a scan named lost by the agent's own alarm is *accounted*).
+  An alarm is due for audit-log damage (unless only lines an earlier run damaged were
+  hit) and for outbox damage SQLite's own ``integrity_check`` sees.
 
 - ``regional-stores``: the regional SIGKILLed under load, then its replay store or its
   audit trail (alternately, run by run) truncated or garbled, and the regional restarted
   on it. Where SQLite's own ``PRAGMA integrity_check`` (on a copy taken before the
   restart) finds the damage, the regional must put the file aside and name it in its
-  health's ``alarms``; damage SQLite cannot see (bytes inside a row) must still leave it
-  answering. Verdicts whose audit rows went aside with the file are reported
+  health's ``alarms``; damage SQLite cannot see (pages the WAL still holds) must still
+  leave it answering. Verdicts whose audit rows went aside with the file are reported
   ``unverified``, never counted right.
 
 Each scenario's ``setup`` restarts the agent on its special directory and ``teardown``
@@ -355,6 +357,8 @@ def _damage_sqlite(path: Path, rng: Any) -> str:
 
 
 def regional_stores(ctx: Ctx) -> Fault:
+    """Every regional SIGKILLed; its replay store (even runs) or audit trail (odd runs)
+    damaged with :func:`_damage_sqlite`; one regional started on it."""
     from host_tools.regional.config import RegionalConfig  # noqa: PLC0415
 
     cfg = RegionalConfig.load(ctx.region.regional_toml)
