@@ -27,10 +27,12 @@ from typing import Any
 
 from host_tools.localregion.runner import fieldterm_argv
 
-#: The first network-namespace index (``10.199.<index>.0/30``); child i uses FIRST + i.
+#: The default first network-namespace index (``10.199.<index>.0/30``); child i uses
+#: the first + i.
 FIRST_LINK_INDEX = 9
 #: Seconds a run costs besides its scans and its fault: settling, the recovery probe,
-#: restarts (measured: 8-15 s on this machine).
+#: restarts. An estimate for planning, on the safe side: the 20-run make chaos whose
+#: longest child was planned at 28 min finished in 22 min.
 RUN_OVERHEAD_S = 12.0
 SCAN_S = 1.6  # one scan: the document, its verdict, the officer's pause
 
@@ -70,8 +72,10 @@ def plan(
     repeat: int,
     scans: int,
     passthrough: Sequence[str],
+    first_index: int = FIRST_LINK_INDEX,
 ) -> list[Child]:
-    """The children: scenarios, seed and the exact command line of each."""
+    """The children: scenarios, seed and the exact command line of each (child i's link
+    index is ``first_index + i``)."""
     costs = {n: repeat * expected_run_s(fault_len(n), scans) for n in names}
     rng = random.Random(seed)
     out = []
@@ -79,7 +83,7 @@ def plan(
         child_seed = rng.randrange(1 << 31)
         argv = fieldterm_argv(
             "chaos", "--json", "--seed", str(child_seed), "--repeat", str(repeat),
-            "--scans", str(scans), "--link-index", str(FIRST_LINK_INDEX + i),
+            "--scans", str(scans), "--link-index", str(first_index + i),
             *passthrough, *(x for n in group for x in ("--scenario", n)),
         )  # fmt: skip
         out.append(Child(i, tuple(group), child_seed, tuple(argv), sum(costs[n] for n in group)))
@@ -179,9 +183,10 @@ def main(
     scans: int,
     passthrough: Sequence[str],
     log: Callable[[str], None],
+    first_index: int = FIRST_LINK_INDEX,
 ) -> tuple[dict[str, Any], list[str]]:
     children = plan(names, fault_len, k=k, seed=seed, repeat=repeat, scans=scans,
-                    passthrough=passthrough)  # fmt: skip
+                    passthrough=passthrough, first_index=first_index)  # fmt: skip
     t0 = time.monotonic()
     summaries, problems = run(children, log)
     merged = merge(summaries)

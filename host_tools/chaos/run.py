@@ -768,7 +768,7 @@ def _main_parallel(
     log(f"chaos: {len(names)} scenarios over {args.parallel} local regions at once")
     merged, problems = parallel.main(
         names, fault_length(args), k=args.parallel, seed=seed, repeat=args.repeat,
-        scans=args.scans, passthrough=passthrough, log=log,
+        scans=args.scans, passthrough=passthrough, log=log, first_index=args.link_index,
     )  # fmt: skip
     merged["seed"] = seed
     merged["last_line"] = last_line(merged)
@@ -928,7 +928,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=int,
         default=9,
         help="network namespaces ftk-N/ftg-N on 10.199.N.0/30 for the kiosk's link (9);"
-        " --parallel gives child i 9 + i",
+        " --parallel gives child i N + i",
     )
     p.add_argument("--workdir", help="keep the region in this directory (default: a temporary one)")
     p.add_argument("--json", action="store_true", help="one JSON summary line on stdout")
