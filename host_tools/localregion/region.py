@@ -453,11 +453,16 @@ class LocalRegion:
         desk.start()
         return desk.wait_ready() if wait else desk
 
-    def start_scanner(self, framing: str = "lines", transport: str = "pty") -> Any:
-        """A scanner simulator (host_tools.sim); closed with the region."""
+    def start_scanner(
+        self, framing: str = "lines", transport: str = "pty", link: Path | None = None
+    ) -> Any:
+        """A scanner simulator (host_tools.sim); closed with the region. ``link``: a
+        symlink that follows the pty across replugs, as a udev name follows a USB scanner
+        (without it a replugged pty may get another number, and a reader left retrying
+        the old one can even open another region's scanner)."""
         from host_tools.sim.scanner import ScannerSimulator  # noqa: PLC0415
 
-        sim = ScannerSimulator(framing, transport=transport).start()
+        sim = ScannerSimulator(framing, transport=transport, link=link).start()
         self._stack.callback(sim.close)
         return sim
 
@@ -486,7 +491,7 @@ class LocalRegion:
         if old is not None and old.running():
             raise LocalRegionError(f"agent {tid} is still running")
         if scanner is None:
-            scanner = old.scanner if old is not None else self.start_scanner()
+            scanner = old.scanner if old is not None else self.start_scanner(link=home / "scanner")
         events = old.events if old is not None else EventTail(home / "events.jsonl")
         agent_env = {**os.environ, **(QUICK_AGENT if quick else {}), **(env or {})}
         agent_env.pop("NOTIFY_SOCKET", None)
