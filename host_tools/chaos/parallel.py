@@ -173,20 +173,8 @@ def run(
     return summaries, problems
 
 
-def main(
-    names: Sequence[str],
-    fault_len: Callable[[str], float],
-    *,
-    k: int,
-    seed: int,
-    repeat: int,
-    scans: int,
-    passthrough: Sequence[str],
-    log: Callable[[str], None],
-    first_index: int = FIRST_LINK_INDEX,
-) -> tuple[dict[str, Any], list[str]]:
-    children = plan(names, fault_len, k=k, seed=seed, repeat=repeat, scans=scans,
-                    passthrough=passthrough, first_index=first_index)  # fmt: skip
+def main(children: Sequence[Child], log: Callable[[str], None]) -> tuple[dict[str, Any], list[str]]:
+    """Run the :func:`plan`'s children; the merged summary (timed) and what went wrong."""
     t0 = time.monotonic()
     summaries, problems = run(children, log)
     merged = merge(summaries)

@@ -766,10 +766,11 @@ def _main_parallel(
     if args.fault_s is not None:
         passthrough += ["--fault-s", str(args.fault_s)]
     log(f"chaos: {len(names)} scenarios over {args.parallel} local regions at once")
-    merged, problems = parallel.main(
+    children = parallel.plan(
         names, fault_length(args), k=args.parallel, seed=seed, repeat=args.repeat,
-        scans=args.scans, passthrough=passthrough, log=log, first_index=args.link_index,
+        scans=args.scans, passthrough=passthrough, first_index=args.link_index,
     )  # fmt: skip
+    merged, problems = parallel.main(children, log)
     merged["seed"] = seed
     merged["last_line"] = last_line(merged)
     print(json.dumps(merged) if args.json else table(merged), flush=True)
