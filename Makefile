@@ -63,12 +63,13 @@ bench: system-deps $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/fieldterm bench all $(ARGS)
 
 chaos: setup
-	@# the fuzzers (FUZZ_INPUTS each, 1 M; 0: none) run beside the regions, which mostly wait
+	@# the fuzzers (FUZZ_INPUTS each, 1 M; 0: none), FUZZ_JOBS at once, run beside the regions
+	@# at nice 19: the regions mostly wait, and take the CPU first when they need it
 	@rc=0; log=$$(mktemp); fuzz=; \
 	if [ "$${FUZZ_INPUTS:-1000000}" != 0 ]; then \
 	  echo "make chaos: fuzzing, $${FUZZ_INPUTS:-1000000} inputs a harness, beside the scenarios ($$log)"; \
-	  $(BIN)/python -m tests.fuzz.run --inputs $${FUZZ_INPUTS:-1000000} \
-	    --live $${FUZZ_LIVE:-$${FUZZ_INPUTS:-1000000}} > $$log 2>&1 & fuzz=$$!; \
+	  nice -n 19 $(BIN)/python -m tests.fuzz.run --inputs $${FUZZ_INPUTS:-1000000} \
+	    --live $${FUZZ_LIVE:-$${FUZZ_INPUTS:-1000000}} --jobs $${FUZZ_JOBS:-2} > $$log 2>&1 & fuzz=$$!; \
 	fi; \
 	$(BIN)/fieldterm chaos --store pg --repeat $${CHAOS_REPEAT:-20} --parallel $${CHAOS_PARALLEL:-10} $(ARGS) || rc=1; \
 	if [ -n "$$fuzz" ]; then \

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from firmware.errors import FieldtermTimeout, OperationError
+from host_tools.reaper import watch
 
 #: What Mosquitto 2.0 logs (level information) when SIGHUP makes it re-read its config.
 _RELOADED = b"Reloading config."
@@ -139,6 +140,7 @@ class Mosquitto:
             stderr=open(self.dir / "mosquitto.stderr", "ab"),
             start_new_session=True,
         )
+        watch(self.proc.pid)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

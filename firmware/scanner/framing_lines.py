@@ -11,6 +11,7 @@ frame and is skipped up to its terminator, so memory stays bounded.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -19,7 +20,8 @@ from firmware.scanner.base import Framer, expected_line_count, looks_like_mrz_li
 NAME = "lines"
 #: Longest line kept: an MRZ line has at most 44 characters, a joined MRZ 90.
 MAX_LINE = 96
-_CR, _LF = 0x0D, 0x0A
+_LF = 0x0A
+_TERMINATOR_RUN = re.compile(rb"\n+")
 
 
 def encode(lines: Sequence[str], terminator: bytes = b"\r\n") -> bytes:
@@ -49,9 +51,17 @@ class LinesFramer(Framer):
     def _consume(self, data: bytes) -> None:
         base = self.offset
         self.offset += len(data)
-        i, n = 0, len(data)
+        # CR, LF and CR LF all end a line: one search for LF over a copy with CR as LF
+        # keeps this linear whatever the mix (two finds per line would rescan the rest).
+        flat = data.replace(b"\r", b"\n")
+        i, n = 0, len(flat)
         while i < n:
-            j = _next_terminator(data, i)
+            if not self._line and not self._skipping and flat[i] == _LF:
+                # blank lines (or the LF of a CR LF): the whole run at once
+                i = _TERMINATOR_RUN.match(flat, i).end()  # type: ignore[union-attr]
+                self._line_start = base + i
+                continue
+            j = flat.find(b"\n", i)
             end = n if j < 0 else j
             if not self._skipping:
                 if len(self._line) + (end - i) > MAX_LINE:
@@ -94,16 +104,6 @@ class LinesFramer(Framer):
         self._line.clear()
         self._skipping = False
         self._end_document()
-
-
-def _next_terminator(data: bytes, start: int) -> int:
-    cr = data.find(b"\r", start)
-    lf = data.find(b"\n", start)
-    if cr < 0:
-        return lf
-    if lf < 0:
-        return cr
-    return min(cr, lf)
 
 
 def _same_type(first: int, length: int) -> bool:

@@ -14,6 +14,7 @@ next byte, so a lost byte costs at most one frame.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -27,6 +28,15 @@ DEFAULT_FLAG = 0x30
 #: A whole frame: SOH, LEN (at most 255) and BCC.
 MAX_FRAME = 255 + 3
 _MIN_LEN = 5  # O U STX FLAG ETX
+_HEADER = {2: ord("O"), 3: ord("U"), 4: STX}  # the fixed bytes after SOH LEN
+_SOH_RUN = re.compile(rb"\x01+")
+
+
+def _plausible(head: bytes | bytearray) -> bool:
+    """Whether ``head`` (SOH and what follows it, so far) can still begin an ``OU`` block."""
+    if len(head) > 1 and head[1] < _MIN_LEN:
+        return False
+    return all(head[k] == v for k, v in _HEADER.items() if k < len(head))
 
 
 def bcc(data: bytes) -> int:
@@ -86,9 +96,21 @@ class RteFramer(Framer):
                 if j < 0:
                     self.junk_bytes += len(data) - i
                     return
+                if not _plausible(data[j : j + 5]):
+                    # a SOH whose next bytes here already rule out a block is junk at once,
+                    # a run of SOH too (SOH is no length), without buffering and re-reading
+                    k = _SOH_RUN.match(data, j).end()  # type: ignore[union-attr]
+                    k = k - 1 if k - j > 1 else k  # the run's last SOH may start a block
+                    self.junk_bytes += k - i
+                    i = k
+                    continue
                 self.junk_bytes += j - i
-                self._buf_start = base + j
                 i = j
+                if j + 1 < len(data) and j + data[j + 1] + 3 <= len(data):
+                    # the whole block is here: judged in place, nothing copied
+                    i += self._judge(data[j : j + data[j + 1] + 3], base + j)
+                    continue
+                self._buf_start = base + j
             room = MAX_FRAME - len(self._buf)
             take = data[i : i + room]
             self._buf += take
@@ -108,23 +130,26 @@ class RteFramer(Framer):
         total = buf[1] + 3
         if len(buf) < total:
             return b""
+        return self._resync(self._judge(bytes(buf[:total]), self._buf_start))
+
+    def _judge(self, block: bytes, at: int) -> int:
+        """Decode one whole block (SOH to BCC, its header plausible) found at stream offset
+        ``at``; return how many of its bytes are used up: all of them, or only the SOH when
+        ETX is not where the length says (the rest is read again)."""
+        total = len(block)
         etx_at = total - 2
-        if buf[etx_at] != ETX:
-            self._bad(self._buf_start, "no ETX where the length byte says")
-            return self._resync(1)
-        if bcc(bytes(buf[1 : etx_at + 1])) != buf[etx_at + 1]:
-            self._bad(self._buf_start, "block check character mismatch")
-            return self._resync(total)
-        self._decode(bytes(buf[6:etx_at]), total)
-        return self._resync(total)
+        if block[etx_at] != ETX:
+            self._bad(at, "no ETX where the length byte says")
+            return 1
+        if bcc(block[1 : etx_at + 1]) != block[etx_at + 1]:
+            self._bad(at, "block check character mismatch")
+        else:
+            self._decode(block[6:etx_at], total)
+        return total
 
     def _header_ok(self) -> bool:
         """Whether the bytes so far can still begin an ``OU`` block."""
-        buf = self._buf
-        if len(buf) > 1 and buf[1] < _MIN_LEN:
-            return False
-        expect = {2: ord("O"), 3: ord("U"), 4: STX}
-        return all(buf[k] == v for k, v in expect.items() if k < len(buf))
+        return _plausible(self._buf)
 
     def _resync(self, drop: int, *, junk: bool = False) -> bytes:
         """Drop ``drop`` bytes; return the rest to read again, emptying the buffer."""

@@ -7,11 +7,13 @@ their value: one byte held just before STX and one byte right after ETX are not 
 A frame whose lines contain an MRZ-like line is a document (valid or not). A frame with
 no MRZ-like line is another message type of the reader and counts as junk. A frame
 longer than :data:`MAX_FRAME`, one cut short by a new STX, an idle gap or the end of
-the stream is a bad frame.
+the stream is a bad frame. An STX repeated with nothing between starts no frame: the
+repeats are junk.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -28,6 +30,7 @@ STYLES: dict[str, tuple[bytes, bytes]] = {
     "accessis": (bytes([FS]), bytes([GS])),
 }
 
+_STX_RUN = re.compile(rb"\x02+")
 _OUTSIDE, _IN_FRAME, _SKIPPING, _AFTER_ETX = range(4)
 
 
@@ -73,7 +76,14 @@ class StxFramer(Framer):
         self.offset += len(data)
         i, n = 0, len(data)
         while i < n:
-            if self._state == _IN_FRAME:
+            if self._state == _IN_FRAME and not self._body and data[i] == STX:
+                # STX again with nothing since the last one: a repeated start byte, junk
+                # (not a frame cut short); a whole run at once, so a stream of STX is cheap
+                k = _STX_RUN.match(data, i).end()  # type: ignore[union-attr]
+                self.junk_bytes += k - i
+                self._frame_start = base + k - 1
+                i = k
+            elif self._state == _IN_FRAME:
                 # Copy the run up to the next control byte in one step.
                 j = _find_any(data, i, (STX, ETX))
                 end = n if j < 0 else j

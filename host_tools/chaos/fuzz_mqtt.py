@@ -1,7 +1,7 @@
 """Live fuzz (issue 14): mutated raw MQTT payloads from a terminal's certificate, through a
 real broker, to a real regional, with every payload accounted for.
 
-    python -m host_tools.chaos.fuzz_mqtt --payloads 100000 --seed 7
+    fieldterm chaos fuzz-mqtt --payloads 100000 --seed 7    # or python -m host_tools.chaos.fuzz_mqtt
     python -m host_tools.chaos.fuzz_mqtt --payloads 2000 --refusal-burst 50   # product limits
 
 It starts a :class:`~host_tools.localregion.LocalRegion` (provisioning, a synthetic list,
@@ -506,12 +506,9 @@ def _check_after(
                 (rep.after_ok if got == want else rep.after_wrong).append(note)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m host_tools.chaos.fuzz_mqtt",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The live fuzz's options (``python -m host_tools.chaos.fuzz_mqtt`` and
+    ``fieldterm chaos fuzz-mqtt``)."""
     p.add_argument("--payloads", type=int, default=10000, help="payloads to publish (10000)")
     p.add_argument("--seed", type=int, default=None, help="seed (printed; random if not given)")
     p.add_argument("--backlog", type=int, default=2000, help="accepted but unhandled, at most")
@@ -522,7 +519,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-rss-growth-mb", type=float, default=64.0, help="fail above (64)")
     p.add_argument("--workdir", type=Path, help="region directory (a new temporary one)")
     p.add_argument("--keep", action="store_true", help="keep the region directory")
-    args = p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m host_tools.chaos.fuzz_mqtt",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(p)
+    return main_args(p.parse_args(argv))
+
+
+def main_args(args: argparse.Namespace) -> int:
+    """Run the live fuzz with parsed options; 0 when every payload was accounted for."""
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "big")
     print(f"fuzz-mqtt: seed {seed} (replay: --seed {seed} --payloads {args.payloads})", flush=True)
     with LocalRegion(

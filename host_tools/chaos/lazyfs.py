@@ -39,6 +39,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from host_tools.reaper import watch
+
 READY_TIMEOUT = 20.0
 
 
@@ -368,6 +370,7 @@ class LazyFS:
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )  # fmt: skip
+        watch(self.proc.pid)
         end = time.monotonic() + READY_TIMEOUT
         while not (mounted(self.mountpoint) and self._try("ping") == "pong"):
             if self.proc.poll() is not None or time.monotonic() > end:

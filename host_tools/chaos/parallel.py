@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from host_tools.localregion.runner import fieldterm_argv
+from host_tools.reaper import watch
 
 #: The default first network-namespace index (``10.199.<index>.0/30``); child i uses
 #: the first + i.
@@ -134,6 +135,7 @@ def run(
                 bufsize=1,
             )
         )
+        watch(procs[-1].pid)  # SIGTERM if this parent dies: the child stops its region
     outs: list[list[str]] = [[] for _ in children]
 
     def relay(i: int, p: subprocess.Popen[str]) -> None:

@@ -672,7 +672,21 @@ def check_audits(ctx: Ctx, sc: Scenario, c: Check, regional_db: Path) -> None:
             c.audit_broken.append(f"regional audit store: quick_check says {verdict}")
 
 
+def _stop_on_signals() -> None:
+    """SIGTERM and SIGHUP end a run as ^C does: the region is stopped on the way out (its
+    processes also die with this one if it is SIGKILLed: :func:`host_tools.proc.die_with_parent`)."""
+
+    def stop(signum: int, _frame: object) -> None:
+        for s in (signal.SIGTERM, signal.SIGHUP):  # a second one must not cut the cleanup
+            signal.signal(s, signal.SIG_IGN)
+        raise SystemExit(128 + signum)
+
+    for s in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, stop)
+
+
 def main_run(args: argparse.Namespace) -> int:
+    _stop_on_signals()
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 31)
     names = args.scenario or [n for n in SCENARIOS if n != "pg-restart" or args.store == "pg"]
     unknown = [n for n in names if n not in SCENARIOS]
@@ -934,3 +948,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workdir", help="keep the region in this directory (default: a temporary one)")
     p.add_argument("--json", action="store_true", help="one JSON summary line on stdout")
     p.set_defaults(func=main_run)
+    from host_tools.chaos import fuzz_mqtt  # noqa: PLC0415 - only for this command's parser
+
+    subs = p.add_subparsers(
+        dest="chaos_command", metavar="{fuzz-mqtt}", title="other runs (instead of the scenarios)"
+    )
+    fz = subs.add_parser(
+        "fuzz-mqtt",
+        help="live fuzz: mutated raw MQTT payloads from a terminal's certificate through a real"
+        " broker to a real regional, every payload accounted for",
+        description=fuzz_mqtt.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    fuzz_mqtt.add_arguments(fz)
+    fz.set_defaults(func=fuzz_mqtt.main_args)

@@ -20,6 +20,7 @@ from host_tools.localregion.errors import LocalRegionError
 from host_tools.localregion.events import EventTail
 from host_tools.localregion.runner import fieldterm_argv
 from host_tools.proc import stop_process
+from host_tools.reaper import watch
 
 READY_TIMEOUT = 60.0  # upper bound of a readiness wait on a loaded 2-core machine
 
@@ -89,6 +90,7 @@ class ServiceProcess:
                 cwd=self.cwd,
                 start_new_session=True,
             )
+            watch(self.proc.pid)  # stopped even if the harness is SIGKILLed
         finally:
             out.close()
             if err is not None:

@@ -15,11 +15,13 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
 from firmware.errors import SetupError
 from host_tools.mosquitto import free_port
+from host_tools.reaper import watch
 
 
 def pg_bindir() -> Path:
@@ -99,6 +101,9 @@ class PgCluster:
             "-w", "-t", "60", "start",
         )  # fmt: skip
         self.started = True
+        # pg_ctl forks the server away: watch the postmaster for a fast shutdown (SIGINT)
+        # if this process dies without stopping it
+        watch(int((self.data / "postmaster.pid").read_text().split()[0]), signal.SIGINT)
         return self
 
     def stop(self, mode: str = "fast") -> None:

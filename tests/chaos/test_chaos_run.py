@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from host_tools.chaos.run import Check, check, last_line, summarize, table
+from firmware.cli import build_parser
+from host_tools.chaos import fuzz_mqtt
+from host_tools.chaos.run import Check, check, last_line, main_run, summarize, table
 from host_tools.chaos.storage import accounted
 
 EXPECTED = {"aa" * 8: "POSSIBLE_MATCH", "bb" * 8: "NO_MATCH"}
@@ -320,3 +322,11 @@ def test_an_alarm_is_due_for_audit_damage_only_where_no_earlier_run_hit() -> Non
     assert unmet(["outbox.sqlite truncated 4096 -> 1104 bytes"], {"outbox_seen": None}, []) == []
     assert unmet(["outbox.sqlite truncated 8192 -> 4096 bytes"], {"outbox_seen": "malformed"},
                  []) == [no_alarm]  # fmt: skip
+
+
+def test_fuzz_mqtt_is_a_chaos_subcommand_and_scenarios_stay_the_default():
+    argv = ["chaos", "fuzz-mqtt", "--payloads", "5", "--seed", "3"]
+    args = build_parser("chaos").parse_args(argv)
+    assert args.func is fuzz_mqtt.main_args and (args.payloads, args.seed) == (5, 3)
+    args = build_parser("chaos").parse_args(["chaos", "--repeat", "3"])
+    assert args.func is main_run and args.repeat == 3 and args.chaos_command is None

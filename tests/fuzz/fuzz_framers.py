@@ -4,7 +4,8 @@ Run directly with libFuzzer flags, e.g. ``python tests/fuzz/fuzz_framers.py -max
 or all harnesses through ``python -m tests.fuzz.run --seconds N`` (``make fuzz``).
 
 Each input picks a framer (lines, stx, rte, json, auto), cuts the rest into chunks at
-fuzzed points, some of them a valid frame of a fuzzed framing, and feeds them with
+fuzzed points, some of them a valid frame of a fuzzed framing or a long run of one byte
+(past the largest framer's bound), and feeds them with
 fuzzed time gaps (so idle timeouts fire too). Invariants on every step: no exception
 escapes, the buffer never exceeds the framer's constant bound, counters never go down,
 every document has 1-3 lines and a JSON-serialisable MRZ object, every kept error is a
@@ -22,7 +23,14 @@ import atheris
 
 with atheris.instrument_imports():
     from firmware.errors import FramingError
-    from firmware.scanner import framing_json, framing_lines, framing_rte, framing_stx, make_framer
+    from firmware.scanner import (
+        CANDIDATES,
+        framing_json,
+        framing_lines,
+        framing_rte,
+        framing_stx,
+        make_framer,
+    )
 
 NAMES = ("lines", "stx", "rte", "json", "auto")
 MRZ = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789<"
@@ -37,6 +45,8 @@ ENCODERS = (
     framing_rte.encode,
     framing_json.encode,
 )
+#: The largest bound of a concrete framer, and past it auto's probe (2048 bytes) too.
+MAX_BUFFER = max(c.max_buffer for c in CANDIDATES.values())
 ERROR = re.compile(r"^(lines|stx|rte|json): frame at byte \d+: ")
 
 
@@ -73,6 +83,10 @@ def TestOneInput(data: bytes) -> None:
             docs = framer.feed(_frame(fdp), now)
         elif action == 2:
             docs = framer.flush()
+        elif action == 3:
+            # a long run of one byte: past every framer's bound at the cost of 3 input bytes
+            run = fdp.ConsumeBytes(1) * fdp.ConsumeIntInRange(0, MAX_BUFFER + 64)
+            docs = framer.feed(run, now)
         else:
             docs = framer.feed(fdp.ConsumeBytes(fdp.ConsumeIntInRange(0, 400)), now)
         assert 0 <= framer.buffered <= framer.max_buffer

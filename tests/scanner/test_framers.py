@@ -280,3 +280,29 @@ def test_lines_joined_mrz_is_one_document_the_engine_splits(kind):
     assert f.bad_frames == 0 and f.junk_bytes == 0
     assert parse(list(docs[0].lines), "tolerant").valid
     assert not parse(list(docs[0].lines), "strict").valid
+
+
+@pytest.mark.parametrize("style", ["stx-plain", "stx-accessis", "json"])
+@pytest.mark.parametrize("chunk", [1, 7, 4096, 10**6])
+def test_repeated_stx_is_junk_then_the_frame_reads(style, chunk):
+    # a reader stuck sending STX: the repeats start no frame, so no error per byte
+    whole = ENCODERS[style](DOCS["TD3"])
+    prefix = whole[: whole.index(b"\x02")]  # the vendor byte of the Access-IS style
+    data = prefix + b"\x02" * 5000 + whole[len(prefix) :]
+    f = make_framer(framing_of(style))
+    docs = feed_all(f, [data[i : i + chunk] for i in range(0, len(data), chunk)])
+    assert [d.lines for d in docs] == [tuple(DOCS["TD3"])]
+    assert f.counters() == {"junk_bytes": 5000, "bad_frames": 0, "documents": 1}
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 4096, 10**6])
+def test_lines_runs_of_line_ends_are_skipped_and_offsets_stay_right(chunk):
+    blanks = b"\r\n" * 3000 + b"\n" * 2000 + b"\r" * 1000 + b"\n\r" * 500
+    overlong = b"A" * (MAX_LINE + 1) + b"\r\n"
+    doc = ENCODERS["lines-crlf"](DOCS["TD3"])
+    data = blanks + overlong + blanks + doc
+    f = make_framer("lines")
+    docs = feed_all(f, [data[i : i + chunk] for i in range(0, len(data), chunk)])
+    assert [d.lines for d in docs] == [tuple(DOCS["TD3"])]
+    assert f.counters() == {"junk_bytes": 0, "bad_frames": 1, "documents": 1}
+    assert str(f.take_errors()[0]).startswith(f"lines: frame at byte {len(blanks)}: ")
