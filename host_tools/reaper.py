@@ -27,6 +27,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 #: Seconds the watched processes get to stop before SIGKILL.
 GRACE = 10.0
@@ -36,14 +37,18 @@ _reaper: list[subprocess.Popen[str]] = []  # this process's reaper, once started
 
 
 def start_time(pid: int) -> int | None:
-    """The process's start time (``/proc/PID/stat`` field 22), or None if it is gone."""
+    """The process's start time (``/proc/PID/stat`` field 22), or None if it is gone or
+    only a zombie (exited, its parent not yet told)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:
             stat = fh.read()
     except OSError:
         return None
     # the command name (field 2) may hold spaces and parentheses: count after the last ')'
-    return int(stat[stat.rindex(b")") + 2 :].split()[19])
+    fields = stat[stat.rindex(b")") + 2 :].split()
+    if fields[0] in (b"Z", b"X"):
+        return None
+    return int(fields[19])
 
 
 def watch(pid: int, stop_signal: int = signal.SIGTERM) -> None:
@@ -75,11 +80,26 @@ def _alive(pid: int, started: int) -> bool:
     return start_time(pid) == started
 
 
-def reap(watched: dict[int, tuple[int, int]], grace: float = GRACE) -> list[int]:
-    """Stop every watched process that still runs; the pids that were signalled."""
+def _command(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return fh.read().replace(b"\0", b" ").decode(errors="replace").strip()[:200]
+    except OSError:
+        return "?"
+
+
+def reap(
+    watched: dict[int, tuple[int, int]],
+    grace: float = GRACE,
+    log: Callable[[str], None] | None = None,
+) -> list[int]:
+    """Stop every watched process that still runs; the pids that were signalled (each
+    named to ``log`` with its command line first)."""
     hit = []
     for pid, (started, signum) in watched.items():
         if _alive(pid, started):
+            if log is not None:
+                log(f"reaper: stopping {pid} ({_command(pid)}), left running")
             try:
                 os.kill(pid, signum)
                 hit.append(pid)
@@ -106,10 +126,12 @@ def main() -> int:
         watched[pid] = (started, signum)
         if len(watched) > 1000:  # a long chaos run restarts its agent many times
             watched = {p: w for p, w in watched.items() if _alive(p, w[0])}
-    hit = reap(watched)
-    if hit:
+
+    def log(line: str) -> None:
         with contextlib.suppress(OSError):  # the harness's stderr may be gone with it
-            print(f"reaper: stopped {len(hit)} process(es) left running: {hit}", file=sys.stderr)
+            print(line, file=sys.stderr, flush=True)
+
+    reap(watched, log=log)
     return 0
 
 
