@@ -68,6 +68,8 @@ _Q_PT = struct.Struct(">16sQ")  # query id, timestamp ms
 _MAX_PENDING = 4096
 #: The optional audit head at the end of a query's plaintext: audit seq, chain MAC.
 HEAD = struct.Struct(">Q32s")
+#: The largest audit seq a query may carry (a signed 64-bit integer, as SQLite stores it).
+MAX_AUDIT_SEQ = (1 << 63) - 1
 #: First byte of a time-hint body (a response body starts with its BODY_VERSION, 0x02).
 HINT_BODY = 0x54  # "T"
 HINT_LABEL = b"fieldterm/v1 time hint\x00"
@@ -511,6 +513,11 @@ class RegionalSessions:
         rest, head = pt[_Q_PT.size :], None
         if len(rest) in (BOX_LEN + HEAD.size, QUERY_KEY_SIZE + HEAD.size):
             rest, (hseq, hmac) = rest[: -HEAD.size], HEAD.unpack(rest[-HEAD.size :])
+            if hseq > MAX_AUDIT_SEQ:  # a kiosk's audit log never gets there; SQLite can't hold it
+                at = _Q_PT.size + len(rest)
+                raise _fail(
+                    "malformed", f"audit head seq {hseq} above 2**63-1 (plaintext byte {at})"
+                )
             head = (hseq, hmac)
         if payload[1] == TYPE_RESEND:
             dk = open_document_key(self._kem, self.region, sess.terminal_id, query_id, rest)

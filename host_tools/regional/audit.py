@@ -108,6 +108,7 @@ class AuditTrail:
         self._linger = linger
         self._stopping = threading.Event()
         self.written = 0
+        self.failed = 0  # rows not written (their answers not sent)
         alarm = reopen_if_damaged(self.path, "regional audit trail")
         self.alarms: list[str] = [alarm] if alarm else []
         if alarm:
@@ -206,17 +207,23 @@ class AuditTrail:
         db.close()
 
     def _commit(self, db: sqlite3.Connection, items: list[Item]) -> None:
-        """Write one batch; only then publish the answers it holds."""
+        """Write one batch; only then publish the answers it holds. A batch that fails is
+        written again row by row, so one bad row costs only its own answer (the kiosk asks
+        again), never the batch's, and never the writer thread: every later answer waits
+        on it."""
         try:
-            with db:
-                db.executemany("INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?)", [i[0] for i in items])
-                for row, _, alert, head in items:
-                    if alert is not None:
-                        queue_alert(db, row[0], alert)
-                    if head is not None:
-                        db.execute(_UPSERT, (row[1], head[0], head[1].hex(), row[0]))
-        except sqlite3.Error:
+            self._write(db, items)
+        except sqlite3.OperationalError:  # busy, I/O, full: the database, not a row
+            self.failed += len(items)
             log.exception("audit write failed (%d rows): their answers are not sent", len(items))
+            return
+        except Exception:  # a row SQLite refuses; the writer thread must go on
+            if len(items) > 1:
+                for item in items:
+                    self._commit(db, [item])
+                return
+            self.failed += 1
+            log.exception("audit row of %r refused: its answer is not sent", items[0][0][1][:64])
             return
         self.written += len(items)
         for _, then, _, _ in items:
@@ -226,6 +233,15 @@ class AuditTrail:
                 then()
             except Exception:
                 log.exception("publishing an audited answer failed")
+
+    def _write(self, db: sqlite3.Connection, items: list[Item]) -> None:
+        with db:
+            db.executemany("INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?)", [i[0] for i in items])
+            for row, _, alert, head in items:
+                if alert is not None:
+                    queue_alert(db, row[0], alert)
+                if head is not None:
+                    db.execute(_UPSERT, (row[1], head[0], head[1].hex(), row[0]))
 
     def close(self) -> None:
         if self._closed:

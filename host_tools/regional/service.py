@@ -368,6 +368,7 @@ class RegionalService:
             "terminals_reloads": self.terminals.reloads,
             "list_version": self.lookup.list_version,
             "audited": self.audit.written,
+            "audit_failed": self.audit.failed,
             "alerts_queued": len(self.alerts),  # in the shared queue: every process's
             "alert_epoch": self.alert_queue.epoch,
             "alert_desk": self._desk is not None,

@@ -78,3 +78,15 @@ def test_an_anchor_pads_hit_and_miss_to_one_size_and_round_trips() -> None:
     assert len(encode_response_body(Response(QID, "NO_MATCH", 1))) == RESPONSE_BLOCK
     with pytest.raises(EnvelopeError, match="anchor"):
         Response(QID, "NO_MATCH", anchor=(1, "not hex"))
+
+
+def test_a_head_seq_sqlite_cannot_hold_is_refused_naming_the_field() -> None:
+    # found by the live fuzz: such a head, stored as the kiosk's anchor, raised
+    # OverflowError in the regional's audit writer, which then stopped every answer
+    ts, rs = _pair()
+    ts.audit_head = lambda: (2**63, bytes(32))
+    with pytest.raises(EnvelopeError, match=r"malformed.*audit head seq 9223372036854775808 "
+                       r"above 2\*\*63-1 \(plaintext byte \d+\)"):  # fmt: skip
+        rs.open_query(TERMINAL, ts.seal_query(QID, DK, NOW).payload, NOW)
+    ts.audit_head = lambda: (2**63 - 1, bytes(32))
+    assert rs.open_query(TERMINAL, ts.seal_query(os.urandom(16), DK, NOW).payload, NOW).audit_head

@@ -72,6 +72,28 @@ def test_registry_errors_name_the_terminal(tmp_path):
     assert e.value.field == "terminals.kiosk-001.keys[0]"
 
 
+def test_a_row_sqlite_refuses_costs_only_its_own_answer(tmp_path):
+    # the live fuzz found the writer thread dying on one such row (an audit head seq of
+    # 2**63 raised OverflowError), after which no answer was ever sent again
+    trail = AuditTrail(tmp_path / "audit.sqlite", batch=50, linger=0.5, retention=None)
+    sent: list[int] = []
+    for i in range(6):
+        head = (2**63, bytes(32)) if i == 2 else (i, bytes(32))
+        trail.record(1000.0 + i, f"kiosk-{i:03d}", bytes(16), "00" * 8, "NO_MATCH", 3,
+                     then=lambda i=i: sent.append(i), head=head)  # fmt: skip
+    trail.close()
+    assert sent == [0, 1, 3, 4, 5] and (trail.written, trail.failed) == (5, 1)
+    later = AuditTrail(tmp_path / "audit.sqlite", retention=None)  # the writer goes on
+    later.record(2000.0, "kiosk-009", bytes(16), "00" * 8, "NO_MATCH", 3,
+                 then=lambda: sent.append(9), head=(2**64 - 1, bytes(32)))  # fmt: skip
+    later.record(2001.0, "kiosk-009", bytes(16), "00" * 8, "NO_MATCH", 3,
+                 then=lambda: sent.append(10))  # fmt: skip
+    later.close()
+    assert sent[-1] == 10 and 9 not in sent and (later.written, later.failed) == (1, 1)
+    with sqlite3.connect(tmp_path / "audit.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM audit").fetchone() == (6,)
+
+
 def test_audit_trail_batches_and_flushes_on_close(tmp_path):
     trail = AuditTrail(tmp_path / "audit.sqlite", batch=7)
     for i in range(50):
