@@ -2,6 +2,11 @@
 
 Tree (see docs/architecture.md): ``ft/v1/<region>/{q,r,status}/<terminal>``,
 ``ft/v1/<region>/alert`` and ``ft/v1/<region>/list/...`` (the signed offline list).
+Behind a site broker, a kiosk still uses ``q/<terminal>`` and ``r/<terminal>``; its
+site's bridge maps them to ``ft/v1/<region>/site/<site>/{q,r}/<terminal>`` on the regional
+broker, and the regional answers a query on the response topic of the route it came by.
+So each response reaches exactly one bridge, instead of every bridge subscribing to every
+response and the broker checking each against every bridge's ACL.
 The broker ACL and bridge config (host_tools/provision) are built from these functions too. Ids are lower-case ``[a-z0-9][a-z0-9-]{0,62}`` so they can never
 contain MQTT wildcards or level separators, which keeps ACL patterns exact.
 """
@@ -60,23 +65,72 @@ def per_terminal_filter(region: str, kind: str) -> str:
     return f"{PREFIX}/{validate_id('region', region)}/{kind}/+"
 
 
-def query_subscription(region: str, group: str | None) -> str:
-    """The regional subscription: ``$share/<group>/ft/v1/<region>/q/+`` or plain without group."""
-    plain = per_terminal_filter(region, "q")
+def per_terminal_prefix(region: str, kind: str, site: str | None = None) -> str:
+    """``ft/v1/<region>/<kind>/``, or ``ft/v1/<region>/site/<site>/<kind>/`` for a site's
+    bridged route: the prefixes a bridge maps between (kind q or r)."""
+    if kind not in ("q", "r"):
+        raise ValueError(f"kind must be q or r, not {kind!r}")
+    head = f"{PREFIX}/{validate_id('region', region)}/"
+    if site is not None:
+        head += f"site/{validate_id('site', site)}/"
+    return f"{head}{kind}/"
+
+
+def site_topic(region: str, site: str, kind: str, terminal: str) -> str:
+    """``ft/v1/<region>/site/<site>/<kind>/<terminal>``: a bridged kiosk's query (q) or
+    response (r) topic on the regional broker."""
+    return per_terminal_prefix(region, kind, site) + validate_id("terminal", terminal)
+
+
+def site_filter(region: str, kind: str, site: str | None = None) -> str:
+    """``ft/v1/<region>/site/<site>/<kind>/+`` (one site) or ``.../site/+/<kind>/+`` (all)."""
+    if site is not None:
+        return per_terminal_prefix(region, kind, site) + "+"
+    if kind not in ("q", "r"):
+        raise ValueError(f"kind must be q or r, not {kind!r}")
+    return f"{PREFIX}/{validate_id('region', region)}/site/+/{kind}/+"
+
+
+def query_subscriptions(region: str, group: str | None) -> tuple[str, str]:
+    """The regional's subscriptions: the direct kiosks' queries and the bridged sites',
+    each ``$share/<group>/...`` (or plain without a group)."""
+    plain = (per_terminal_filter(region, "q"), site_filter(region, "q"))
     if group is None:
         return plain
-    return f"$share/{validate_id('group', group)}/{plain}"
+    g = validate_id("group", group)
+    return (f"$share/{g}/{plain[0]}", f"$share/{g}/{plain[1]}")
 
 
-def terminal_from_query_topic(region: str, topic: str) -> str:
-    """The terminal id of a query topic of ``region``; :class:`EnvelopeError` otherwise."""
-    head = f"{PREFIX}/{validate_id('region', region)}/q/"
+def query_subscription(region: str, group: str | None) -> str:
+    """The direct kiosks' query subscription: ``$share/<group>/ft/v1/<region>/q/+``."""
+    return query_subscriptions(region, group)[0]
+
+
+def query_route(region: str, topic: str) -> tuple[str, str | None]:
+    """(terminal, site) of a query topic of ``region``: site None for a kiosk connected
+    directly; :class:`EnvelopeError` for anything else."""
+    head = f"{PREFIX}/{validate_id('region', region)}/"
     if not isinstance(topic, str) or not topic.startswith(head):
         raise EnvelopeError("topic: not a query topic of this region")
-    terminal = topic[len(head) :]
+    parts = topic[len(head) :].split("/")
+    if len(parts) == 2 and parts[0] == "q":
+        site, terminal = None, parts[1]
+    elif len(parts) == 4 and parts[0] == "site" and parts[2] == "q":
+        site, terminal = parts[1], parts[3]
+        if not _ID.fullmatch(site):
+            raise EnvelopeError("topic: bad site id in query topic")
+    else:
+        raise EnvelopeError("topic: not a query topic of this region")
     if not _ID.fullmatch(terminal):
         raise EnvelopeError("topic: bad terminal id in query topic")
-    return terminal
+    return terminal, site
+
+
+def reply_topic(region: str, terminal: str, site: str | None) -> str:
+    """Where the answer to a query that came by ``site`` (None: directly) goes."""
+    if site is None:
+        return response_topic(region, terminal)
+    return site_topic(region, site, "r", terminal)
 
 
 # -- the offline list (docs/offline-list.md): everything under ft/v1/<region>/list/, which

@@ -137,8 +137,10 @@ def acl_text(
         out += [
             f"user {REGIONAL_CN}",
             f"topic read {topics.per_terminal_filter(region, 'q')}",
+            f"topic read {topics.site_filter(region, 'q')}",
             f"topic read {topics.per_terminal_filter(region, 'status')}",
             f"topic write {topics.per_terminal_filter(region, 'r')}",
+            f"topic write {topics.site_filter(region, 'r')}",
             f"topic write {topics.alert_topic(region)}",
             f"topic write {topics.list_filter(region)}",
             f"topic readwrite {topics.status_topic(region, REGIONAL_CN)}",
@@ -157,12 +159,15 @@ def acl_text(
         out.append(f"user {bridge_cn(b.site)}")
         for tid in b.terminals:
             out += [
-                f"topic write {topics.query_topic(region, tid)}",
+                f"topic write {topics.site_topic(region, b.site, 'q', tid)}",
                 f"topic write {topics.status_topic(region, tid)}",
                 f"topic write {telemetry.topic(region, tid)}",
-                f"topic read {topics.response_topic(region, tid)}",
             ]
-        out += [f"topic read {topics.list_filter(region)}", ""]
+        out += [
+            f"topic read {topics.site_filter(region, 'r', b.site)}",  # its site's answers only
+            f"topic read {topics.list_filter(region)}",
+            "",
+        ]
     for tid in terminals:
         out += _terminal_lines(region, tid)
     return "\n".join(out)
@@ -222,14 +227,17 @@ def console_acls(region: str) -> list[dict[str, Any]]:
 def regional_acls(region: str, group: str = SHARE_GROUP) -> list[dict[str, Any]]:
     """The regional service: queries only through its shared group (the SUBSCRIBE check
     sees the whole ``$share/<group>/...`` filter), status, and what it publishes."""
-    q = topics.per_terminal_filter(region, "q")
+    direct, bridged = topics.query_subscriptions(region, group)
     return [
-        _acl("subscribeLiteral", topics.query_subscription(region, group)),
-        _acl("publishClientReceive", q),
+        _acl("subscribeLiteral", direct),
+        _acl("subscribeLiteral", bridged),
+        _acl("publishClientReceive", topics.per_terminal_filter(region, "q")),
+        _acl("publishClientReceive", topics.site_filter(region, "q")),
         *_sub_tree(topics.per_terminal_filter(region, "status")),  # all, or one kiosk's
         *_sub(topics.status_topic(region, REGIONAL_CN)),
         *_pub(topics.status_topic(region, REGIONAL_CN)),
         *_pub(topics.per_terminal_filter(region, "r")),
+        *_pub(topics.site_filter(region, "r")),
         *_pub(topics.alert_topic(region)),
         *_pub(topics.list_filter(region)),
         *_sub_tree(topics.list_filter(region)),
@@ -237,15 +245,17 @@ def regional_acls(region: str, group: str = SHARE_GROUP) -> list[dict[str, Any]]
 
 
 def bridge_acls(region: str, bridge: SiteBridge) -> list[dict[str, Any]]:
-    """A site bridge: its terminals' queries, status and sealed telemetry out, their
-    responses and the list in. It subscribes upstream with its ``topic ... in`` wildcard;
-    the broker then delivers only the responses of the site's own terminals (receive
-    ACLs). Lane frames stay on the site broker, where the site's panels connect."""
-    out = [_acl("subscribeLiteral", topics.per_terminal_filter(region, "r"))]
+    """A site bridge: its terminals' queries (on its site's route), status and sealed
+    telemetry out, by name; the answers on its site's route and the list in. Only the
+    regional publishes on ``site/<site>/r/...``, and it answers there only queries that
+    came by that site, so the broker hands each answer to one bridge, with one receive
+    check (before: every bridge subscribed to every kiosk's answers, and each answer was
+    checked against every bridge's per-terminal list). Lane frames stay on the site broker,
+    where the site's panels connect."""
+    out = _sub(topics.site_filter(region, "r", bridge.site))
     for tid in bridge.terminals:
-        out += _pub(topics.query_topic(region, tid)) + _pub(topics.status_topic(region, tid))
-        out += _pub(telemetry.topic(region, tid))
-        out.append(_acl("publishClientReceive", topics.response_topic(region, tid)))
+        out += _pub(topics.site_topic(region, bridge.site, "q", tid))
+        out += _pub(topics.status_topic(region, tid)) + _pub(telemetry.topic(region, tid))
     return out + _sub_tree(topics.list_filter(region))
 
 
@@ -451,14 +461,19 @@ def mosquitto_conf(spec: ListenerSpec, bridge: SiteBridge | None = None, region:
             f"restart_timeout {BRIDGE_RESTART[0]} {BRIDGE_RESTART[1]}",
         ]
         # Wildcards here, names in the ACLs: the site ACL lets only the site's terminals
-        # write their own q/status topics, and the regional ACL lets this bridge read only
-        # their r topics. A new terminal at the site then needs only ACL reloads (Mosquitto
-        # does not reload bridge settings on SIGHUP).
+        # write their own q/status topics, and the regional ACL lets this bridge write only
+        # their queries. A new terminal at the site then needs only ACL reloads (Mosquitto
+        # does not reload bridge settings on SIGHUP). Queries and answers travel upstream
+        # on the site's own route (local q/<tid> is remote site/<site>/q/<tid>, and back
+        # for r), so each answer reaches only this bridge.
+        site = bridge.site
         lines += [
-            f"topic {topics.per_terminal_filter(region, 'q')} out 1",
+            f"topic + out 1 {topics.per_terminal_prefix(region, 'q')}"
+            f" {topics.per_terminal_prefix(region, 'q', site)}",
             f"topic {topics.per_terminal_filter(region, 'status')} out 1",
             f"topic {telemetry.topic_filter(region)} out 1",
-            f"topic {topics.per_terminal_filter(region, 'r')} in 1",
+            f"topic + in 1 {topics.per_terminal_prefix(region, 'r')}"
+            f" {topics.per_terminal_prefix(region, 'r', site)}",
         ]
         lines.append(f"topic {topics.list_filter(region)} in 1")
     return "\n".join(lines) + "\n"

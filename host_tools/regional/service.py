@@ -132,7 +132,7 @@ class RegionalService:
             clock=clock,
             counts=self.counts,
         )
-        self._qprefix_len = len(topics.query_topic(cfg.region, "x")) - 1
+        self._qdirect = topics.per_terminal_prefix(cfg.region, "q")
         # terminal -> (skew s, when) of its last out-of-window query; terminal -> hint times
         self.skews: OrderedDict[str, tuple[float, float]] = OrderedDict()
         self._hint_times: dict[str, deque[float]] = {}
@@ -144,7 +144,7 @@ class RegionalService:
             cfg.broker,
             client_id or f"regional-{os.uname().nodename}-{os.getpid()}",
             on_message=self.on_query,
-            subscriptions=(topics.query_subscription(cfg.region, cfg.share_group),),
+            subscriptions=topics.query_subscriptions(cfg.region, cfg.share_group),
             on_link=self._on_link,
         )
         self.list_publishing = ListPublishing(
@@ -154,7 +154,14 @@ class RegionalService:
     # -- the hot path (paho thread) --------------------------------------------------------
     def on_query(self, topic: str, payload: bytes) -> None:
         now = self._clock()
-        terminal = topic[self._qprefix_len :]
+        if topic.startswith(self._qdirect):  # a kiosk on this broker
+            terminal, site = topic[len(self._qdirect) :], None
+        else:  # a kiosk behind a site broker: answered by the same route
+            try:
+                terminal, site = topics.query_route(self.cfg.region, topic)
+            except EnvelopeError:
+                self._refuse_unopened(now, topic[-64:], "malformed")
+                return
         assert self.sessions is not None
         cheap = self.guard.check(terminal, payload, self.sessions.has_session)
         if cheap == "rate_limited":
@@ -168,7 +175,7 @@ class RegionalService:
             q = self.sessions.open_query(terminal, payload, now)
         except OutOfWindow as exc:
             self._refuse(now, terminal, exc.stale.query_id, "window")
-            self._time_hint(exc, now)
+            self._time_hint(exc, now, site)
             return
         except EnvelopeError as exc:
             reason = getattr(exc, "reason", None) or "invalid"
@@ -204,7 +211,7 @@ class RegionalService:
                     q.query_id, outcome, list_version=version, record=record_details(rec),
                     anchor=anchor,
                 )  # fmt: skip
-        topic = topics.response_topic(self.cfg.region, q.terminal_id)
+        topic = topics.reply_topic(self.cfg.region, q.terminal_id, site)
         sealed = self.sessions.seal_response(q, resp)
         self.counts[outcome] += 1
         dkh = keyed_hash64(self._index_key, q.dk).to_bytes(8, "big").hex()
@@ -263,7 +270,7 @@ class RegionalService:
         log.info("refused a query from %r: %s", terminal[:64], reason)
 
     # -- time hints (docs/time.md) --------------------------------------------------------
-    def _time_hint(self, exc: OutOfWindow, now: float) -> None:
+    def _time_hint(self, exc: OutOfWindow, now: float, site: str | None = None) -> None:
         """Answer an authentic out-of-window query with a signed time hint: once per nonce
         (the replay store), at most HINTS_PER_MINUTE per terminal."""
         st = exc.stale
@@ -284,7 +291,7 @@ class RegionalService:
         recent.append(now)
         assert self.sessions is not None
         payload = self.sessions.seal_time_hint(st, now, self._sign_key)
-        self.link.publish(topics.response_topic(self.cfg.region, st.terminal_id), payload)
+        self.link.publish(topics.reply_topic(self.cfg.region, st.terminal_id, site), payload)
         self.counts["time_hints"] += 1
         log.warning(
             "terminal %s: clock %+.1f s off the regional's; sent a time hint",

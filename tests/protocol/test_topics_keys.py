@@ -19,7 +19,17 @@ def test_topics() -> None:
     assert topics.alert_topic("eu") == "ft/v1/eu/alert"
     assert topics.query_subscription("eu", "rg") == "$share/rg/ft/v1/eu/q/+"
     assert topics.query_subscription("eu", None) == "ft/v1/eu/q/+"
-    assert topics.terminal_from_query_topic("eu", "ft/v1/eu/q/k-1") == "k-1"
+    assert topics.query_route("eu", "ft/v1/eu/q/k-1") == ("k-1", None)
+    # a kiosk behind a site broker: its bridge's route, answered by the same route
+    assert topics.query_subscriptions("eu", "rg") == (
+        "$share/rg/ft/v1/eu/q/+",
+        "$share/rg/ft/v1/eu/site/+/q/+",
+    )
+    assert topics.query_route("eu", "ft/v1/eu/site/s-2/q/k-1") == ("k-1", "s-2")
+    assert topics.reply_topic("eu", "k-1", "s-2") == "ft/v1/eu/site/s-2/r/k-1"
+    assert topics.reply_topic("eu", "k-1", None) == "ft/v1/eu/r/k-1"
+    assert topics.per_terminal_prefix("eu", "q", "s-2") == "ft/v1/eu/site/s-2/q/"
+    assert topics.site_filter("eu", "r", "s-2") == "ft/v1/eu/site/s-2/r/+"
     assert topics.per_terminal_filter("eu", "status") == "ft/v1/eu/status/+"
     assert topics.list_filter("eu") == "ft/v1/eu/list/#"
     with pytest.raises(ValueError, match="kind"):
@@ -35,11 +45,21 @@ def test_bad_ids_refused(bad: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "topic", ["ft/v1/eu/r/k-1", "ft/v1/us/q/k-1", "ft/v1/eu/q/k/1", "ft/v1/eu/q/"]
+    "topic",
+    [
+        "ft/v1/eu/r/k-1",
+        "ft/v1/us/q/k-1",
+        "ft/v1/eu/q/k/1",
+        "ft/v1/eu/q/",
+        "ft/v1/eu/site/s-1/r/k-1",
+        "ft/v1/eu/site/S1/q/k-1",
+        "ft/v1/eu/site/s-1/q/",
+        "ft/v1/eu/site/q/k-1",
+    ],
 )
 def test_not_a_query_topic(topic: str) -> None:
     with pytest.raises(EnvelopeError):
-        topics.terminal_from_query_topic("eu", topic)
+        topics.query_route("eu", topic)
 
 
 def test_key_files(tmp_path) -> None:

@@ -1,4 +1,6 @@
-"""A site broker bridged to the regional broker carries only its own site's terminals."""
+"""A site broker bridged to the regional broker carries only its own site's terminals, on
+the site's own route upstream: a kiosk's ``q/<tid>`` and ``r/<tid>`` on its site broker are
+``site/<site>/q/<tid>`` and ``site/<site>/r/<tid>`` on the regional broker."""
 
 from __future__ import annotations
 
@@ -44,19 +46,22 @@ def test_site_bridge_carries_queries_and_responses(region, broker):
     regional = region.regional_peer().connect()
     kiosk = Peer.from_bundle(site_port, site_bundle, "kiosk-101").connect()
     try:
-        regional.subscribe("$share/regional/ft/v1/central/q/+")
+        regional.subscribe("$share/regional/ft/v1/central/site/+/q/+")
         kiosk.subscribe("ft/v1/central/r/kiosk-101")
         q, r = "ft/v1/central/q/kiosk-101", "ft/v1/central/r/kiosk-101"
+        up, down = "ft/v1/central/site/post-7/q/kiosk-101", "ft/v1/central/site/post-7/r/kiosk-101"
         for _ in range(100):  # until the bridge is up; bounded
             kiosk.publish(q, b"q")
-            if regional.got(q, within=0.2):
+            if regional.got(up, within=0.2):
                 break
-        assert regional.count(q) > 0, site.logs()
+        assert regional.count(up) > 0, site.logs()
         for _ in range(100):
-            regional.publish(r, b"verdict")
+            regional.publish(down, b"verdict")
             if kiosk.got(r, within=0.2):
                 break
         assert kiosk.count(r) > 0
+        # the plain response topic is not the bridge's: nothing comes down that way
+        regional.publish(r, b"not by this route")
         # the bridge may not speak for a terminal of another site
         assert kiosk.publish("ft/v1/central/q/kiosk-001").is_failure
         # a terminal added to the site later needs only ACL reloads on both brokers
@@ -68,19 +73,23 @@ def test_site_bridge_carries_queries_and_responses(region, broker):
         k102 = Peer.from_bundle(site_port, late, "kiosk-102").connect()
         try:
             q2, r2 = "ft/v1/central/q/kiosk-102", "ft/v1/central/r/kiosk-102"
+            up2 = "ft/v1/central/site/post-7/q/kiosk-102"
+            down2 = "ft/v1/central/site/post-7/r/kiosk-102"
             k102.subscribe(r2)
             kiosk.subscribe(r2)  # granted in the SUBACK, never delivered (site ACL)
             for _ in range(100):
                 k102.publish(q2, b"q")
-                if regional.got(q2, within=0.2):
+                if regional.got(up2, within=0.2):
                     break
-            assert regional.count(q2) > 0
+            assert regional.count(up2) > 0
             for _ in range(100):
-                regional.publish(r2, b"verdict")
+                regional.publish(down2, b"verdict")
                 if k102.got(r2, within=0.2):
                     break
             assert k102.count(r2) > 0
             assert kiosk.count(r2) == 0
+            # the answer sent by the plain route earlier never reached the kiosk
+            assert kiosk.received.count((r, b"not by this route")) == 0
         finally:
             k102.close()
     finally:
