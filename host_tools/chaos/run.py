@@ -673,8 +673,8 @@ def check_audits(ctx: Ctx, sc: Scenario, c: Check, regional_db: Path) -> None:
 
 
 def _stop_on_signals() -> None:
-    """SIGTERM and SIGHUP end a run as ^C does: the region is stopped on the way out (its
-    processes also die with this one if it is SIGKILLed: :func:`host_tools.proc.die_with_parent`)."""
+    """SIGTERM and SIGHUP end a run as ^C does: the region is stopped on the way out (if
+    this process is SIGKILLed instead, :mod:`host_tools.reaper` stops its processes)."""
 
     def stop(signum: int, _frame: object) -> None:
         for s in (signal.SIGTERM, signal.SIGHUP):  # a second one must not cut the cleanup

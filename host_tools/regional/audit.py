@@ -207,10 +207,10 @@ class AuditTrail:
         db.close()
 
     def _commit(self, db: sqlite3.Connection, items: list[Item]) -> None:
-        """Write one batch; only then publish the answers it holds. A batch that fails is
-        written again row by row, so one bad row costs only its own answer (the kiosk asks
-        again), never the batch's, and never the writer thread: every later answer waits
-        on it."""
+        """Write one batch; only then publish the answers it holds. A batch with a row SQLite
+        refuses is written again row by row, so that row costs only its own answer (the
+        kiosk asks again), never the batch's, and never the writer thread: every later
+        answer waits on it. A database error (busy, I/O, full) costs the batch's answers."""
         try:
             self._write(db, items)
         except sqlite3.OperationalError:  # busy, I/O, full: the database, not a row
