@@ -29,7 +29,10 @@ the client waits whenever more than ``--backlog`` accepted payloads are not yet 
 regional, far below the broker's ``max_queued_messages`` for the regional's session, so the
 broker drops none. Afterwards the regional must be alive and answer real queries correctly,
 from the fuzzing terminal and from another one, and its RSS growth must stay under
-``--max-rss-growth-mb``.
+``--max-rss-growth-mb``. Memory is shown bounded, not just small: the regional runs with
+small caches (``--max-sessions`` 2000, ``--max-refused-tickets`` 20000), full within the
+first half of a long run, and RSS sampled every tenth of the run may grow at most
+``--max-late-growth-mb`` over the second half.
 
 By default the regional's refusal budget (``refusal_burst``/``refusal_rate``, guard.py) is
 lifted, so junk tickets reach the HPKE and signature code instead of the rate limiter;
@@ -256,13 +259,27 @@ class Report:
     rss_before_kb: int = 0
     rss_peak_kb: int = 0
     rss_after_kb: int = 0
+    #: (payloads sent, VmRSS kB) every 10 % of the run: flat once the caches are full
+    rss_samples: list[tuple[int, int]] = field(default_factory=list)
+    sessions: int = 0  # the regional's session cache at the end (at most 100,000)
+    bad_tickets_cached: int = 0  # its negative cache of refused tickets (at most 100,000)
     seconds: float = 0.0
     max_rss_growth_mb: float = 64.0
+    max_late_growth_mb: float = 8.0
     alive: bool = False
 
     @property
     def rss_growth_mb(self) -> float:
         return (self.rss_peak_kb - self.rss_before_kb) / 1024
+
+    @property
+    def late_growth_mb(self) -> float:
+        """RSS growth over the second half of the run: the caches are full by then (the
+        harness starts the regional with small limits), so anything here is a leak."""
+        if len(self.rss_samples) < 2:
+            return 0.0
+        mid = self.rss_samples[len(self.rss_samples) // 2 - 1][1]
+        return (max(kb for _, kb in self.rss_samples) - mid) / 1024
 
     def problems(self) -> list[str]:
         out = []
@@ -285,6 +302,11 @@ class Report:
             out.append("the regional process is not running")
         if self.rss_growth_mb > self.max_rss_growth_mb:
             out.append(f"regional RSS grew {self.rss_growth_mb:.1f} MB")
+        if self.late_growth_mb > self.max_late_growth_mb:
+            out.append(
+                f"regional RSS grew {self.late_growth_mb:.1f} MB in the second half of the run "
+                "(caches full: a leak)"
+            )
         return out
 
     def text(self) -> str:
@@ -303,7 +325,11 @@ class Report:
                 f"after it: {', '.join(self.after_ok)}",
                 f"regional RSS  {self.rss_before_kb / 1024:.1f} MB before, peak "
                 f"{self.rss_peak_kb / 1024:.1f} MB, {self.rss_after_kb / 1024:.1f} MB after "
-                f"(growth {self.rss_growth_mb:.1f} MB)",
+                f"(growth {self.rss_growth_mb:.1f} MB); {self.sessions:,} sessions and "
+                f"{self.bad_tickets_cached:,} refused tickets cached",
+                "RSS by payload "
+                + ", ".join(f"{n // 1000:,}k {kb / 1024:.0f}" for n, kb in self.rss_samples)
+                + f" MB (second half {self.late_growth_mb:+.1f} MB)",
                 f"handler exceptions {self.handler_errors}; regional alive: {self.alive}",
             ]
         )
@@ -414,12 +440,13 @@ def run(
     backlog: int = 2000,
     honest_every: int = 500,
     max_rss_growth_mb: float = 64.0,
+    max_late_growth_mb: float = 8.0,
     progress: Any = None,
 ) -> Report:
     """The live fuzz against a running broker and regional of ``region`` (see the module
     docstring); the region's first regional process is the one checked."""
     regional = region.regional
-    rep = Report(max_rss_growth_mb=max_rss_growth_mb)
+    rep = Report(max_rss_growth_mb=max_rss_growth_mb, max_late_growth_mb=max_late_growth_mb)
     cfg = ClientConfig.load(region.terminal_toml(FUZZER))
     listed = [dk_of(x) for x in region.listed]
     unlisted = [dk_of(x) for x in region.unlisted]
@@ -449,6 +476,8 @@ def run(
             sent_queries += is_query
             if (i + 1) % 20000 == 0:
                 say(f"{i + 1:,} payloads, {time.monotonic() - t0:.0f} s")
+            if (i + 1) % max(1, payloads // 10) == 0:
+                rep.rss_samples.append((i + 1, _rss_kb(regional.pid)[0]))
         with client.cond:  # every PUBACK
             if not client.cond.wait_for(lambda: client.acked >= payloads, WAIT):
                 raise TimeoutError(f"{payloads - client.acked} PUBACKs missing")
@@ -469,6 +498,8 @@ def run(
         client.close(region, FUZZER)
     rep.payloads, rep.to_query, rep.made = payloads, sent_queries, dict(fuzzer.made)
     rep.handled = _handled(after) - base_handled
+    rep.sessions = int(after.get("sessions", 0))
+    rep.bad_tickets_cached = int(after.get("bad_tickets_cached", 0))
     rep.refusals = dict(Counter(after.get("refusals", {})) - base_refusals)
     rep.responses, rep.honest_right = client.responses, client.honest_right
     rep.honest = fuzzer.made["honest"]
@@ -516,7 +547,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--records", type=int, default=2000, help="synthetic list size (2000)")
     p.add_argument("--refusal-burst", type=int, default=1_000_000, help="regional refusal_burst")
     p.add_argument("--refusal-rate", type=float, default=1_000_000.0, help="regional refusal_rate")
+    p.add_argument(
+        "--max-sessions", type=int, default=2000,
+        help="the regional's max_sessions (2000: the cache fills early in the run)",
+    )  # fmt: skip
+    p.add_argument(
+        "--max-refused-tickets", type=int, default=20000,
+        help="the regional's max_refused_tickets (20000: fills early in the run)",
+    )  # fmt: skip
     p.add_argument("--max-rss-growth-mb", type=float, default=64.0, help="fail above (64)")
+    p.add_argument(
+        "--max-late-growth-mb", type=float, default=8.0,
+        help="fail above this RSS growth over the run's second half (8)",
+    )  # fmt: skip
     p.add_argument("--workdir", type=Path, help="region directory (a new temporary one)")
     p.add_argument("--keep", action="store_true", help="keep the region directory")
 
@@ -540,10 +583,15 @@ def main_args(args: argparse.Namespace) -> int:
     ) as region:
         region.provision().generate_list()
         region.start_broker()
-        region.start_regional(env=regional_env(args.refusal_burst, args.refusal_rate))
+        region.start_regional(
+            env=regional_env(
+                args.refusal_burst, args.refusal_rate, args.max_sessions, args.max_refused_tickets
+            )
+        )
         rep = run(
             region, args.payloads, seed=seed, backlog=args.backlog,
             honest_every=args.honest_every, max_rss_growth_mb=args.max_rss_growth_mb,
+            max_late_growth_mb=args.max_late_growth_mb,
             progress=lambda s: print(f"fuzz-mqtt: {s}", flush=True),
         )  # fmt: skip
         print(rep.text(), flush=True)
@@ -559,12 +607,16 @@ def main_args(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
-def regional_env(burst: int, rate: float) -> dict[str, str]:
-    """The regional's environment for a fuzz run: its refusal budget, and a health report
-    every 0.1 s (the client's backlog is measured from it)."""
+def regional_env(
+    burst: int, rate: float, max_sessions: int = 100_000, max_refused: int = 100_000
+) -> dict[str, str]:
+    """The regional's environment for a fuzz run: its refusal budget, its cache limits, and
+    a health report every 0.1 s (the client's backlog is measured from it)."""
     return {
         "FIELDTERM_REGIONAL__REFUSAL_BURST": str(burst),
         "FIELDTERM_REGIONAL__REFUSAL_RATE": str(rate),
+        "FIELDTERM_REGIONAL__MAX_SESSIONS": str(max_sessions),
+        "FIELDTERM_REGIONAL__MAX_REFUSED_TICKETS": str(max_refused),
         "FIELDTERM_REGIONAL__HEALTH_INTERVAL": "0.1",
     }
 

@@ -42,6 +42,10 @@ class RegionalConfig:
     audit_retention_days: float = 365.0  # regional audit rows older than this are deleted
     refusal_burst: int = 50  # refusals a terminal may cost before it is rate limited
     refusal_rate: float = 5.0  # refusals per second it regains (guard.py)
+    #: Open sessions kept (about 0.7 kB each) and refused tickets remembered (about 0.3 kB
+    #: each); the oldest go first. The defaults cost some 100 MB when both are full.
+    max_sessions: int = 100_000
+    max_refused_tickets: int = 100_000
     #: Where the query-path index of a postgresql:// store lives (a SQLite store keeps it
     #: beside the file). Give each regional process its own: several share a store.
     index_dir: Path | None = None
@@ -116,6 +120,10 @@ class RegionalConfig:
             audit_retention_days=sec.number("audit_retention_days", 365.0, lo=1.0, hi=36500.0),
             refusal_burst=sec.integer("refusal_burst", 50, lo=1, hi=1_000_000),
             refusal_rate=sec.number("refusal_rate", 5.0, lo=0.01, hi=1_000_000.0),
+            max_sessions=sec.integer("max_sessions", 100_000, lo=100, hi=10_000_000),
+            max_refused_tickets=sec.integer(
+                "max_refused_tickets", 100_000, lo=100, hi=10_000_000
+            ),
             index_dir=sec.opt_path("index_dir"),
         )
         doc.check_unknown()

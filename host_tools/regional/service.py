@@ -111,8 +111,13 @@ class RegionalService:
             kem_private=keys.load_x25519_private(cfg.kem_key),
             terminal_keys=self.terminals.keys,
             window=cfg.replay_window,
+            max_sessions=cfg.max_sessions,
         )
-        self.guard = RefusalGuard(refusal_burst=cfg.refusal_burst, refusal_rate=cfg.refusal_rate)
+        self.guard = RefusalGuard(
+            refusal_burst=cfg.refusal_burst,
+            refusal_rate=cfg.refusal_rate,
+            max_negative=cfg.max_refused_tickets,
+        )
         self._cheap_audited: dict[tuple[str, str], float] = {}
         self.replay = ReplayStore(cfg.replay_db, cfg.replay_window)
         self.audit = AuditTrail(cfg.audit_db, retention=cfg.audit_retention_days * 86400.0)

@@ -43,9 +43,13 @@ def test_live_fuzz_through_broker_and_regional_accounts_for_every_payload(tmp_pa
     with TestRegion(tmp_path / "region", terminals=tids, records=2000, sample_size=20) as region:
         region.provision().generate_list()
         region.start_broker()
-        region.start_regional(env=fuzz_mqtt.regional_env(1_000_000, 1_000_000.0))
+        # a small negative cache, so that it fills and evicts within the run
+        env = fuzz_mqtt.regional_env(1_000_000, 1_000_000.0, max_refused=500)
+        region.start_regional(env=env)
         lifted = fuzz_mqtt.run(region, 3000, seed=14, honest_every=250)
         assert lifted.problems() == [], lifted.text()
+        assert lifted.bad_tickets_cached == 500  # full, at the configured limit
+        assert len(lifted.rss_samples) == 10
         assert lifted.handled == lifted.to_query > 2500
         assert lifted.honest >= 10 and lifted.honest_right == lifted.honest
         # junk reached each layer: the envelope, the ticket (HPKE, then the signature), the
@@ -62,3 +66,20 @@ def test_live_fuzz_through_broker_and_regional_accounts_for_every_payload(tmp_pa
         assert limited.handled == limited.to_query
         assert limited.refusals.get("rate_limited", 0) > 100, limited.refusals
         assert limited.honest_right == limited.honest > 0  # a genuine session still answered
+
+
+def test_the_live_report_fails_on_growth_in_the_second_half_only() -> None:
+    """Caches fill in the first half (the harness sets small limits), so RSS that still
+    grows after it is a leak; growth early on is the caches filling."""
+    mb = 1024
+    rep = fuzz_mqtt.Report(
+        handled=10, to_query=10, honest=1, honest_right=1, after_ok=["ok"], alive=True,
+        rss_before_kb=50 * mb, rss_peak_kb=70 * mb,
+        rss_samples=[(i, (50 + 4 * min(i, 5)) * mb) for i in range(1, 11)],
+    )  # fmt: skip
+    assert rep.problems() == [] and rep.late_growth_mb == 0.0
+    rep.rss_samples = [(i, (50 + 2 * i) * mb) for i in range(1, 11)]  # 2 MB per tenth
+    assert rep.late_growth_mb == 10.0
+    assert rep.problems() == [
+        "regional RSS grew 10.0 MB in the second half of the run (caches full: a leak)"
+    ]
