@@ -511,7 +511,9 @@ class RegionalSessions:
             raise _fail("expired", "session ticket expired; terminal must start a new session")
         self._check_key(sess)
         try:
-            pt = sess.query_aead().decrypt(nonce, payload[hl:], payload[:hl] + topic_terminal.encode())
+            pt = sess.query_aead().decrypt(
+                nonce, payload[hl:], payload[:hl] + topic_terminal.encode()
+            )
         except InvalidTag:
             raise _fail("aead", "query authentication failed") from None
         query_id, ts_ms = _Q_PT.unpack_from(pt)

@@ -121,9 +121,7 @@ class RegionalConfig:
             refusal_burst=sec.integer("refusal_burst", 50, lo=1, hi=1_000_000),
             refusal_rate=sec.number("refusal_rate", 5.0, lo=0.01, hi=1_000_000.0),
             max_sessions=sec.integer("max_sessions", 100_000, lo=100, hi=10_000_000),
-            max_refused_tickets=sec.integer(
-                "max_refused_tickets", 100_000, lo=100, hi=10_000_000
-            ),
+            max_refused_tickets=sec.integer("max_refused_tickets", 100_000, lo=100, hi=10_000_000),
             index_dir=sec.opt_path("index_dir"),
         )
         doc.check_unknown()
