@@ -9,12 +9,20 @@ First choice (:func:`sniff`): the earliest complete signature in the bytes seen 
 
 The bytes seen so far are then replayed into that framer, so the first document is
 not lost. Once chosen, the framer is contradicted when it counts junk or a bad frame
-since its last document and is not inside a frame of its own; while that lasts, each other framing is tried on the recent
-bytes (at most :data:`WINDOW` bytes since the last document), and the first one that
-decodes a *valid* MRZ from them takes over, in the order rte, json, stx, lines. (Valid,
-because a framing can half-read another one's frames: STX framing reads an RTE block's
-lines with their ``_`` padding.)
-Every buffer here has a constant bound: the probe, the window and the inner framer's.
+since its last document and is not inside a frame of its own; while that lasts, each other
+framing is tried on the recent bytes (at most :data:`WINDOW` bytes since the last
+document), and the first one that decodes a *valid* MRZ from them takes over, in the order
+rte, json, stx, lines. (Valid, because a framing can half-read another one's frames: STX
+framing reads an RTE block's lines with their ``_`` padding.) The taker-over then reads
+the window afresh, so its first document is not lost either.
+
+The trials cost linear time in the bytes: the trial framers are made once, from the
+window, at the first contradiction, and then fed each new chunk as it comes (they are
+remade from the window after every :data:`WINDOW` bytes, so they never hold more than a
+fresh trial would). Replaying the whole window at each line end instead cost a kilobyte
+of framing per chunk under a stream of junk.
+Every buffer here has a constant bound: the probe, the window, the inner framer's and
+the trials'.
 """
 
 from __future__ import annotations
@@ -50,6 +58,7 @@ _SIGNATURES: tuple[tuple[str, re.Pattern[bytes]], ...] = (
     ("lines", re.compile(rb"(?:^|(?<=[\r\n]))[A-Z0-9<]{30,44}[ \t]*[\r\n]")),
 )
 _TRIAL_TRIGGERS = (b"\x03", b"\r", b"\n")
+_ORDER = list(CANDIDATES)
 
 
 def sniff(data: bytes) -> tuple[str, int] | None:
@@ -78,6 +87,11 @@ class AutoFramer(Framer):
         self._base = {"junk_bytes": 0, "bad_frames": 0}  # counts of replaced framers
         self._mark = (0, 0)  # the inner's (junk, bad) at its last document
         self.switches = 0
+        # the other framings, fed since the window's bytes at their making (None: not made)
+        self._trials: dict[str, Framer] | None = None
+        self._trial_fed = 0  # bytes fed to the trials since they were made from the window
+        self._hits: set[str] = set()  # trials that decoded a valid MRZ since then
+        self._end_tried = -1  # self.offset when a trial with flush last found nothing
 
     @property
     def framing(self) -> str | None:
@@ -130,21 +144,27 @@ class AutoFramer(Framer):
         self._window += data
         if len(self._window) > WINDOW:
             del self._window[: len(self._window) - WINDOW]
+        if self._trials is not None:
+            self._feed_trials(data, now)
         if self._contradicted() and (
-            any(t in data for t in _TRIAL_TRIGGERS) or 0x01 in self._window
+            self._trials is not None
+            or any(t in data for t in _TRIAL_TRIGGERS)
+            or 0x01 in self._window
         ):
-            switched = self._try_others(now, end=False)
-            if switched is not None:
-                return switched
+            if self._trials is None:
+                self._make_trials(now)
+            if self._hits:
+                return self._switch(min(self._hits, key=_ORDER.index), now, end=False)
         return []
 
     def poll(self, now: float) -> list[ScannedDocument]:
         if self.inner is None:
             return []
-        if self._contradicted() and self._window:
+        if self._contradicted() and self._window and self._end_tried != self.offset:
             switched = self._try_others(now, end=True)
             if switched is not None:
                 return switched
+            self._end_tried = self.offset  # the same bytes would find nothing again
         return self._delivered(self.inner.poll(now))
 
     def flush(self) -> list[ScannedDocument]:
@@ -184,6 +204,7 @@ class AutoFramer(Framer):
             self.switches += 1
         self.inner = framer
         self._mark = (0, 0)
+        self._drop_trials()
 
     def _contradicted(self) -> bool:
         inner = self._inner()
@@ -196,7 +217,42 @@ class AutoFramer(Framer):
             inner = self._inner()
             self._mark = (inner.junk_bytes, inner.bad_frames)
             self._window.clear()
+            self._drop_trials()
         return docs
+
+    def _drop_trials(self) -> None:
+        self._trials, self._trial_fed, self._hits = None, 0, set()
+
+    def _make_trials(self, now: float) -> None:
+        """Trial framers of the other framings, fed the window (see the module docstring)."""
+        current = self._inner().name
+        self._trials = {n: self._make(n) for n in CANDIDATES if n != current}
+        self._trial_fed, self._hits = 0, set()
+        self._feed_trials(bytes(self._window), now, fresh=True)
+
+    def _feed_trials(self, data: bytes, now: float, *, fresh: bool = False) -> None:
+        assert self._trials is not None
+        if not fresh:
+            self._trial_fed += len(data)
+            if self._trial_fed >= WINDOW:  # remade: they hold no more than the window
+                self._make_trials(now)
+                return
+        for name, trial in self._trials.items():
+            # one constant time: a gap between chunks must not time a trial's frame out,
+            # as it would not in one read of the whole window
+            if any(d.mrz is not None and d.mrz.valid for d in trial.feed(data, 0.0)):
+                self._hits.add(name)
+            trial.take_errors()
+
+    def _switch(self, name: str, now: float, *, end: bool) -> list[ScannedDocument]:
+        """``name`` takes over: a new framer of it reads the window afresh."""
+        window = bytes(self._window)
+        real = self._make(name)
+        self._use(real)
+        docs = real.feed(window, now)
+        if end:
+            docs += real.flush()
+        return self._delivered(docs)
 
     def _try_others(self, now: float, *, end: bool) -> list[ScannedDocument] | None:
         window = bytes(self._window)
@@ -209,12 +265,7 @@ class AutoFramer(Framer):
             if end:
                 got += trial.flush()
             if any(d.mrz is not None and d.mrz.valid for d in got):
-                real = self._make(name)
-                self._use(real)
-                docs = real.feed(window, now)
-                if end:
-                    docs += real.flush()
-                return self._delivered(docs)
+                return self._switch(name, now, end=end)
         return None
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from firmware.scanner import AutoFramer, make_framer, sniff
+from firmware.scanner import AutoFramer, auto, make_framer, sniff
 from tests.scanner.helpers import DOCS, ENCODERS, framing_of, junk_for
 
 
@@ -74,3 +74,46 @@ def test_sniff_positions():
     assert sniff(b"\x02 {") == ("json", 0)
     assert sniff(b"OK\r\n" + b"P<" * 20 + b"\r") == ("lines", 4)
     assert sniff(b"nothing here") is None
+
+
+@pytest.mark.parametrize(("first", "second"), [("lines-crlf", "rte"), ("rte", "stx-plain")])
+def test_a_contradicting_framing_is_found_when_it_comes_a_byte_at_a_time(first, second):
+    f = AutoFramer()
+    got = f.feed(ENCODERS[first](DOCS["TD3"]), 0.0)
+    data = junk_for(second) + ENCODERS[second](DOCS["TD1"])
+    for i in range(len(data)):
+        got += f.feed(data[i : i + 1], 0.01 * i)  # 10 ms apart: no idle timeout of 0.5 s
+    assert [d.lines for d in got] == [tuple(DOCS["TD3"]), tuple(DOCS["TD1"])]
+    assert f.framing == framing_of(second) and f.switches == 1
+
+
+def test_trials_under_junk_cost_linear_time(monkeypatch):
+    """A stream that contradicts the framing has every other framing tried on it; the
+    trials must read each byte a bounded number of times, not replay the whole window at
+    each line end (they did: 208 times per byte here)."""
+    fed = {"bytes": 0}
+
+    def counting(cls):
+        class Counting(cls):
+            def feed(self, data, now):
+                fed["bytes"] += len(data)
+                return super().feed(data, now)
+
+        return Counting
+
+    for name, cls in list(auto.CANDIDATES.items()):
+        monkeypatch.setitem(auto.CANDIDATES, name, counting(cls))
+    f = AutoFramer()
+    assert len(f.feed(ENCODERS["rte"](DOCS["TD3"]), 0.0)) == 1
+    fed["bytes"] = 0
+    junk = bytes((7 * i) % 251 for i in range(160)) + b"\r\n"  # line ends, no frame
+    n = 0
+    for i in range(400):  # 65 kB in 16-byte reads
+        for j in range(0, len(junk), 16):
+            chunk = junk[j : j + 16]
+            n += len(chunk)
+            assert f.feed(chunk, float(i)) == []
+    assert f.framing == "rte" and f.switches == 0
+    # the inner framer reads each byte once, three trials once each, and every 1 kB the
+    # trials are remade from the window (1 kB each): about 7 reads per byte in all
+    assert fed["bytes"] < 8 * n, fed["bytes"] / n  # 6.9 measured
