@@ -10,7 +10,7 @@ import statistics
 import pytest
 
 from firmware.transport.reconnect import KIOSK_RECONNECT, ReconnectPolicy
-from host_tools.sim.fleet import Fault
+from host_tools.sim.fleet import Fault, GcPauses
 from host_tools.sim.fleet_stats import FaultRecord, ScanRecord, percentile, summarise
 from host_tools.sim.fleet_traffic import TrafficModel, offered_rate, scan_schedule
 
@@ -122,3 +122,19 @@ def test_recovery_waits_for_every_dropped_link_and_every_caught_scan() -> None:
     assert r["p99_outside_ms"] == 50.0  # the 3 s and 2 s scans are inside the window
     links.pop()  # kiosk 1 never came back
     assert summarise(scans, [fault], links, query_timeout=2.0)["recovery_s"] is None
+
+
+def test_gc_pauses_records_each_collection_and_the_longest() -> None:
+    """The simulator's collector pauses are inside every latency it measures, so it
+    reports them; a collection over many tracked objects is timed, not guessed."""
+    import gc  # noqa: PLC0415
+
+    junk = [[i] for i in range(300_000)]  # tracked objects for a full collection to walk
+    with GcPauses() as pauses:
+        gc.collect()
+        gc.collect()
+    assert pauses.count == 2 and pauses.max_ms > 0.0
+    after = pauses.count
+    gc.collect()  # no longer listening
+    assert pauses.count == after and pauses not in gc.callbacks
+    del junk
