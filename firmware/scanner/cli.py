@@ -69,6 +69,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import contextlib  # noqa: PLC0415 - keep register() cheap
     import queue  # noqa: PLC0415
+    import signal  # noqa: PLC0415
     import time  # noqa: PLC0415
 
     from firmware.scanner.base import ScannedDocument  # noqa: PLC0415
@@ -95,6 +96,11 @@ def run(args: argparse.Namespace) -> int:
     seen = 0
     warned = False
     code = EXIT_OK
+    # SIGINT ends the run with the counters (exit 130), as the agent and the regional stop
+    # on it, even when it was inherited ignored: a background job of a script starts with
+    # SIGINT ignored, and Python then installs no KeyboardInterrupt of its own, so an
+    # interrupted scan read on (and held the port) for ever.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     reader = ScannerReader(config, docs.put, mrz_mode=mrz_mode)
     with reader, contextlib.suppress(KeyboardInterrupt):
         code = EXIT_INTERRUPTED  # unless the loop below ends on its own

@@ -259,13 +259,24 @@ def test_disconnect_every_document_recovers_each_time(tmp_path):
     assert "unplugs=4" in sim_err
 
 
-def test_scan_interrupted_prints_counters():
+@pytest.mark.parametrize("inherited", ["default", "ignored"])
+def test_scan_interrupted_prints_counters(inherited):
+    # "ignored": started as a script's background job is (SIGINT inherited as SIG_IGN)
+    def pre() -> None:
+        if inherited == "ignored":
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
     with ScannerSimulator("lines") as sim:
-        scan = start(["scan", "--port", sim.path, "--jsonl"])
-        sim.send(DOCS["TD3"])
-        first = json.loads(scan.stdout.readline())
-        assert first["lines"] == DOCS["TD3"]
-        scan.send_signal(signal.SIGINT)
-        _out, err = scan.communicate(timeout=LIMIT)
+        scan = start(["scan", "--port", sim.path, "--jsonl"], preexec_fn=pre)
+        try:
+            sim.send(DOCS["TD3"])
+            first = json.loads(scan.stdout.readline())
+            assert first["lines"] == DOCS["TD3"]
+            scan.send_signal(signal.SIGINT)
+            _out, err = scan.communicate(timeout=LIMIT)
+        finally:  # never leave a reader behind on a pty number the next test may get
+            if scan.poll() is None:
+                scan.kill()
+                scan.wait()
     assert scan.returncode == 130
     assert "documents=1" in err and "(interrupted)" in err

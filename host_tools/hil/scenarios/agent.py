@@ -122,12 +122,23 @@ def expect_pattern(
     window: float = 3.0,
 ) -> None:
     """The pins seen over ``window`` s from near ``around`` must be best explained by
-    ``state``'s pattern (of all the patterns the firmware has), and well (>= 75 %)."""
+    ``state``'s pattern (of all the patterns the firmware has), well (>= 70 % of the
+    samples), and clearly ahead of the next best (by 0.1 or more).
+
+    70 %, not more: the host polls the pins every 50 ms, so each edge is seen up to 50 ms
+    late, and the emulated Pi's own timing wanders on top (its 140 ms on / 120 ms off red
+    blink was seen 150 ms on, then 100 ms off); the POSSIBLE MATCH blink, 8 edges a
+    second, loses about a quarter of its samples to that alone (0.75 in one CI run, 0.87
+    in the next scenario of the same run). The lead over the runner-up is what tells two
+    similar patterns apart."""
     wait_until(lambda: rec.now() > around + search[1] + window + 0.1, window + 10, "pin samples")
     ranked = classify(rec.timeline, pins, around, patterns, window=window, search=search)
     best, runner = ranked[0], ranked[1]
     summary = f"{best.state} {best.score:.2f}, next {runner.state} {runner.score:.2f}"
-    check(best.state == state and best.score >= 0.75, f"pins for {state} look like {summary}")
+    check(
+        best.state == state and best.score >= 0.7 and best.score - runner.score >= 0.1,
+        f"pins for {state} look like {summary}",
+    )
     ctx.note(f"pin pattern {state}: {summary}")
 
 
