@@ -160,3 +160,18 @@ def test_classify_rejects_a_wrong_or_frozen_pattern():
     stuck.record(2.0, 1 << pins["red"])
     ranked = classify(stuck, pins, 2.0, _table())
     assert ranked[0].score < 0.75, ranked[:3]  # no pattern of the firmware explains it
+
+
+def test_only_a_stall_before_the_agent_is_ready_is_booted_again(tmp_path):
+    """An emulator that hangs before the kiosk's agent is up has checked nothing, and is
+    booted once more; a failed check, or a timeout after the agent was ready, stands."""
+    from host_tools.hil.rig import Outcome, stalled_before_ready  # noqa: PLC0415
+
+    def out(error, timings):
+        return Outcome("agent-raspi3b", not error, 1.0, error, tmp_path, timings, ())
+
+    stall = "FieldtermTimeout: raspi3b: no 'agent ready' on the console after 450 s"
+    assert stalled_before_ready(out(stall, {"boot": 50.2}))
+    assert not stalled_before_ready(out(stall, {"boot": 50.2, "agent_ready": 73.6}))
+    assert not stalled_before_ready(out("ScenarioFailed: pins for clear look like idle", {}))
+    assert not stalled_before_ready(out("", {"boot": 50.2}))  # passed
