@@ -262,9 +262,8 @@ class Report:
     #: (payloads sent, VmRSS kB) every 10 % of the run: flat once the caches are full
     rss_samples: list[tuple[int, int]] = field(default_factory=list)
     sessions: int = 0  # the regional's session cache at the end (at most max_sessions)
-    bad_tickets_cached: int = (
-        0  # its negative cache of refused tickets (at most max_refused_tickets)
-    )
+    #: its negative cache of refused tickets at the end (at most max_refused_tickets)
+    bad_tickets_cached: int = 0
     seconds: float = 0.0
     max_rss_growth_mb: float = 64.0
     max_late_growth_mb: float = 8.0

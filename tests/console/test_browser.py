@@ -87,17 +87,25 @@ def _wait(driver, cond, timeout=10.0, what="condition"):
     )
 
 
-def _stale_as_stale(cond):
+def _is_stale(exc):
     """Chromedriver sometimes reports an element the live update replaced between the
     find and the read as "unknown error: ... Node with given id does not belong to the
-    document" instead of a stale element (seen once in CI, on ``.text``); it is the same
-    race, so the wait looks again. Any other driver error still fails the test."""
+    document" instead of a stale element (seen once in CI, on ``.text``): the same race.
+    Any other driver error is not."""
+    return isinstance(exc, StaleElementReferenceException) or (
+        "does not belong to the document" in str(exc.msg)
+    )
+
+
+def _stale_as_stale(cond):
+    """``cond``, with the driver's other wording of a stale element made one (the wait
+    ignores those and looks again)."""
 
     def wrapped(driver):
         try:
             return cond(driver)
         except WebDriverException as exc:
-            if "does not belong to the document" in str(exc.msg):
+            if _is_stale(exc) and not isinstance(exc, StaleElementReferenceException):
                 raise StaleElementReferenceException(exc.msg) from exc
             raise
 
@@ -119,10 +127,7 @@ def _retry(action, tries=20):
         try:
             return action()
         except WebDriverException as exc:  # stale, however the driver words it
-            stale = isinstance(exc, StaleElementReferenceException) or (
-                "does not belong to the document" in str(exc.msg)
-            )
-            if not stale or i == tries - 1:
+            if not _is_stale(exc) or i == tries - 1:
                 raise
             time.sleep(0.1)
     return None
